@@ -1,0 +1,139 @@
+//! Connection configuration: limits and timers, with documented defaults.
+
+use std::time::Duration;
+
+/// Settings for a [`crate::Connection`], built once with [`ConfigBuilder`].
+///
+/// ```
+/// use std::time::Duration;
+/// let config = wsx_proto::Config::builder()
+///     .max_message_size(1 << 20)
+///     .ping_interval(Some(Duration::from_secs(30)))
+///     .build()
+///     .unwrap();
+/// assert_eq!(config.max_message_size(), 1 << 20);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    max_frame_size: usize,
+    max_message_size: usize,
+    ping_interval: Option<Duration>,
+    pong_timeout: Duration,
+    close_timeout: Duration,
+    deliver_fragments: bool,
+}
+
+/// 16 MiB: large enough for any sane message, small enough that a hostile
+/// peer cannot make one connection hold much memory. Send bulk data over HTTP.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
+/// Frames are bounded like messages by default.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
+/// How long to wait for a pong (or any data) after a keepalive ping.
+pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for the peer's close frame after sending ours.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            ping_interval: None,
+            pong_timeout: DEFAULT_PONG_TIMEOUT,
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            deliver_fragments: false,
+        }
+    }
+}
+
+impl Config {
+    /// A builder starting from the defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder(Config::default())
+    }
+    /// Largest accepted frame payload; larger frames fail with 1009 before
+    /// their payload is buffered. Default [`DEFAULT_MAX_FRAME_SIZE`].
+    pub fn max_frame_size(&self) -> usize {
+        self.max_frame_size
+    }
+    /// Largest accepted message (sum of its fragments); 1009 past it.
+    /// Default [`DEFAULT_MAX_MESSAGE_SIZE`].
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+    /// Send a keepalive ping this often; `None` (the default) disables keepalive.
+    pub fn ping_interval(&self) -> Option<Duration> {
+        self.ping_interval
+    }
+    /// After a keepalive ping, the peer must send something within this time
+    /// or the connection ends as 1006. Default [`DEFAULT_PONG_TIMEOUT`].
+    pub fn pong_timeout(&self) -> Duration {
+        self.pong_timeout
+    }
+    /// After sending a close frame, wait this long for the peer's. Default
+    /// [`DEFAULT_CLOSE_TIMEOUT`].
+    pub fn close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+    /// Deliver data frames one by one as [`crate::Event::Fragment`] instead of
+    /// whole messages (for streaming large messages). Default off.
+    pub fn deliver_fragments(&self) -> bool {
+        self.deliver_fragments
+    }
+}
+
+/// A configuration value that makes no sense.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(&'static str);
+
+/// Builds a [`Config`]; [`ConfigBuilder::build`] validates it.
+#[derive(Debug, Clone)]
+pub struct ConfigBuilder(Config);
+
+impl ConfigBuilder {
+    /// See [`Config::max_frame_size`].
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.0.max_frame_size = bytes;
+        self
+    }
+    /// See [`Config::max_message_size`].
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.0.max_message_size = bytes;
+        self
+    }
+    /// See [`Config::ping_interval`].
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
+        self.0.ping_interval = interval;
+        self
+    }
+    /// See [`Config::pong_timeout`].
+    pub fn pong_timeout(mut self, timeout: Duration) -> Self {
+        self.0.pong_timeout = timeout;
+        self
+    }
+    /// See [`Config::close_timeout`].
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.0.close_timeout = timeout;
+        self
+    }
+    /// See [`Config::deliver_fragments`].
+    pub fn deliver_fragments(mut self, on: bool) -> Self {
+        self.0.deliver_fragments = on;
+        self
+    }
+    /// Checks the values and returns the configuration.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let c = self.0;
+        if c.max_frame_size == 0 || c.max_message_size == 0 {
+            return Err(ConfigError("size limits must be at least 1 byte"));
+        }
+        if c.ping_interval == Some(Duration::ZERO) {
+            return Err(ConfigError("ping_interval must be longer than zero"));
+        }
+        if c.pong_timeout.is_zero() || c.close_timeout.is_zero() {
+            return Err(ConfigError("timeouts must be longer than zero"));
+        }
+        Ok(c)
+    }
+}

@@ -1,0 +1,543 @@
+//! Client side of the opening handshake (RFC 6455 §4.1).
+
+use super::{accept_key, has_token, parse_extensions, ExtensionOffer, DEFAULT_MAX_HANDSHAKE_BYTES, MAX_HEADERS};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Response, StatusCode, Uri};
+use std::fmt;
+
+/// What the client asks for: URL, subprotocols, extra headers.
+///
+/// ```
+/// use wsx_proto::handshake::ClientRequest;
+/// let req = ClientRequest::new("ws://127.0.0.1:9001/chat?x=1").unwrap().protocol("chat");
+/// assert_eq!(req.host_header(), "127.0.0.1:9001");
+/// assert_eq!(req.path_and_query(), "/chat?x=1");
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientRequest {
+    uri: Uri,
+    secure: bool,
+    host: String,
+    port: u16,
+    host_header: String,
+    protocols: Vec<String>,
+    extensions: Option<String>,
+    headers: HeaderMap,
+}
+
+impl ClientRequest {
+    /// Parses a `ws://` or `wss://` URL (RFC 6455 §3). `user:pass@` in the
+    /// URL becomes a Basic `Authorization` header.
+    ///
+    /// # Errors
+    /// A URL that is not absolute, has another scheme, or has a fragment.
+    pub fn new(url: &str) -> Result<Self, ClientHandshakeError> {
+        let bad = |why: &str| ClientHandshakeError::InvalidUrl(format!("{url:?}: {why}"));
+        if url.contains('#') {
+            return Err(bad("a WebSocket URL must not have a fragment (RFC 6455 §3)"));
+        }
+        let uri: Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
+        let secure = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("ws") => false,
+            Some(s) if s.eq_ignore_ascii_case("wss") => true,
+            Some(s) if s.eq_ignore_ascii_case("http") => false,
+            Some(s) if s.eq_ignore_ascii_case("https") => true,
+            Some(other) => return Err(bad(&format!("scheme {other:?} is not ws:// or wss://"))),
+            None => return Err(bad("expected ws://host[:port]/path or wss://...")),
+        };
+        let authority = uri.authority().ok_or_else(|| bad("missing host"))?;
+        let host = authority.host();
+        if host.is_empty() {
+            return Err(bad("missing host"));
+        }
+        let default_port = if secure { 443 } else { 80 };
+        let port = authority.port_u16().unwrap_or(default_port);
+        let host_only = authority
+            .as_str()
+            .rsplit_once('@')
+            .map_or(authority.as_str(), |(_, h)| h);
+        let mut headers = HeaderMap::new();
+        if let Some((userinfo, _)) = authority.as_str().rsplit_once('@') {
+            let value = format!("Basic {}", BASE64.encode(userinfo));
+            headers.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(&value).map_err(|_| bad("invalid credentials"))?,
+            );
+        }
+        Ok(ClientRequest {
+            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            port,
+            // Authority as written: includes a non-default port, which some
+            // servers (Autobahn among them) require.
+            host_header: host_only.to_string(),
+            secure,
+            uri,
+            protocols: Vec::new(),
+            extensions: None,
+            headers,
+        })
+    }
+
+    /// Offers a subprotocol (repeat for several, in order of preference).
+    pub fn protocol(mut self, p: impl Into<String>) -> Self {
+        self.protocols.push(p.into());
+        self
+    }
+
+    /// Offers extensions: the whole `Sec-WebSocket-Extensions` value.
+    pub fn extensions(mut self, value: impl Into<String>) -> Self {
+        self.extensions = Some(value.into());
+        self
+    }
+
+    /// Adds a header (e.g. `Origin`, `Authorization`, `Cookie`).
+    ///
+    /// # Errors
+    /// A name or value that is not valid in HTTP.
+    pub fn header(mut self, name: &str, value: &str) -> Result<Self, ClientHandshakeError> {
+        let n = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ClientHandshakeError::InvalidHeader(name.to_string()))?;
+        let v = HeaderValue::from_str(value)
+            .map_err(|_| ClientHandshakeError::InvalidHeader(name.to_string()))?;
+        self.headers.append(n, v);
+        Ok(self)
+    }
+
+    /// The URL.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+    /// `wss://` (TLS).
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+    /// Host to connect to (without brackets for IPv6).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+    /// Port to connect to (80 or 443 unless the URL says otherwise).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    /// The `Host` header value.
+    pub fn host_header(&self) -> &str {
+        &self.host_header
+    }
+    /// The request target.
+    pub fn path_and_query(&self) -> &str {
+        self.uri.path_and_query().map_or("/", |p| p.as_str())
+    }
+    /// Subprotocols offered.
+    pub fn protocols(&self) -> &[String] {
+        &self.protocols
+    }
+}
+
+/// A completed client handshake.
+#[derive(Debug, Clone)]
+pub struct Handshaken {
+    /// The server's 101 response.
+    pub response: Response<()>,
+    /// The subprotocol the server selected.
+    pub protocol: Option<String>,
+    /// The extensions the server accepted.
+    pub extensions: Vec<ExtensionOffer>,
+    /// Bytes after the response head: the first WebSocket frames.
+    pub leftover: Bytes,
+}
+
+/// Why a client handshake failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientHandshakeError {
+    /// The URL is unusable.
+    #[error("invalid WebSocket URL {0}")]
+    InvalidUrl(String),
+    /// A header name or value is unusable.
+    #[error("invalid header {0:?}")]
+    InvalidHeader(String),
+    /// The server answered something other than 101.
+    #[error("{}", rejection_text(*.status, .headers, .body))]
+    Rejected {
+        /// The status the server sent.
+        status: StatusCode,
+        /// Its headers.
+        headers: HeaderMap,
+        /// The start of its body.
+        body: Bytes,
+    },
+    /// The response head exceeded the byte cap.
+    #[error("handshake response head larger than {0} bytes")]
+    HeadTooLarge(usize),
+    /// The response is not HTTP.
+    #[error("the server's answer is not an HTTP response ({0}); is this a WebSocket (or HTTP) server? A wss:// URL against a plain server, or ws:// against a TLS port, looks like this")]
+    Malformed(String),
+    /// 101 without `Upgrade: websocket` or `Connection: upgrade`.
+    #[error("101 response lacks \"{0}\": the server (or a proxy) does not speak WebSocket properly")]
+    MissingHeader(&'static str),
+    /// `Sec-WebSocket-Accept` did not match the key (RFC 6455 §4.1).
+    #[error("wrong Sec-WebSocket-Accept {got:?} (expected {expected:?}): the server does not implement RFC 6455 §4.2.2, or something between rewrote the handshake")]
+    BadAccept {
+        /// What RFC 6455 §4.2.2 gives for our key.
+        expected: String,
+        /// What the server sent.
+        got: String,
+    },
+    /// The server selected a subprotocol the client did not offer.
+    #[error("server selected subprotocol {0:?}, which was not offered")]
+    UnofferedProtocol(String),
+    /// The server accepted an extension the client did not offer.
+    #[error("server accepted extension {0:?}, which was not offered")]
+    UnofferedExtension(String),
+    /// The connection ended before the response head was complete.
+    #[error("connection closed before the handshake response was complete: the server or a reverse proxy in front of it hung up (a proxy that does not forward the Upgrade header often does this; nginx needs `proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\";`)")]
+    Closed,
+}
+
+const NGINX_HINT: &str = "if a reverse proxy sits in front, it did not forward the Upgrade header (nginx needs `proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\";`)";
+
+fn rejection_text(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> String {
+    let mut s = format!(
+        "server answered {} {} instead of 101 Switching Protocols",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let body_text = String::from_utf8_lossy(body);
+    let body_text = body_text.trim();
+    let hint: String = match status.as_u16() {
+        200 => format!("the URL serves plain HTTP here; {NGINX_HINT}"),
+        400 => format!("the server rejected the handshake; {NGINX_HINT}"),
+        404 => "wrong path, or a proxy routes this path to a server without a WebSocket endpoint".into(),
+        401 | 403 => "the server refused this client: authentication (headers, cookies, token) or an Origin check".into(),
+        426 => match headers.get(header::SEC_WEBSOCKET_VERSION) {
+            Some(v) => format!("the server speaks WebSocket version {v:?}, not 13"),
+            None => "the server requires an upgrade to another protocol".into(),
+        },
+        301 | 302 | 303 | 307 | 308 => match headers.get(header::LOCATION) {
+            Some(l) => format!("redirected to {}; connect to that URL instead (http→https means wss://)", String::from_utf8_lossy(l.as_bytes())),
+            None => "redirected, without a Location".into(),
+        },
+        429 | 503 => "the server is overloaded or at its connection limit; retry later".into(),
+        502 | 504 => "a proxy could not reach the WebSocket server behind it (backend down or wrong upstream)".into(),
+        _ => String::new(),
+    };
+    if !hint.is_empty() {
+        s.push_str(": ");
+        s.push_str(&hint);
+    }
+    if !body_text.is_empty() {
+        let mut end = body_text.len().min(200);
+        while !body_text.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.push_str(&format!(" (body: {:?})", &body_text[..end]));
+    }
+    s
+}
+
+/// The client handshake in progress: feed it the server's bytes.
+///
+/// ```
+/// use wsx_proto::handshake::{ClientHandshake, ClientRequest};
+/// let req = ClientRequest::new("ws://server.example.com/chat").unwrap();
+/// let (mut hs, bytes) = ClientHandshake::new(&req, *b"the sample nonce");
+/// assert!(String::from_utf8(bytes).unwrap().contains("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"));
+/// let done = hs.handle_data(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+///     Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n").unwrap();
+/// assert!(done.is_some());
+/// ```
+#[derive(Debug)]
+pub struct ClientHandshake {
+    expected_accept: String,
+    protocols: Vec<String>,
+    offered_extensions: Vec<String>,
+    buf: BytesMut,
+    max_bytes: usize,
+    /// A non-101 response whose body we are still collecting.
+    rejected: Option<(StatusCode, HeaderMap, usize)>,
+}
+
+/// How much of a rejection's body to keep for the error.
+const BODY_PREFIX: usize = 1024;
+
+impl ClientHandshake {
+    /// Starts a handshake with the 16-byte `key` (random in production,
+    /// RFC 6455 §4.1). Returns the handshake and the request bytes to send.
+    pub fn new(req: &ClientRequest, key: [u8; 16]) -> (Self, Vec<u8>) {
+        let key = BASE64.encode(key);
+        let mut s = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n",
+            req.path_and_query(),
+            req.host_header()
+        );
+        if !req.protocols.is_empty() {
+            s.push_str(&format!("Sec-WebSocket-Protocol: {}\r\n", req.protocols.join(", ")));
+        }
+        let mut offered_extensions = Vec::new();
+        if let Some(e) = &req.extensions {
+            s.push_str(&format!("Sec-WebSocket-Extensions: {e}\r\n"));
+            offered_extensions = parse_extensions(e)
+                .map(|v| v.into_iter().map(|o| o.name).collect())
+                .unwrap_or_default();
+        }
+        let mut out = s.into_bytes();
+        for (k, v) in &req.headers {
+            out.extend_from_slice(k.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        (
+            ClientHandshake {
+                expected_accept: accept_key(key.as_bytes()),
+                protocols: req.protocols.clone(),
+                offered_extensions,
+                buf: BytesMut::new(),
+                max_bytes: DEFAULT_MAX_HANDSHAKE_BYTES,
+                rejected: None,
+            },
+            out,
+        )
+    }
+
+    /// Feeds the server's bytes. `Ok(None)`: need more. For a non-101
+    /// answer, this waits for the start of the body and then returns
+    /// [`ClientHandshakeError::Rejected`]; call
+    /// [`ClientHandshake::handle_eof`] to stop waiting.
+    pub fn handle_data(&mut self, data: &[u8]) -> Result<Option<Handshaken>, ClientHandshakeError> {
+        self.buf.extend_from_slice(data);
+        if let Some((_, _, want)) = &self.rejected {
+            if self.buf.len() >= *want {
+                return Err(self.rejection());
+            }
+            return Ok(None);
+        }
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        let n = match resp.parse(&self.buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) if self.buf.len() > self.max_bytes => {
+                return Err(ClientHandshakeError::HeadTooLarge(self.max_bytes))
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(ClientHandshakeError::Malformed(e.to_string())),
+        };
+        let status = StatusCode::from_u16(resp.code.unwrap_or(0))
+            .map_err(|_| ClientHandshakeError::Malformed("invalid status code".into()))?;
+        let mut map = HeaderMap::new();
+        for h in resp.headers.iter() {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(h.name.as_bytes()),
+                HeaderValue::from_bytes(h.value),
+            ) {
+                map.append(k, v);
+            }
+        }
+        let _ = self.buf.split_to(n);
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            let len = map
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+                .unwrap_or(BODY_PREFIX);
+            let want = len.min(BODY_PREFIX);
+            self.rejected = Some((status, map, want));
+            if self.buf.len() >= want {
+                return Err(self.rejection());
+            }
+            return Ok(None);
+        }
+        self.check_101(map).map(Some)
+    }
+
+    /// The server closed the stream (or the caller stopped waiting for a
+    /// rejection's body): returns the error to report.
+    pub fn handle_eof(&mut self) -> ClientHandshakeError {
+        if self.rejected.is_some() {
+            self.rejection()
+        } else {
+            ClientHandshakeError::Closed
+        }
+    }
+
+    /// Whether a non-101 head was received and only its body is awaited.
+    pub fn is_rejected(&self) -> bool {
+        self.rejected.is_some()
+    }
+
+    fn rejection(&mut self) -> ClientHandshakeError {
+        let (status, headers, want) = self.rejected.take().expect("rejected");
+        let n = self.buf.len().min(want);
+        ClientHandshakeError::Rejected {
+            status,
+            headers,
+            body: self.buf.split_to(n).freeze(),
+        }
+    }
+
+    fn check_101(&mut self, map: HeaderMap) -> Result<Handshaken, ClientHandshakeError> {
+        let all = |name: HeaderName| map.get_all(name).iter().map(|v| v.as_bytes()).collect::<Vec<_>>();
+        if !has_token(all(header::UPGRADE).into_iter(), "websocket") {
+            return Err(ClientHandshakeError::MissingHeader("Upgrade: websocket"));
+        }
+        if !has_token(all(header::CONNECTION).into_iter(), "upgrade") {
+            return Err(ClientHandshakeError::MissingHeader("Connection: Upgrade"));
+        }
+        let got = map
+            .get(header::SEC_WEBSOCKET_ACCEPT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+            .unwrap_or_default();
+        if got != self.expected_accept {
+            return Err(ClientHandshakeError::BadAccept {
+                expected: self.expected_accept.clone(),
+                got,
+            });
+        }
+        let protocol = match map.get(header::SEC_WEBSOCKET_PROTOCOL) {
+            None => None,
+            Some(p) => {
+                let p = String::from_utf8_lossy(p.as_bytes()).trim().to_string();
+                if !self.protocols.iter().any(|o| *o == p) {
+                    return Err(ClientHandshakeError::UnofferedProtocol(p));
+                }
+                Some(p)
+            }
+        };
+        let mut extensions = Vec::new();
+        for v in map.get_all(header::SEC_WEBSOCKET_EXTENSIONS) {
+            let text = String::from_utf8_lossy(v.as_bytes());
+            let parsed = parse_extensions(&text)
+                .map_err(|e| ClientHandshakeError::Malformed(e.to_string()))?;
+            for e in parsed {
+                if !self.offered_extensions.contains(&e.name) {
+                    return Err(ClientHandshakeError::UnofferedExtension(e.name));
+                }
+                extensions.push(e);
+            }
+        }
+        let mut response = Response::new(());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        *response.headers_mut() = map;
+        Ok(Handshaken {
+            response,
+            protocol,
+            extensions,
+            leftover: self.buf.split().freeze(),
+        })
+    }
+}
+
+impl fmt::Display for ClientRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.uri)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; 16] = *b"the sample nonce";
+    const OK: &str = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+    fn start(url: &str) -> ClientHandshake {
+        ClientHandshake::new(&ClientRequest::new(url).unwrap().protocol("chat"), KEY).0
+    }
+
+    #[test]
+    fn request_bytes() {
+        let req = ClientRequest::new("ws://user:pw@example.com:8080/a?b=c").unwrap();
+        let (_, bytes) = ClientHandshake::new(&req, KEY);
+        let s = String::from_utf8(bytes).unwrap();
+        assert!(s.starts_with("GET /a?b=c HTTP/1.1\r\nHost: example.com:8080\r\n"), "{s}");
+        assert!(s.contains("authorization: Basic dXNlcjpwdw==\r\n"), "{s}");
+        assert!(s.ends_with("\r\n\r\n"));
+        assert_eq!((req.host(), req.port()), ("example.com", 8080));
+        assert_eq!(ClientRequest::new("wss://[::1]/").unwrap().port(), 443);
+        assert_eq!(ClientRequest::new("wss://[::1]/").unwrap().host(), "::1");
+        for bad in ["ftp://x/", "ws://x/#frag", "example.com", "ws:///path"] {
+            assert!(ClientRequest::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn accepts_101_whole_bytewise_and_split_keeping_leftover() {
+        let mut input = OK.as_bytes().to_vec();
+        input.extend_from_slice(&[0x81, 0x02, b'h', b'i']);
+        for split in 0..=input.len() {
+            let mut hs = start("ws://server.example.com/chat");
+            // Whatever the handshake does not consume goes to the connection.
+            let leftover = match hs.handle_data(&input[..split]).unwrap() {
+                Some(d) => [&d.leftover[..], &input[split..]].concat(),
+                None => hs.handle_data(&input[split..]).unwrap().unwrap().leftover.to_vec(),
+            };
+            assert_eq!(leftover, [0x81, 0x02, b'h', b'i'], "split {split}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_101s() {
+        let cases = [
+            (OK.replace("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", "Sec-WebSocket-Accept: xxx"), "Sec-WebSocket-Accept"),
+            (OK.replace("Upgrade: websocket\r\n", ""), "Upgrade"),
+            (OK.replace("Connection: Upgrade\r\n", ""), "Connection"),
+            (OK.replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: other\r\n\r\n"), "other"),
+            (OK.replace("\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"), "permessage-deflate"),
+        ];
+        for (resp, words) in cases {
+            let e = start("ws://server.example.com/chat")
+                .handle_data(resp.as_bytes())
+                .unwrap_err();
+            assert!(e.to_string().contains(words), "{e}");
+        }
+        let ok = OK.replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: chat\r\n\r\n");
+        let d = start("ws://server.example.com/chat").handle_data(ok.as_bytes()).unwrap().unwrap();
+        assert_eq!(d.protocol.as_deref(), Some("chat"));
+    }
+
+    #[test]
+    fn non_101_carries_status_headers_body_and_a_hint() {
+        let resp = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 11\r\n\r\nhello world";
+        let mut hs = start("ws://x/");
+        // Head first, then the body: the error waits for the body.
+        assert!(hs.handle_data(&resp.as_bytes()[..resp.len() - 5]).unwrap().is_none());
+        let e = hs.handle_data(&resp.as_bytes()[resp.len() - 5..]).unwrap_err();
+        let ClientHandshakeError::Rejected { status, headers, body } = &e else { panic!("{e}") };
+        assert_eq!((status.as_u16(), &body[..]), (200, &b"hello world"[..]));
+        assert_eq!(headers.get("content-type").unwrap(), "text/html");
+        let text = e.to_string();
+        assert!(text.contains("proxy_set_header Upgrade $http_upgrade"), "{text}");
+        assert!(text.contains("hello world"), "{text}");
+
+        // Body cut short by EOF: the error still comes, with what arrived.
+        let mut hs = start("ws://x/");
+        assert!(hs
+            .handle_data(b"HTTP/1.1 404 Not Found\r\nContent-Length: 100\r\n\r\nno")
+            .unwrap()
+            .is_none());
+        let e = hs.handle_eof();
+        assert!(e.to_string().contains("wrong path"), "{e}");
+        assert!(e.to_string().contains("\"no\""), "{e}");
+
+        let e = start("ws://x/").handle_data(b"HTTP/1.1 301 Moved\r\nLocation: https://x/\r\nContent-Length: 0\r\n\r\n").unwrap_err();
+        assert!(e.to_string().contains("https://x/"), "{e}");
+    }
+
+    #[test]
+    fn eof_before_head_explains_the_proxy_case() {
+        let mut hs = start("ws://x/");
+        hs.handle_data(b"HTTP/1.1 10").unwrap();
+        let e = hs.handle_eof();
+        assert_eq!(e, ClientHandshakeError::Closed);
+        assert!(e.to_string().contains("Upgrade"));
+    }
+
+    #[test]
+    fn not_http_is_malformed() {
+        let e = start("ws://x/").handle_data(b"\x15\x03\x03\x00\x02\x02\x46").unwrap_err();
+        assert!(matches!(e, ClientHandshakeError::Malformed(_)), "{e}");
+    }
+}

@@ -1,0 +1,529 @@
+//! Server side of the opening handshake (RFC 6455 §4.2).
+
+use super::{
+    accept_key, has_token, parse_extensions, split_tokens, ExtensionOffer,
+    DEFAULT_MAX_HANDSHAKE_BYTES, MAX_HEADERS,
+};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, StatusCode};
+use std::fmt::Write as _;
+
+/// What was wrong with an opening handshake request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandshakeErrorKind {
+    /// The request head exceeded the byte cap (431).
+    HeadTooLarge(usize),
+    /// More header lines than allowed (431).
+    TooManyHeaders,
+    /// Not parseable as HTTP/1.x (400).
+    Malformed(String),
+    /// Not a GET (405).
+    MethodNotAllowed(String),
+    /// HTTP/1.0 (400): RFC 6455 §4.1 requires HTTP/1.1 or later.
+    HttpVersion,
+    /// No `Host` header (400).
+    MissingHost,
+    /// No `Upgrade: websocket` (400): a plain HTTP request, or a proxy dropped it.
+    MissingUpgrade,
+    /// No `upgrade` token in `Connection` (400).
+    MissingConnectionUpgrade,
+    /// `Sec-WebSocket-Version` absent (400) or not 13 (426).
+    UnsupportedVersion(Option<String>),
+    /// `Sec-WebSocket-Key` absent, repeated, or not base64 of 16 bytes (400).
+    BadKey,
+    /// `Sec-WebSocket-Extensions` unparseable (400).
+    BadExtensions(String),
+    /// The application refused the upgrade with this status and body.
+    Rejected(StatusCode, String),
+}
+
+/// A rejected handshake: what went wrong and the HTTP response to send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", describe(&self.kind))]
+pub struct HandshakeError {
+    kind: HandshakeErrorKind,
+}
+
+fn describe(kind: &HandshakeErrorKind) -> String {
+    use HandshakeErrorKind::*;
+    match kind {
+        HeadTooLarge(max) => format!("request head larger than {max} bytes"),
+        TooManyHeaders => format!("more than {MAX_HEADERS} header lines"),
+        Malformed(e) => format!("malformed HTTP request: {e}"),
+        MethodNotAllowed(m) => {
+            format!("method {m} not allowed: a WebSocket handshake is a GET (RFC 6455 §4.1)")
+        }
+        HttpVersion => "HTTP/1.1 or later required (RFC 6455 §4.1)".into(),
+        MissingHost => "missing Host header (RFC 6455 §4.1)".into(),
+        MissingUpgrade => "missing \"Upgrade: websocket\" header: this is a plain HTTP request, or a proxy in front did not forward the Upgrade header".into(),
+        MissingConnectionUpgrade => "\"Connection\" header lacks the \"upgrade\" token (RFC 6455 §4.1); a proxy in front may have replaced it".into(),
+        UnsupportedVersion(None) => "missing Sec-WebSocket-Version header; this server speaks version 13".into(),
+        UnsupportedVersion(Some(v)) => format!("unsupported Sec-WebSocket-Version {v:?}; this server speaks version 13"),
+        BadKey => "Sec-WebSocket-Key must be present once and be the base64 of 16 bytes (RFC 6455 §4.1)".into(),
+        BadExtensions(e) => e.clone(),
+        Rejected(status, body) => format!("rejected with {status}: {body}"),
+    }
+}
+
+impl HandshakeError {
+    pub(crate) fn new(kind: HandshakeErrorKind) -> Self {
+        HandshakeError { kind }
+    }
+
+    /// Builds the error an application returns to refuse an upgrade.
+    pub fn rejected(status: StatusCode, body: impl Into<String>) -> Self {
+        Self::new(HandshakeErrorKind::Rejected(status, body.into()))
+    }
+
+    /// What was wrong.
+    pub fn kind(&self) -> &HandshakeErrorKind {
+        &self.kind
+    }
+
+    /// The HTTP status to answer with.
+    pub fn status(&self) -> StatusCode {
+        use HandshakeErrorKind::*;
+        match &self.kind {
+            HeadTooLarge(_) | TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            UnsupportedVersion(Some(_)) => StatusCode::UPGRADE_REQUIRED,
+            Rejected(s, _) => *s,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The full HTTP response to send before closing the connection.
+    pub fn response(&self) -> Vec<u8> {
+        use HandshakeErrorKind::*;
+        let mut extra = Vec::new();
+        match &self.kind {
+            MethodNotAllowed(_) => extra.push(("Allow", "GET")),
+            UnsupportedVersion(_) => extra.push(("Sec-WebSocket-Version", "13")),
+            MissingUpgrade => {
+                extra.push(("Upgrade", "websocket"));
+            }
+            _ => {}
+        }
+        let body = match &self.kind {
+            Rejected(_, body) => format!("{body}\n"),
+            _ => format!("{self}\n"),
+        };
+        response(self.status(), &extra, &body)
+    }
+}
+
+/// Builds a complete HTTP/1.1 response with a text body that closes the connection.
+pub(crate) fn response(status: StatusCode, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut s = String::with_capacity(128 + body.len());
+    let _ = write!(
+        s,
+        "HTTP/1.1 {} {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    for (k, v) in headers {
+        let _ = write!(s, "{k}: {v}\r\n");
+    }
+    let _ = write!(
+        s,
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.into_bytes()
+}
+
+/// Reads a request head, in as many pieces as it arrives.
+///
+/// ```
+/// use wsx_proto::handshake::ServerHandshake;
+/// let mut hs = ServerHandshake::new();
+/// let req = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+///             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+///             Sec-WebSocket-Version: 13\r\n\r\n";
+/// assert!(hs.handle_data(&req[..10]).unwrap().is_none()); // partial: not an error
+/// let request = hs.handle_data(&req[10..]).unwrap().unwrap();
+/// let upgrade = wsx_proto::handshake::Upgrade::new(request).unwrap();
+/// let response = upgrade.accept(&Default::default()).unwrap();
+/// assert!(String::from_utf8(response).unwrap().contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+/// ```
+#[derive(Debug)]
+pub struct ServerHandshake {
+    buf: BytesMut,
+    max_bytes: usize,
+}
+
+impl Default for ServerHandshake {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A parsed HTTP request head plus any bytes that followed it.
+pub type ParsedRequest = (Request<()>, Bytes);
+
+impl ServerHandshake {
+    /// A parser with the default cap ([`DEFAULT_MAX_HANDSHAKE_BYTES`]).
+    pub fn new() -> Self {
+        Self::with_max_bytes(DEFAULT_MAX_HANDSHAKE_BYTES)
+    }
+
+    /// A parser that answers 431 past `max_bytes` of request head.
+    pub fn with_max_bytes(max_bytes: usize) -> Self {
+        ServerHandshake {
+            buf: BytesMut::new(),
+            max_bytes,
+        }
+    }
+
+    /// Feeds bytes. `Ok(None)`: the head is not complete yet. `Ok(Some)`: the
+    /// request and the bytes after its head (which belong to the WebSocket
+    /// stream and must not be lost). Errors carry the response to send.
+    pub fn handle_data(&mut self, data: &[u8]) -> Result<Option<ParsedRequest>, HandshakeError> {
+        self.buf.extend_from_slice(data);
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        let n = match req.parse(&self.buf) {
+            Ok(httparse::Status::Complete(n)) if n <= self.max_bytes => n,
+            Ok(_) if self.buf.len() > self.max_bytes => {
+                return Err(HandshakeError::new(HandshakeErrorKind::HeadTooLarge(
+                    self.max_bytes,
+                )))
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Ok(httparse::Status::Complete(_)) => unreachable!("guarded above"),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(HandshakeError::new(HandshakeErrorKind::TooManyHeaders))
+            }
+            Err(e) => {
+                return Err(HandshakeError::new(HandshakeErrorKind::Malformed(
+                    e.to_string(),
+                )))
+            }
+        };
+        let malformed = |what: &str| HandshakeError::new(HandshakeErrorKind::Malformed(what.into()));
+        let method = Method::from_bytes(req.method.unwrap_or("").as_bytes())
+            .map_err(|_| malformed("invalid method"))?;
+        let version = match req.version {
+            Some(1) => http::Version::HTTP_11,
+            _ => http::Version::HTTP_10,
+        };
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(req.path.unwrap_or("/"))
+            .version(version);
+        let map = builder.headers_mut().expect("builder is valid so far");
+        for h in req.headers.iter() {
+            let name =
+                HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| malformed("invalid header name"))?;
+            let value =
+                HeaderValue::from_bytes(h.value).map_err(|_| malformed("invalid header value"))?;
+            map.append(name, value);
+        }
+        let request = builder
+            .body(())
+            .map_err(|_| malformed("invalid request target"))?;
+        let rest = self.buf.split_off(n).freeze();
+        self.buf = BytesMut::new();
+        Ok(Some((request, rest)))
+    }
+}
+
+/// Whether a request asks for a WebSocket upgrade (`Upgrade: websocket`);
+/// other requests can be served as plain HTTP.
+pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
+    has_token(
+        req.headers()
+            .get_all(header::UPGRADE)
+            .iter()
+            .map(|v| v.as_bytes()),
+        "websocket",
+    )
+}
+
+/// A valid upgrade request, waiting for the application's decision.
+#[derive(Debug, Clone)]
+pub struct Upgrade {
+    request: Request<()>,
+    key: String,
+    protocols: Vec<String>,
+    extensions: Vec<ExtensionOffer>,
+}
+
+/// How to accept an upgrade.
+#[derive(Debug, Clone, Default)]
+pub struct Accept {
+    /// The subprotocol to select; must be one the client offered.
+    pub protocol: Option<String>,
+    /// The `Sec-WebSocket-Extensions` value of the accepted extensions.
+    pub extensions: Option<String>,
+    /// Extra response headers (e.g. `Set-Cookie`).
+    pub headers: HeaderMap,
+}
+
+impl Upgrade {
+    /// Validates a request per RFC 6455 §4.2.1.
+    pub fn new(request: Request<()>) -> Result<Upgrade, HandshakeError> {
+        use HandshakeErrorKind::*;
+        let err = HandshakeError::new;
+        let h = request.headers();
+        let all = |name: HeaderName| h.get_all(name).iter().map(|v| v.as_bytes());
+        if request.method() != Method::GET {
+            return Err(err(MethodNotAllowed(request.method().to_string())));
+        }
+        if request.version() < http::Version::HTTP_11 {
+            return Err(err(HttpVersion));
+        }
+        if h.get(header::HOST).is_none() {
+            return Err(err(MissingHost));
+        }
+        if !has_token(all(header::UPGRADE), "websocket") {
+            return Err(err(MissingUpgrade));
+        }
+        if !has_token(all(header::CONNECTION), "upgrade") {
+            return Err(err(MissingConnectionUpgrade));
+        }
+        let mut versions = all(header::SEC_WEBSOCKET_VERSION);
+        match (versions.next(), versions.next()) {
+            (Some(b"13"), None) => {}
+            (None, _) => return Err(err(UnsupportedVersion(None))),
+            (Some(v), _) => {
+                return Err(err(UnsupportedVersion(Some(
+                    String::from_utf8_lossy(v).into_owned(),
+                ))))
+            }
+        }
+        let mut keys = all(header::SEC_WEBSOCKET_KEY);
+        let key = match (keys.next(), keys.next()) {
+            (Some(k), None) => super::trim(k),
+            _ => return Err(err(BadKey)),
+        };
+        match BASE64.decode(key) {
+            Ok(raw) if raw.len() == 16 => {}
+            _ => return Err(err(BadKey)),
+        }
+        let key = String::from_utf8_lossy(key).into_owned();
+        let protocols = all(header::SEC_WEBSOCKET_PROTOCOL)
+            .flat_map(split_tokens)
+            .map(|t| String::from_utf8_lossy(t).into_owned())
+            .collect();
+        let mut extensions = Vec::new();
+        for v in h.get_all(header::SEC_WEBSOCKET_EXTENSIONS) {
+            let v = v
+                .to_str()
+                .map_err(|_| err(BadExtensions("Sec-WebSocket-Extensions is not ASCII".into())))?;
+            extensions.extend(parse_extensions(v).map_err(|e| err(BadExtensions(e.to_string())))?);
+        }
+        Ok(Upgrade {
+            request,
+            key,
+            protocols,
+            extensions,
+        })
+    }
+
+    /// The request: method, URI, headers.
+    pub fn request(&self) -> &Request<()> {
+        &self.request
+    }
+
+    /// The request path, e.g. `/chat`.
+    pub fn path(&self) -> &str {
+        self.request.uri().path()
+    }
+
+    /// The query string without `?`, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.request.uri().query()
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &HeaderMap {
+        self.request.headers()
+    }
+
+    /// The `Origin` header, sent by browsers.
+    pub fn origin(&self) -> Option<&str> {
+        self.headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    /// Subprotocols the client offered, in its order of preference.
+    pub fn protocols(&self) -> &[String] {
+        &self.protocols
+    }
+
+    /// Extensions the client offered, in order.
+    pub fn extensions(&self) -> &[ExtensionOffer] {
+        &self.extensions
+    }
+
+    /// The first of `supported` (the server's order of preference) that the client offered.
+    pub fn select_protocol<'a>(&self, supported: &[&'a str]) -> Option<&'a str> {
+        supported
+            .iter()
+            .copied()
+            .find(|s| self.protocols.iter().any(|p| p == s))
+    }
+
+    /// The `101 Switching Protocols` response (RFC 6455 §4.2.2).
+    ///
+    /// # Errors
+    /// A 500 error if `accept.protocol` was not offered by the client (a bug
+    /// in the application: RFC 6455 §4.2.2 forbids it).
+    pub fn accept(&self, accept: &Accept) -> Result<Vec<u8>, HandshakeError> {
+        let mut s = String::with_capacity(256);
+        s.push_str("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+        s.push_str(&accept_key(self.key.as_bytes()));
+        s.push_str("\r\n");
+        if let Some(p) = &accept.protocol {
+            if !self.protocols.iter().any(|o| o == p) {
+                return Err(HandshakeError::rejected(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("server selected subprotocol {p:?}, which the client did not offer"),
+                ));
+            }
+            let _ = write!(s, "Sec-WebSocket-Protocol: {p}\r\n");
+        }
+        if let Some(e) = &accept.extensions {
+            let _ = write!(s, "Sec-WebSocket-Extensions: {e}\r\n");
+        }
+        let mut out = s.into_bytes();
+        for (k, v) in &accept.headers {
+            out.extend_from_slice(k.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "GET /chat?room=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    fn parse(s: &str) -> Result<Upgrade, HandshakeError> {
+        let (req, _) = ServerHandshake::new().handle_data(s.as_bytes())?.expect("complete");
+        Upgrade::new(req)
+    }
+
+    #[test]
+    fn rfc_example_accepted_whole_bytewise_and_split() {
+        let want = parse(GOOD).unwrap().accept(&Accept::default()).unwrap();
+        let s = String::from_utf8(want.clone()).unwrap();
+        assert!(s.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(s.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        let bytes = GOOD.as_bytes();
+        for split in 0..bytes.len() {
+            let mut hs = ServerHandshake::new();
+            assert!(hs.handle_data(&bytes[..split]).unwrap().is_none(), "split {split}");
+            let (req, rest) = hs.handle_data(&bytes[split..]).unwrap().unwrap();
+            assert!(rest.is_empty());
+            assert_eq!(Upgrade::new(req).unwrap().accept(&Accept::default()).unwrap(), want);
+        }
+        let mut hs = ServerHandshake::new();
+        let mut done = None;
+        for b in bytes {
+            assert!(done.is_none());
+            done = hs.handle_data(std::slice::from_ref(b)).unwrap();
+        }
+        assert!(done.is_some());
+    }
+
+    #[test]
+    fn bytes_after_the_head_are_kept() {
+        let mut input = GOOD.as_bytes().to_vec();
+        input.extend_from_slice(&[0x81, 0x85, 1, 2, 3, 4]);
+        let (_, rest) = ServerHandshake::new().handle_data(&input).unwrap().unwrap();
+        assert_eq!(&rest[..], &[0x81, 0x85, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn accessors() {
+        let u = parse(GOOD).unwrap();
+        assert_eq!(u.path(), "/chat");
+        assert_eq!(u.query(), Some("room=1"));
+        assert_eq!(u.origin(), Some("http://example.com"));
+        assert_eq!(u.protocols(), ["chat", "superchat"]);
+        assert_eq!(u.select_protocol(&["superchat", "chat"]), Some("superchat"));
+        let resp = u
+            .accept(&Accept {
+                protocol: Some("chat".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(String::from_utf8(resp).unwrap().contains("Sec-WebSocket-Protocol: chat\r\n"));
+        let bad = u.accept(&Accept {
+            protocol: Some("nope".into()),
+            ..Default::default()
+        });
+        assert_eq!(bad.unwrap_err().status(), 500);
+    }
+
+    /// (mutation of GOOD, expected status, expected words in the body)
+    #[test]
+    fn rejections_table() {
+        let cases: &[(&str, &str, u16, &str)] = &[
+            ("GET /chat", "POST /chat", 405, "method POST"),
+            ("HTTP/1.1\r\nHost", "HTTP/1.0\r\nHost", 400, "HTTP/1.1"),
+            ("Host: server.example.com\r\n", "", 400, "Host"),
+            ("Upgrade: websocket\r\n", "", 400, "Upgrade"),
+            ("Upgrade: websocket", "Upgrade: h2c", 400, "Upgrade"),
+            ("Connection: keep-alive, Upgrade", "Connection: keep-alive", 400, "Connection"),
+            ("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8", 426, "version"),
+            ("Sec-WebSocket-Version: 13\r\n", "", 400, "Sec-WebSocket-Version"),
+            ("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZQ==", 400, "Sec-WebSocket-Key"),
+            ("dGhlIHNhbXBsZSBub25jZQ==", "!!!", 400, "Sec-WebSocket-Key"),
+            ("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "", 400, "Sec-WebSocket-Key"),
+            (
+                "Origin",
+                "Sec-WebSocket-Extensions: foo; x=\"a b\"\r\nOrigin",
+                400,
+                "Extensions",
+            ),
+        ];
+        for (from, to, status, words) in cases {
+            let input = GOOD.replacen(from, to, 1);
+            assert_ne!(input, GOOD, "mutation {from:?} did not apply");
+            let e = parse(&input).unwrap_err();
+            assert_eq!(e.status(), *status, "{from:?} -> {to:?}: {e}");
+            let resp = String::from_utf8(e.response()).unwrap();
+            assert!(
+                resp.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{resp}"
+            );
+            assert!(resp.contains(words), "{from:?}: {resp}");
+        }
+        let e = parse(&GOOD.replacen("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8", 1))
+            .unwrap_err();
+        assert!(String::from_utf8(e.response()).unwrap().contains("Sec-WebSocket-Version: 13\r\n"));
+    }
+
+    #[test]
+    fn oversized_head_gets_431() {
+        let mut hs = ServerHandshake::with_max_bytes(1024);
+        let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n", "a".repeat(2000));
+        let e = hs.handle_data(big.as_bytes()).unwrap_err();
+        assert_eq!(e.status(), 431);
+        // Too many header lines, also 431.
+        let many = format!("GET / HTTP/1.1\r\n{}\r\n", "A: b\r\n".repeat(MAX_HEADERS + 1));
+        let e = ServerHandshake::new().handle_data(many.as_bytes()).unwrap_err();
+        assert_eq!(e.status(), 431);
+    }
+
+    #[test]
+    fn garbage_gets_400() {
+        let e = ServerHandshake::new()
+            .handle_data(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+            .unwrap_err();
+        assert_eq!(e.status(), 400);
+    }
+}
