@@ -416,8 +416,12 @@ impl Connection {
             if self.state == State::Done {
                 return None;
             }
+            let before = self.rx.len();
             match self.step() {
                 Ok(Some(ev)) => return Some(ev),
+                // A whole frame was consumed without an event (a non-final
+                // fragment, a close): more may be buffered, parse on.
+                Ok(None) if self.cur.is_none() && self.rx.len() < before => {}
                 Ok(None) if self.eof => {
                     self.end(Initiator::Remote, Some(CloseCause::PeerVanished), None);
                 }

@@ -145,7 +145,7 @@ pub(crate) fn response(status: StatusCode, headers: &[(&str, &str)], body: &str)
 ///             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
 ///             Sec-WebSocket-Version: 13\r\n\r\n";
 /// assert!(hs.handle_data(&req[..10]).unwrap().is_none()); // partial: not an error
-/// let request = hs.handle_data(&req[10..]).unwrap().unwrap();
+/// let (request, _after_head) = hs.handle_data(&req[10..]).unwrap().unwrap();
 /// let upgrade = wsx_proto::handshake::Upgrade::new(request).unwrap();
 /// let response = upgrade.accept(&Default::default()).unwrap();
 /// assert!(String::from_utf8(response).unwrap().contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));

@@ -1,0 +1,155 @@
+//! Opening WebSocket connections.
+
+use crate::error::{Error, Kind, Result};
+use crate::socket::{now, WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wsx_proto::handshake::{ClientHandshake, ClientRequest, Handshaken};
+use wsx_proto::Connection;
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Protocol limits and timers.
+    pub protocol: wsx_proto::Config,
+    /// The TCP connection must be established within this time. Default 10 s.
+    pub connect_timeout: Duration,
+    /// The server must answer the handshake within this time. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// `send`/`feed` wait while more than this many bytes are queued.
+    pub write_buffer_high_water: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            protocol: wsx_proto::Config::default(),
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            write_buffer_high_water: DEFAULT_WRITE_BUFFER_HIGH_WATER,
+        }
+    }
+}
+
+/// After a non-101 head, how long to wait for the start of its body.
+const REJECTION_BODY_WAIT: Duration = Duration::from_millis(500);
+
+/// Connects to a `ws://` URL with default settings.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), wsx::Error> {
+/// let mut ws = wsx::connect("ws://127.0.0.1:9001/").await?;
+/// ws.send(wsx::Message::text("hello")).await?;
+/// if let Some(reply) = ws.recv().await? {
+///     println!("{reply:?}");
+/// }
+/// ws.close(None).await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// An invalid URL, connection failure, or a failed handshake: the error
+/// says what the server answered and the likely cause.
+///
+/// # Cancel safety
+/// Not cancel safe: dropping it mid-handshake drops the connection.
+pub async fn connect(url: &str) -> Result<WebSocket<TcpStream>> {
+    let req = ClientRequest::new(url)?;
+    Ok(connect_with(&req, &ClientConfig::default()).await?.0)
+}
+
+/// Connects with a prepared request (subprotocols, headers) and settings.
+/// Returns the socket and the server's handshake response.
+///
+/// # Errors
+/// As [`connect`].
+///
+/// # Cancel safety
+/// Not cancel safe, as [`connect`].
+pub async fn connect_with(
+    req: &ClientRequest,
+    config: &ClientConfig,
+) -> Result<(WebSocket<TcpStream>, Handshaken)> {
+    if req.is_secure() {
+        return Err(Error::new(Kind::Unsupported(format!(
+            "{req}: wss:// (TLS) is not supported by this build yet; use ws://"
+        ))));
+    }
+    let addr = (req.host(), req.port());
+    let tcp = match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => {
+            let hint = match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    ": nothing is listening there (is the server running, and on this port?)"
+                }
+                _ => "",
+            };
+            return Err(Error::new(Kind::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot connect to {}:{}: {e}{hint}", req.host(), req.port()),
+            ))));
+        }
+        Err(_) => {
+            return Err(Error::new(Kind::Timeout(
+                "TCP connect did not complete within the connect timeout",
+            )))
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    client(tcp, req, config).await
+}
+
+/// Runs the client handshake on an established stream (TCP, TLS, a proxy
+/// tunnel...).
+///
+/// # Errors
+/// As [`connect`].
+///
+/// # Cancel safety
+/// Not cancel safe, as [`connect`].
+pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    req: &ClientRequest,
+    config: &ClientConfig,
+) -> Result<(WebSocket<S>, Handshaken)> {
+    let mut key = [0u8; 16];
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+    getrandom::getrandom(&mut seed).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (mut hs, request) = ClientHandshake::new(req, key);
+    let fut = async {
+        stream.write_all(&request).await?;
+        let mut buf = [0u8; 4096];
+        loop {
+            let read = if hs.is_rejected() {
+                match tokio::time::timeout(REJECTION_BODY_WAIT, stream.read(&mut buf)).await {
+                    Ok(r) => r?,
+                    Err(_) => 0,
+                }
+            } else {
+                stream.read(&mut buf).await?
+            };
+            if read == 0 {
+                return Err(Error::from(hs.handle_eof()));
+            }
+            if let Some(done) = hs.handle_data(&buf[..read])? {
+                return Ok::<_, Error>(done);
+            }
+        }
+    };
+    let done = match tokio::time::timeout(config.handshake_timeout, fut).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(Error::new(Kind::Timeout(
+                "the server did not answer the opening handshake in time",
+            )))
+        }
+    };
+    let conn = Connection::client(config.protocol.clone(), seed, now());
+    let ws = WebSocket::from_connection(stream, conn, &done.leftover)
+        .with_protocol(done.protocol.clone())
+        .with_high_water(config.write_buffer_high_water);
+    Ok((ws, done))
+}

@@ -1,0 +1,52 @@
+//! `wsx`: WebSocket (RFC 6455) server and client for tokio.
+//!
+//! The protocol lives in [`wsx_proto`], a sans-IO core; this crate moves its
+//! bytes over any `AsyncRead + AsyncWrite` stream, runs its timers on the
+//! tokio clock, and gives a message API with backpressure.
+//!
+//! Echo server:
+//! ```no_run
+//! # async fn run() -> Result<(), wsx::Error> {
+//! let server = wsx::Server::bind("127.0.0.1:9001").await?;
+//! loop {
+//!     let (tcp, _) = server.accept_tcp().await?;
+//!     tokio::spawn(async move {
+//!         let mut ws = wsx::accept(tcp).await?;
+//!         while let Some(msg) = ws.recv().await? {
+//!             ws.send(msg).await?;
+//!         }
+//!         Ok::<_, wsx::Error>(())
+//!     });
+//! }
+//! # }
+//! ```
+//! Client:
+//! ```no_run
+//! # async fn run() -> Result<(), wsx::Error> {
+//! let mut ws = wsx::connect("ws://127.0.0.1:9001/").await?;
+//! ws.send(wsx::Message::text("hello")).await?;
+//! let reply = ws.recv().await?;
+//! ws.close(None).await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+mod error;
+mod server;
+mod socket;
+mod split;
+
+pub use client::{client, connect, connect_with, ClientConfig};
+pub use error::{Error, Result};
+pub use server::{accept, accept_with, Server, ServerConfig};
+pub use socket::{WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER};
+pub use split::{WsReader, WsWriter};
+
+pub use wsx_proto;
+pub use wsx_proto::handshake::{Accept, ClientRequest, HandshakeError, Handshaken, Upgrade};
+pub use wsx_proto::{
+    CloseCause, CloseCode, CloseFrame, Closed, Config, DataKind, Event, Fragment, Initiator,
+    Message, Role, Utf8Bytes,
+};

@@ -1,0 +1,540 @@
+//! [`WebSocket`]: a `wsx_proto::Connection` driven over an async stream.
+
+use crate::error::{Error, Kind, Result};
+use bytes::Buf;
+use futures_core::Stream;
+use futures_sink::Sink;
+use std::future::{poll_fn, Future};
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+use wsx_proto::{CloseFrame, Closed, Connection, Event, Fragment, Message, Role};
+
+/// Default write-buffer high-water mark: `send`/`feed` wait while more than
+/// this many bytes are queued for the socket. 1 MiB absorbs bursts without
+/// letting a slow reader make a connection hold much memory.
+pub const DEFAULT_WRITE_BUFFER_HIGH_WATER: usize = 1 << 20;
+
+/// Most `IoSlice`s handed to one vectored write.
+const MAX_IOVECS: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// Not closing.
+    No,
+    /// Flush what is queued (the close frame last).
+    Flush,
+    /// A client after a clean close: wait for the server to end TCP first
+    /// (RFC 6455 §7.1.1), up to the close timeout.
+    AwaitPeerEof,
+    /// Half-close our side.
+    Shutdown,
+    /// Read until the peer's EOF so our close frame is not lost to a reset.
+    Drain,
+    Done,
+}
+
+/// A WebSocket connection over `S` (a `TcpStream`, a TLS stream, anything
+/// `AsyncRead + AsyncWrite + Unpin`).
+///
+/// Receive with [`WebSocket::recv`] (or as a [`Stream`]); send with
+/// [`WebSocket::send`], or [`WebSocket::feed`] several messages and
+/// [`WebSocket::flush`] once (or as a [`Sink`]). Keep calling `recv`: it also
+/// answers pings, runs keepalive timers and flushes queued bytes before it
+/// waits for the socket. [`WebSocket::split`] gives independent halves.
+pub struct WebSocket<S> {
+    io: S,
+    conn: Connection,
+    timer: Option<Pin<Box<Sleep>>>,
+    timer_at: Option<Instant>,
+    high_water: usize,
+    protocol: Option<String>,
+    /// How the connection ended, once it has.
+    closed: Option<Closed>,
+    closing: Closing,
+    close_deadline: Option<Instant>,
+    read_eof: bool,
+    /// `recv` already returned the end (Ok(None) or the error).
+    end_reported: bool,
+}
+
+impl<S> std::fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("role", &self.conn.role())
+            .field("protocol", &self.protocol)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Wraps a stream whose opening handshake is done. `leftover` are bytes
+    /// read past the handshake (the first frames).
+    pub fn from_connection(io: S, conn: Connection, leftover: &[u8]) -> Self {
+        let mut conn = conn;
+        if !leftover.is_empty() {
+            conn.handle_data(leftover, now());
+        }
+        WebSocket {
+            io,
+            conn,
+            timer: None,
+            timer_at: None,
+            high_water: DEFAULT_WRITE_BUFFER_HIGH_WATER,
+            protocol: None,
+            closed: None,
+            closing: Closing::No,
+            close_deadline: None,
+            read_eof: false,
+            end_reported: false,
+        }
+    }
+
+    pub(crate) fn with_protocol(mut self, protocol: Option<String>) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    pub(crate) fn with_high_water(mut self, bytes: usize) -> Self {
+        self.high_water = bytes.max(1);
+        self
+    }
+
+    /// The subprotocol the handshake selected.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// Client or server.
+    pub fn role(&self) -> Role {
+        self.conn.role()
+    }
+
+    /// The round-trip time of the last answered keepalive ping.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.conn.rtt()
+    }
+
+    /// How the connection ended, once `recv` has reported the end.
+    pub fn close_info(&self) -> Option<&Closed> {
+        self.closed.as_ref()
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// Bytes queued for the socket.
+    pub fn buffered_amount(&self) -> usize {
+        self.conn.pending_output()
+    }
+
+    // ---- receiving -----------------------------------------------------------
+
+    /// Receives the next message. Pings are answered automatically (and
+    /// reported); `Ok(None)` means the close handshake completed — see
+    /// [`WebSocket::close_info`] for the peer's code and reason.
+    ///
+    /// # Errors
+    /// The connection ended abnormally (protocol error, vanished peer,
+    /// keepalive timeout: [`Error::close_info`] says which) or an I/O error.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: all parse state lives in the connection, so dropping the
+    /// future loses no data; the next call continues where this one stopped.
+    pub async fn recv(&mut self) -> Result<Option<Message>> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Receives the next protocol event, including data fragments when
+    /// [`wsx_proto::Config::deliver_fragments`] is on and the final
+    /// `Closed`. Returns `None` after `Closed` was delivered.
+    ///
+    /// # Errors
+    /// I/O errors on the transport.
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as [`WebSocket::recv`].
+    pub async fn recv_event(&mut self) -> Result<Option<Event>> {
+        poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    /// Polls for the next message; see [`WebSocket::recv`].
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>>> {
+        loop {
+            match ready!(self.poll_event(cx)) {
+                Err(e) => return Poll::Ready(Err(e)),
+                Ok(Some(Event::Text(t))) => return Poll::Ready(Ok(Some(Message::Text(t)))),
+                Ok(Some(Event::Binary(b))) => return Poll::Ready(Ok(Some(Message::Binary(b)))),
+                Ok(Some(Event::Ping(b))) => return Poll::Ready(Ok(Some(Message::Ping(b)))),
+                Ok(Some(Event::Pong(b))) => return Poll::Ready(Ok(Some(Message::Pong(b)))),
+                Ok(Some(Event::Fragment(_))) => {
+                    return Poll::Ready(Err(Error::new(Kind::Unsupported(
+                        "recv() got a fragment: with deliver_fragments on, use recv_event()".into(),
+                    ))))
+                }
+                Ok(Some(Event::Closed(c))) => {
+                    return Poll::Ready(if c.is_clean() {
+                        Ok(None)
+                    } else {
+                        Err(Error::new(Kind::Closed(Box::new(c))))
+                    })
+                }
+                Ok(None) => return Poll::Ready(Ok(None)),
+            }
+        }
+    }
+
+    /// Polls for the next event; see [`WebSocket::recv_event`].
+    pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Event>>> {
+        loop {
+            if self.closed.is_some() {
+                // Finish the TCP side of the close before reporting the end,
+                // so every queued byte (replies, the close frame) is written.
+                ready!(self.poll_closing(cx));
+                if self.end_reported {
+                    return Poll::Ready(Ok(None));
+                }
+                self.end_reported = true;
+                let c = self.closed.clone().expect("closed");
+                return Poll::Ready(Ok(Some(Event::Closed(c))));
+            }
+            if let Some(ev) = self.conn.poll_event() {
+                if let Event::Closed(c) = ev {
+                    self.start_closing(c);
+                    continue;
+                }
+                return Poll::Ready(Ok(Some(ev)));
+            }
+            // Need input. First push out what is queued (replies, our own
+            // messages): a Pending here only means the socket is full.
+            let backed_up = match self.poll_write_out(cx) {
+                Poll::Ready(Ok(())) => false,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                Poll::Pending => true,
+            };
+            if self.poll_timer(cx) {
+                continue;
+            }
+            // Stop reading while the peer does not read our replies: TCP
+            // then pushes back on it, and our queue stays bounded.
+            if backed_up && self.conn.pending_output() > self.high_water {
+                return Poll::Pending;
+            }
+            match ready!(self.poll_read_in(cx)) {
+                Ok(0) => self.conn.handle_eof(),
+                Ok(_) => {}
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
+        }
+    }
+
+    fn poll_read_in(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let buf = self.conn.recv_buffer();
+        let n = ready!(tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buf))?;
+        if n == 0 {
+            self.read_eof = true;
+        } else {
+            self.conn.handle_received(now());
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    /// Arms the timer for the connection's next deadline; returns true if
+    /// it fired (and the connection handled it).
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = match (self.conn.poll_timeout(), self.close_deadline) {
+            (Some(a), Some(b)) => Some(Instant::from_std(a).min(b)),
+            (Some(a), None) => Some(Instant::from_std(a)),
+            (None, b) => b,
+        };
+        let Some(deadline) = deadline else {
+            return false;
+        };
+        if self.timer_at != Some(deadline) {
+            match &mut self.timer {
+                Some(t) => t.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.timer_at = Some(deadline);
+        }
+        let timer = self.timer.as_mut().expect("armed");
+        if timer.as_mut().poll(cx).is_ready() {
+            self.timer_at = None;
+            self.conn.handle_timeout(now());
+            return true;
+        }
+        false
+    }
+
+    // ---- closing -------------------------------------------------------------
+
+    fn start_closing(&mut self, c: Closed) {
+        // After a clean close a client waits for the server to end TCP
+        // first; in every other case we end it ourselves.
+        self.closing = Closing::Flush;
+        self.close_deadline = Some(Instant::now() + self.conn.config().close_timeout());
+        self.closed = Some(c);
+    }
+
+    fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let timed_out = self.close_deadline_passed(cx);
+            match self.closing {
+                Closing::No | Closing::Done => return Poll::Ready(()),
+                Closing::Flush => {
+                    match self.poll_write_out(cx) {
+                        Poll::Pending if !timed_out => return Poll::Pending,
+                        Poll::Ready(Err(_)) | Poll::Pending => {
+                            // Cannot write: nothing more to do on this socket.
+                            self.closing = Closing::Done;
+                            continue;
+                        }
+                        Poll::Ready(Ok(())) => {}
+                    }
+                    let clean = self.closed.as_ref().is_some_and(|c| c.is_clean());
+                    self.closing = if self.role() == Role::Client && clean && !self.read_eof {
+                        Closing::AwaitPeerEof
+                    } else {
+                        Closing::Shutdown
+                    };
+                }
+                Closing::AwaitPeerEof => {
+                    if timed_out || self.read_eof {
+                        self.closing = Closing::Shutdown;
+                        continue;
+                    }
+                    match self.poll_discard(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(_) => self.closing = Closing::Shutdown,
+                    }
+                }
+                Closing::Shutdown => {
+                    match Pin::new(&mut self.io).poll_shutdown(cx) {
+                        Poll::Pending if !timed_out => return Poll::Pending,
+                        _ => {}
+                    }
+                    self.closing = if self.read_eof || timed_out {
+                        Closing::Done
+                    } else {
+                        Closing::Drain
+                    };
+                }
+                Closing::Drain => {
+                    if timed_out || self.read_eof {
+                        self.closing = Closing::Done;
+                        continue;
+                    }
+                    match self.poll_discard(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(_) => self.closing = Closing::Done,
+                    }
+                }
+            }
+        }
+    }
+
+    fn close_deadline_passed(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = self.close_deadline else {
+            return false;
+        };
+        if Instant::now() >= deadline {
+            return true;
+        }
+        if self.timer_at != Some(deadline) {
+            match &mut self.timer {
+                Some(t) => t.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.timer_at = Some(deadline);
+        }
+        let _ = self.timer.as_mut().expect("armed").as_mut().poll(cx);
+        false
+    }
+
+    /// Reads and throws away until EOF or error.
+    fn poll_discard(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut scratch = [0u8; 1024];
+        loop {
+            let mut rb = ReadBuf::new(&mut scratch);
+            match ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb)) {
+                Ok(()) if rb.filled().is_empty() => {
+                    self.read_eof = true;
+                    return Poll::Ready(());
+                }
+                Ok(()) => {}
+                Err(_) => {
+                    self.read_eof = true;
+                    return Poll::Ready(());
+                }
+            }
+        }
+    }
+
+    // ---- sending -------------------------------------------------------------
+
+    /// Writes what is queued, until the socket takes no more.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.conn.pending_output() > 0 {
+            let out = self.conn.transmit();
+            let n = if self.io.is_write_vectored() {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let k = out.chunks_vectored(&mut slices);
+                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..k]))?
+            } else {
+                ready!(Pin::new(&mut self.io).poll_write(cx, out.chunk()))?
+            };
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.conn.transmit().advance(n);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Waits until the queue is below the high-water mark.
+    fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        while self.conn.pending_output() >= self.high_water {
+            ready!(self.poll_write_out(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes everything queued and flushes the stream.
+    fn poll_flush_all(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        ready!(self.poll_write_out(cx))?;
+        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Queues `msg` and writes everything queued.
+    ///
+    /// # Errors
+    /// The connection is closing (a close frame was sent or received), a
+    /// control payload exceeds 125 bytes, or an I/O error.
+    ///
+    /// # Cancel safety
+    /// If cancelled after the message was queued, it is still sent by a
+    /// later `send`, `flush` or `recv`. If cancelled while waiting for room
+    /// (the queue above the high-water mark), the message was not queued.
+    pub async fn send(&mut self, msg: Message) -> Result<()> {
+        self.feed(msg).await?;
+        self.flush().await
+    }
+
+    /// Queues `msg` without flushing, waiting first while the queue is above
+    /// the high-water mark. Small messages queued together leave in one
+    /// write; `recv` and `flush` write them.
+    ///
+    /// # Errors
+    /// As [`WebSocket::send`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe: if cancelled, the message was not queued.
+    pub async fn feed(&mut self, msg: Message) -> Result<()> {
+        poll_fn(|cx| self.poll_send_ready(cx)).await?;
+        self.conn.send(msg)?;
+        Ok(())
+    }
+
+    /// Queues one frame of a fragmented message (see
+    /// [`wsx_proto::Connection::send_fragment`]) and writes what is queued.
+    ///
+    /// # Errors
+    /// As [`WebSocket::send`], plus fragments out of sequence.
+    ///
+    /// # Cancel safety
+    /// As [`WebSocket::send`].
+    pub async fn send_fragment(&mut self, fragment: Fragment) -> Result<()> {
+        poll_fn(|cx| self.poll_send_ready(cx)).await?;
+        self.conn.send_fragment(fragment)?;
+        self.flush().await
+    }
+
+    /// Writes everything queued.
+    ///
+    /// # Errors
+    /// An I/O error.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: unwritten bytes stay queued.
+    pub async fn flush(&mut self) -> Result<()> {
+        poll_fn(|cx| self.poll_flush_all(cx)).await
+    }
+
+    /// Starts the close handshake with `frame` (`None`: no status code) and
+    /// flushes. Keep calling [`WebSocket::recv`] until it returns `Ok(None)`:
+    /// messages the peer sent before its close frame still arrive.
+    ///
+    /// # Errors
+    /// The connection is already closing, an unsendable close code, or I/O.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the close frame is queued before the first await.
+    pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<()> {
+        self.conn.close(frame, now())?;
+        self.flush().await
+    }
+
+    /// Splits into a receiving and a sending half that can be used from
+    /// different tasks.
+    pub fn split(self) -> (crate::split::WsReader<S>, crate::split::WsWriter<S>) {
+        crate::split::split(self)
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    pub(crate) fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.poll_send_ready(cx)
+    }
+
+    pub(crate) fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.poll_flush_all(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
+    type Item = Result<Message>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_recv(cx).map(Result::transpose)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.get_mut().poll_send_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
+        self.get_mut().conn.send(item)?;
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.get_mut().poll_flush_all(cx)
+    }
+
+    /// Sends a normal close (1000) if none was sent, and flushes.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if !this.conn.is_closing() {
+            this.conn
+                .close(Some(CloseFrame::new(wsx_proto::CloseCode::NORMAL, "")), now())?;
+        }
+        this.poll_flush_all(cx)
+    }
+}
