@@ -9,7 +9,9 @@ use wsx::{CloseCode, CloseFrame, Message};
 /// A WebSocket toolkit: an echo server and a client.
 #[derive(Parser, Debug)]
 #[command(name = "wsx", version, about, long_about = None)]
-#[command(after_help = "Examples:\n  wsx serve                         # echo server on ws://127.0.0.1:9001\n  wsx serve --listen 0.0.0.0:8080\n  echo hello | wsx connect ws://127.0.0.1:9001/")]
+#[command(
+    after_help = "Examples:\n  wsx serve                         # echo server on ws://127.0.0.1:9001\n  wsx serve --listen 0.0.0.0:8080\n  echo hello | wsx connect ws://127.0.0.1:9001/"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,7 +31,9 @@ enum Command {
     },
     /// Connect to a server: stdin lines go out as text messages, received
     /// messages are printed to stdout, one per line.
-    #[command(after_help = "Example:\n  echo hello | wsx connect ws://127.0.0.1:9001/\n\nExit codes: 0 normal close, 1 closed by the peer with an error code, 2 usage, connection or handshake error.")]
+    #[command(
+        after_help = "Example:\n  echo hello | wsx connect ws://127.0.0.1:9001/\n\nExit codes: 0 normal close, 1 closed by the peer with an error code, 2 usage, connection or handshake error."
+    )]
     Connect {
         /// The ws:// URL.
         url: String,
@@ -52,7 +56,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("wsx: cannot start the runtime: {e}");
@@ -110,13 +117,14 @@ async fn serve(listen: SocketAddr, max_message: usize) -> ExitCode {
         };
         let server = server.clone();
         tokio::spawn(async move {
-            let mut ws = match wsx::accept_with(tcp, server.config(), |_| Ok(Default::default())).await {
-                Ok(ws) => ws,
-                Err(e) => {
-                    tracing::debug!(%peer, "handshake failed: {e}");
-                    return;
-                }
-            };
+            let mut ws =
+                match wsx::accept_with(tcp, server.config(), |_| Ok(Default::default())).await {
+                    Ok(ws) => ws,
+                    Err(e) => {
+                        tracing::debug!(%peer, "handshake failed: {e}");
+                        return;
+                    }
+                };
             tracing::debug!(%peer, "connection open");
             loop {
                 match ws.recv().await {
@@ -206,7 +214,11 @@ async fn connect(url: &str, max_message: usize) -> ExitCode {
             Ok(None) => break 0,
             Err(e) => {
                 eprintln!("wsx: {e}");
-                break if e.is_closed() && e.close_code() != Some(CloseCode::ABNORMAL) { 1 } else { 2 };
+                break if e.is_closed() && e.close_code() != Some(CloseCode::ABNORMAL) {
+                    1
+                } else {
+                    2
+                };
             }
         }
     };

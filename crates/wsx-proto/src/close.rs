@@ -199,7 +199,9 @@ mod tests {
         for c in invalid {
             assert!(!CloseCode(c).is_sendable(), "{c} should be invalid");
             assert_eq!(
-                CloseFrame::parse(&c.to_be_bytes()).unwrap_err().close_code(),
+                CloseFrame::parse(&c.to_be_bytes())
+                    .unwrap_err()
+                    .close_code(),
                 CloseCode::PROTOCOL_ERROR
             );
         }
@@ -213,7 +215,9 @@ mod tests {
             CloseCode::PROTOCOL_ERROR
         );
         assert_eq!(
-            CloseFrame::parse(&[0x03, 0xe8, 0xff]).unwrap_err().close_code(),
+            CloseFrame::parse(&[0x03, 0xe8, 0xff])
+                .unwrap_err()
+                .close_code(),
             CloseCode::INVALID_PAYLOAD
         );
         assert_eq!(

@@ -346,7 +346,8 @@ impl Connection {
         if let Some(d) = self.pong_deadline {
             if now >= d {
                 self.pong_deadline = None;
-                let heard = matches!((self.last_rx, self.ping_sent_at), (Some(rx), Some(p)) if rx >= p);
+                let heard =
+                    matches!((self.last_rx, self.ping_sent_at), (Some(rx), Some(p)) if rx >= p);
                 if !heard {
                     self.end(
                         Initiator::Local,
@@ -568,9 +569,7 @@ impl Connection {
             (None, _) => DataKind::Binary,
         };
         if h.fin && kind == DataKind::Text {
-            self.utf8
-                .finish()
-                .map_err(|_| ProtocolError::InvalidUtf8)?;
+            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         if self.config.deliver_fragments() {
             self.msg = if h.fin {
@@ -644,7 +643,12 @@ impl Connection {
         self.end(Initiator::Local, Some(CloseCause::Protocol(e)), None);
     }
 
-    fn end(&mut self, initiator: Initiator, cause: Option<CloseCause>, received: Option<CloseFrame>) {
+    fn end(
+        &mut self,
+        initiator: Initiator,
+        cause: Option<CloseCause>,
+        received: Option<CloseFrame>,
+    ) {
         if self.state == State::Done {
             return;
         }

@@ -18,7 +18,9 @@ pub enum ProtocolError {
     #[error("fragmented control frame ({0}): control frames must have FIN set (RFC 6455 §5.5)")]
     FragmentedControlFrame(OpCode),
     /// Control frames carry at most 125 bytes (§5.5).
-    #[error("control frame ({opcode}) with a {len}-byte payload; the limit is 125 (RFC 6455 §5.5)")]
+    #[error(
+        "control frame ({opcode}) with a {len}-byte payload; the limit is 125 (RFC 6455 §5.5)"
+    )]
     ControlFrameTooLong {
         /// Which control frame.
         opcode: OpCode,
@@ -32,7 +34,9 @@ pub enum ProtocolError {
     #[error("client frame not masked: the client violates RFC 6455 §5.1 (every client frame must be masked)")]
     UnmaskedClientFrame,
     /// Server-to-client frames must not be masked (§5.1).
-    #[error("server frame masked: the server violates RFC 6455 §5.1 (server frames must not be masked)")]
+    #[error(
+        "server frame masked: the server violates RFC 6455 §5.1 (server frames must not be masked)"
+    )]
     MaskedServerFrame,
     /// A continuation frame arrived with no message in progress (§5.4).
     #[error("continuation frame with no fragmented message in progress (RFC 6455 §5.4)")]

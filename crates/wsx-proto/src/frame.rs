@@ -213,7 +213,14 @@ mod tests {
 
     #[test]
     fn length_forms() {
-        for (len, size) in [(0u64, 2), (125, 2), (126, 4), (65535, 4), (65536, 10), (1 << 40, 10)] {
+        for (len, size) in [
+            (0u64, 2),
+            (125, 2),
+            (126, 4),
+            (65535, 4),
+            (65536, 10),
+            (1 << 40, 10),
+        ] {
             let h = FrameHeader {
                 fin: true,
                 rsv: 0,

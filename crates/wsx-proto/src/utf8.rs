@@ -258,8 +258,10 @@ mod tests {
     fn autobahn_6_4_style_fail_fast() {
         // κόσμε followed by f4 90 80 80 (beyond U+10FFFF): must fail on the 0x90.
         let mut v = Utf8Validator::default();
-        v.feed(&[0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5])
-            .unwrap();
+        v.feed(&[
+            0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5,
+        ])
+        .unwrap();
         v.feed(&[0xf4]).unwrap();
         assert_eq!(v.feed(&[0x90]), Err(Utf8Error));
     }

@@ -43,7 +43,10 @@ impl Error {
 
     /// The opening handshake failed (either side).
     pub fn is_handshake(&self) -> bool {
-        matches!(self.kind, Kind::ServerHandshake(_) | Kind::ClientHandshake(_))
+        matches!(
+            self.kind,
+            Kind::ServerHandshake(_) | Kind::ClientHandshake(_)
+        )
     }
 
     /// The connection ended abnormally (protocol error, vanished peer,

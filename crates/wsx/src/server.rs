@@ -80,29 +80,34 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Result<WebS
 ///
 /// # Cancel safety
 /// Not cancel safe, as [`accept`].
-pub async fn accept_with<S, F>(mut stream: S, config: &ServerConfig, decide: F) -> Result<WebSocket<S>>
+pub async fn accept_with<S, F>(
+    mut stream: S,
+    config: &ServerConfig,
+    decide: F,
+) -> Result<WebSocket<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Upgrade) -> std::result::Result<Accept, HandshakeError>,
 {
     let fut = handshake(&mut stream, config, decide);
-    let (response, leftover, protocol) = match tokio::time::timeout(config.handshake_timeout, fut).await {
-        Ok(Ok(done)) => done,
-        Ok(Err(e)) => {
-            if let Some(he) = e.server_handshake() {
-                // Best effort: the client may already be gone.
-                let _ = stream.write_all(&he.response()).await;
-                let _ = stream.shutdown().await;
+    let (response, leftover, protocol) =
+        match tokio::time::timeout(config.handshake_timeout, fut).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => {
+                if let Some(he) = e.server_handshake() {
+                    // Best effort: the client may already be gone.
+                    let _ = stream.write_all(&he.response()).await;
+                    let _ = stream.shutdown().await;
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-        Err(_) => {
-            let _ = stream.shutdown().await;
-            return Err(Error::new(Kind::Timeout(
-                "the client did not complete the opening handshake in time",
-            )));
-        }
-    };
+            Err(_) => {
+                let _ = stream.shutdown().await;
+                return Err(Error::new(Kind::Timeout(
+                    "the client did not complete the opening handshake in time",
+                )));
+            }
+        };
     stream.write_all(&response).await?;
     let conn = Connection::server(config.protocol.clone(), now());
     Ok(WebSocket::from_connection(stream, conn, &leftover)

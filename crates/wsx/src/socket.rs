@@ -170,28 +170,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Polls for the next message; see [`WebSocket::recv`].
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>>> {
-        loop {
-            match ready!(self.poll_event(cx)) {
-                Err(e) => return Poll::Ready(Err(e)),
-                Ok(Some(Event::Text(t))) => return Poll::Ready(Ok(Some(Message::Text(t)))),
-                Ok(Some(Event::Binary(b))) => return Poll::Ready(Ok(Some(Message::Binary(b)))),
-                Ok(Some(Event::Ping(b))) => return Poll::Ready(Ok(Some(Message::Ping(b)))),
-                Ok(Some(Event::Pong(b))) => return Poll::Ready(Ok(Some(Message::Pong(b)))),
-                Ok(Some(Event::Fragment(_))) => {
-                    return Poll::Ready(Err(Error::new(Kind::Unsupported(
-                        "recv() got a fragment: with deliver_fragments on, use recv_event()".into(),
-                    ))))
-                }
-                Ok(Some(Event::Closed(c))) => {
-                    return Poll::Ready(if c.is_clean() {
-                        Ok(None)
-                    } else {
-                        Err(Error::new(Kind::Closed(Box::new(c))))
-                    })
-                }
-                Ok(None) => return Poll::Ready(Ok(None)),
-            }
-        }
+        Poll::Ready(match ready!(self.poll_event(cx))? {
+            Some(Event::Text(t)) => Ok(Some(Message::Text(t))),
+            Some(Event::Binary(b)) => Ok(Some(Message::Binary(b))),
+            Some(Event::Ping(b)) => Ok(Some(Message::Ping(b))),
+            Some(Event::Pong(b)) => Ok(Some(Message::Pong(b))),
+            Some(Event::Fragment(_)) => Err(Error::new(Kind::Unsupported(
+                "recv() got a fragment: with deliver_fragments on, use recv_event()".into(),
+            ))),
+            Some(Event::Closed(c)) if c.is_clean() => Ok(None),
+            Some(Event::Closed(c)) => Err(Error::new(Kind::Closed(Box::new(c)))),
+            None => Ok(None),
+        })
     }
 
     /// Polls for the next event; see [`WebSocket::recv_event`].
@@ -240,7 +230,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     fn poll_read_in(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let buf = self.conn.recv_buffer();
-        let n = ready!(tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buf))?;
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.io),
+            cx,
+            buf
+        ))?;
         if n == 0 {
             self.read_eof = true;
         } else {
@@ -532,8 +526,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         if !this.conn.is_closing() {
-            this.conn
-                .close(Some(CloseFrame::new(wsx_proto::CloseCode::NORMAL, "")), now())?;
+            this.conn.close(
+                Some(CloseFrame::new(wsx_proto::CloseCode::NORMAL, "")),
+                now(),
+            )?;
         }
         this.poll_flush_all(cx)
     }

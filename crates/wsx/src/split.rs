@@ -143,7 +143,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
     /// # Cancel safety
     /// Cancel safe: if cancelled, the message was not queued.
     pub async fn feed(&mut self, msg: Message) -> Result<()> {
-        poll_fn(|cx| self.shared.with(cx, false, |ws, cx| ws.poll_ready_inner(cx))).await?;
+        poll_fn(|cx| {
+            self.shared
+                .with(cx, false, |ws, cx| ws.poll_ready_inner(cx))
+        })
+        .await?;
         let mut ws = lock(&self.shared.ws);
         ws.conn_mut().send(msg)?;
         Ok(())
@@ -157,7 +161,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
     /// # Cancel safety
     /// As [`WebSocket::send`].
     pub async fn send_fragment(&mut self, fragment: Fragment) -> Result<()> {
-        poll_fn(|cx| self.shared.with(cx, false, |ws, cx| ws.poll_ready_inner(cx))).await?;
+        poll_fn(|cx| {
+            self.shared
+                .with(cx, false, |ws, cx| ws.poll_ready_inner(cx))
+        })
+        .await?;
         lock(&self.shared.ws).conn_mut().send_fragment(fragment)?;
         self.flush().await
     }
@@ -170,7 +178,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
     /// # Cancel safety
     /// Cancel safe: unwritten bytes stay queued.
     pub async fn flush(&mut self) -> Result<()> {
-        poll_fn(|cx| self.shared.with(cx, false, |ws, cx| ws.poll_flush_inner(cx))).await
+        poll_fn(|cx| {
+            self.shared
+                .with(cx, false, |ws, cx| ws.poll_flush_inner(cx))
+        })
+        .await
     }
 
     /// See [`WebSocket::close`]; the reader half then sees the end.
@@ -200,14 +212,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsReader<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
     type Error = crate::Error;
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.shared.with(cx, false, |ws, cx| ws.poll_ready_inner(cx))
+        self.shared
+            .with(cx, false, |ws, cx| ws.poll_ready_inner(cx))
     }
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
         lock(&self.shared.ws).conn_mut().send(item)?;
         Ok(())
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.shared.with(cx, false, |ws, cx| ws.poll_flush_inner(cx))
+        self.shared
+            .with(cx, false, |ws, cx| ws.poll_flush_inner(cx))
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         self.shared

@@ -1,6 +1,9 @@
 //! Client side of the opening handshake (RFC 6455 §4.1).
 
-use super::{accept_key, has_token, parse_extensions, ExtensionOffer, DEFAULT_MAX_HANDSHAKE_BYTES, MAX_HEADERS};
+use super::{
+    accept_key, has_token, parse_extensions, ExtensionOffer, DEFAULT_MAX_HANDSHAKE_BYTES,
+    MAX_HEADERS,
+};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
@@ -37,7 +40,9 @@ impl ClientRequest {
     pub fn new(url: &str) -> Result<Self, ClientHandshakeError> {
         let bad = |why: &str| ClientHandshakeError::InvalidUrl(format!("{url:?}: {why}"));
         if url.contains('#') {
-            return Err(bad("a WebSocket URL must not have a fragment (RFC 6455 §3)"));
+            return Err(bad(
+                "a WebSocket URL must not have a fragment (RFC 6455 §3)",
+            ));
         }
         let uri: Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
         let secure = match uri.scheme_str() {
@@ -68,7 +73,10 @@ impl ClientRequest {
             );
         }
         Ok(ClientRequest {
-            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
             port,
             // Authority as written: includes a non-default port, which some
             // servers (Autobahn among them) require.
@@ -160,15 +168,8 @@ pub enum ClientHandshakeError {
     #[error("invalid header {0:?}")]
     InvalidHeader(String),
     /// The server answered something other than 101.
-    #[error("{}", rejection_text(*.status, .headers, .body))]
-    Rejected {
-        /// The status the server sent.
-        status: StatusCode,
-        /// Its headers.
-        headers: HeaderMap,
-        /// The start of its body.
-        body: Bytes,
-    },
+    #[error("{}", rejection_text(.0.status, &.0.headers, &.0.body))]
+    Rejected(Box<Rejection>),
     /// The response head exceeded the byte cap.
     #[error("handshake response head larger than {0} bytes")]
     HeadTooLarge(usize),
@@ -176,7 +177,9 @@ pub enum ClientHandshakeError {
     #[error("the server's answer is not an HTTP response ({0}); is this a WebSocket (or HTTP) server? A wss:// URL against a plain server, or ws:// against a TLS port, looks like this")]
     Malformed(String),
     /// 101 without `Upgrade: websocket` or `Connection: upgrade`.
-    #[error("101 response lacks \"{0}\": the server (or a proxy) does not speak WebSocket properly")]
+    #[error(
+        "101 response lacks \"{0}\": the server (or a proxy) does not speak WebSocket properly"
+    )]
     MissingHeader(&'static str),
     /// `Sec-WebSocket-Accept` did not match the key (RFC 6455 §4.1).
     #[error("wrong Sec-WebSocket-Accept {got:?} (expected {expected:?}): the server does not implement RFC 6455 §4.2.2, or something between rewrote the handshake")]
@@ -195,6 +198,17 @@ pub enum ClientHandshakeError {
     /// The connection ended before the response head was complete.
     #[error("connection closed before the handshake response was complete: the server or a reverse proxy in front of it hung up (a proxy that does not forward the Upgrade header often does this; nginx needs `proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\";`)")]
     Closed,
+}
+
+/// A non-101 answer to the opening handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The status the server sent.
+    pub status: StatusCode,
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// The start of its body (at most 1 KiB).
+    pub body: Bytes,
 }
 
 const NGINX_HINT: &str = "if a reverse proxy sits in front, it did not forward the Upgrade header (nginx needs `proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\";`)";
@@ -274,7 +288,10 @@ impl ClientHandshake {
             req.host_header()
         );
         if !req.protocols.is_empty() {
-            s.push_str(&format!("Sec-WebSocket-Protocol: {}\r\n", req.protocols.join(", ")));
+            s.push_str(&format!(
+                "Sec-WebSocket-Protocol: {}\r\n",
+                req.protocols.join(", ")
+            ));
         }
         let mut offered_extensions = Vec::new();
         if let Some(e) = &req.extensions {
@@ -371,15 +388,20 @@ impl ClientHandshake {
     fn rejection(&mut self) -> ClientHandshakeError {
         let (status, headers, want) = self.rejected.take().expect("rejected");
         let n = self.buf.len().min(want);
-        ClientHandshakeError::Rejected {
+        ClientHandshakeError::Rejected(Box::new(Rejection {
             status,
             headers,
             body: self.buf.split_to(n).freeze(),
-        }
+        }))
     }
 
     fn check_101(&mut self, map: HeaderMap) -> Result<Handshaken, ClientHandshakeError> {
-        let all = |name: HeaderName| map.get_all(name).iter().map(|v| v.as_bytes()).collect::<Vec<_>>();
+        let all = |name: HeaderName| {
+            map.get_all(name)
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect::<Vec<_>>()
+        };
         if !has_token(all(header::UPGRADE).into_iter(), "websocket") {
             return Err(ClientHandshakeError::MissingHeader("Upgrade: websocket"));
         }
@@ -400,7 +422,7 @@ impl ClientHandshake {
             None => None,
             Some(p) => {
                 let p = String::from_utf8_lossy(p.as_bytes()).trim().to_string();
-                if !self.protocols.iter().any(|o| *o == p) {
+                if !self.protocols.contains(&p) {
                     return Err(ClientHandshakeError::UnofferedProtocol(p));
                 }
                 Some(p)
@@ -452,7 +474,10 @@ mod tests {
         let req = ClientRequest::new("ws://user:pw@example.com:8080/a?b=c").unwrap();
         let (_, bytes) = ClientHandshake::new(&req, KEY);
         let s = String::from_utf8(bytes).unwrap();
-        assert!(s.starts_with("GET /a?b=c HTTP/1.1\r\nHost: example.com:8080\r\n"), "{s}");
+        assert!(
+            s.starts_with("GET /a?b=c HTTP/1.1\r\nHost: example.com:8080\r\n"),
+            "{s}"
+        );
         assert!(s.contains("authorization: Basic dXNlcjpwdw==\r\n"), "{s}");
         assert!(s.ends_with("\r\n\r\n"));
         assert_eq!((req.host(), req.port()), ("example.com", 8080));
@@ -472,7 +497,12 @@ mod tests {
             // Whatever the handshake does not consume goes to the connection.
             let leftover = match hs.handle_data(&input[..split]).unwrap() {
                 Some(d) => [&d.leftover[..], &input[split..]].concat(),
-                None => hs.handle_data(&input[split..]).unwrap().unwrap().leftover.to_vec(),
+                None => hs
+                    .handle_data(&input[split..])
+                    .unwrap()
+                    .unwrap()
+                    .leftover
+                    .to_vec(),
             };
             assert_eq!(leftover, [0x81, 0x02, b'h', b'i'], "split {split}");
         }
@@ -481,11 +511,26 @@ mod tests {
     #[test]
     fn rejects_bad_101s() {
         let cases = [
-            (OK.replace("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", "Sec-WebSocket-Accept: xxx"), "Sec-WebSocket-Accept"),
+            (
+                OK.replace(
+                    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+                    "Sec-WebSocket-Accept: xxx",
+                ),
+                "Sec-WebSocket-Accept",
+            ),
             (OK.replace("Upgrade: websocket\r\n", ""), "Upgrade"),
             (OK.replace("Connection: Upgrade\r\n", ""), "Connection"),
-            (OK.replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: other\r\n\r\n"), "other"),
-            (OK.replace("\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"), "permessage-deflate"),
+            (
+                OK.replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: other\r\n\r\n"),
+                "other",
+            ),
+            (
+                OK.replace(
+                    "\r\n\r\n",
+                    "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+                ),
+                "permessage-deflate",
+            ),
         ];
         for (resp, words) in cases {
             let e = start("ws://server.example.com/chat")
@@ -494,22 +539,36 @@ mod tests {
             assert!(e.to_string().contains(words), "{e}");
         }
         let ok = OK.replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: chat\r\n\r\n");
-        let d = start("ws://server.example.com/chat").handle_data(ok.as_bytes()).unwrap().unwrap();
+        let d = start("ws://server.example.com/chat")
+            .handle_data(ok.as_bytes())
+            .unwrap()
+            .unwrap();
         assert_eq!(d.protocol.as_deref(), Some("chat"));
     }
 
     #[test]
     fn non_101_carries_status_headers_body_and_a_hint() {
-        let resp = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 11\r\n\r\nhello world";
+        let resp =
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 11\r\n\r\nhello world";
         let mut hs = start("ws://x/");
         // Head first, then the body: the error waits for the body.
-        assert!(hs.handle_data(&resp.as_bytes()[..resp.len() - 5]).unwrap().is_none());
-        let e = hs.handle_data(&resp.as_bytes()[resp.len() - 5..]).unwrap_err();
-        let ClientHandshakeError::Rejected { status, headers, body } = &e else { panic!("{e}") };
-        assert_eq!((status.as_u16(), &body[..]), (200, &b"hello world"[..]));
-        assert_eq!(headers.get("content-type").unwrap(), "text/html");
+        assert!(hs
+            .handle_data(&resp.as_bytes()[..resp.len() - 5])
+            .unwrap()
+            .is_none());
+        let e = hs
+            .handle_data(&resp.as_bytes()[resp.len() - 5..])
+            .unwrap_err();
+        let ClientHandshakeError::Rejected(r) = &e else {
+            panic!("{e}")
+        };
+        assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"hello world"[..]));
+        assert_eq!(r.headers.get("content-type").unwrap(), "text/html");
         let text = e.to_string();
-        assert!(text.contains("proxy_set_header Upgrade $http_upgrade"), "{text}");
+        assert!(
+            text.contains("proxy_set_header Upgrade $http_upgrade"),
+            "{text}"
+        );
         assert!(text.contains("hello world"), "{text}");
 
         // Body cut short by EOF: the error still comes, with what arrived.
@@ -522,7 +581,9 @@ mod tests {
         assert!(e.to_string().contains("wrong path"), "{e}");
         assert!(e.to_string().contains("\"no\""), "{e}");
 
-        let e = start("ws://x/").handle_data(b"HTTP/1.1 301 Moved\r\nLocation: https://x/\r\nContent-Length: 0\r\n\r\n").unwrap_err();
+        let e = start("ws://x/")
+            .handle_data(b"HTTP/1.1 301 Moved\r\nLocation: https://x/\r\nContent-Length: 0\r\n\r\n")
+            .unwrap_err();
         assert!(e.to_string().contains("https://x/"), "{e}");
     }
 
@@ -537,7 +598,9 @@ mod tests {
 
     #[test]
     fn not_http_is_malformed() {
-        let e = start("ws://x/").handle_data(b"\x15\x03\x03\x00\x02\x02\x46").unwrap_err();
+        let e = start("ws://x/")
+            .handle_data(b"\x15\x03\x03\x00\x02\x02\x46")
+            .unwrap_err();
         assert!(matches!(e, ClientHandshakeError::Malformed(_)), "{e}");
     }
 }

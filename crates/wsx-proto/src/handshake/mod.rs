@@ -4,7 +4,7 @@
 mod client;
 mod server;
 
-pub use client::{ClientHandshake, ClientHandshakeError, ClientRequest, Handshaken};
+pub use client::{ClientHandshake, ClientHandshakeError, ClientRequest, Handshaken, Rejection};
 pub use server::{
     is_upgrade_request, Accept, HandshakeError, HandshakeErrorKind, ParsedRequest, ServerHandshake,
     Upgrade,
@@ -47,8 +47,14 @@ pub(crate) fn has_token<'a>(mut values: impl Iterator<Item = &'a [u8]>, token: &
 }
 
 pub(crate) fn trim(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &b[start..end.max(start)]
 }
 
@@ -169,7 +175,10 @@ pub fn parse_extensions(value: &str) -> Result<Vec<ExtensionOffer>, ExtensionPar
 
 /// Splits comma-separated tokens (e.g. `Sec-WebSocket-Protocol`), skipping empties.
 pub(crate) fn split_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|&b| b == b',').map(trim).filter(|t| !t.is_empty())
+    value
+        .split(|&b| b == b',')
+        .map(trim)
+        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]

@@ -204,7 +204,8 @@ impl ServerHandshake {
                 )))
             }
         };
-        let malformed = |what: &str| HandshakeError::new(HandshakeErrorKind::Malformed(what.into()));
+        let malformed =
+            |what: &str| HandshakeError::new(HandshakeErrorKind::Malformed(what.into()));
         let method = Method::from_bytes(req.method.unwrap_or("").as_bytes())
             .map_err(|_| malformed("invalid method"))?;
         let version = match req.version {
@@ -217,8 +218,8 @@ impl ServerHandshake {
             .version(version);
         let map = builder.headers_mut().expect("builder is valid so far");
         for h in req.headers.iter() {
-            let name =
-                HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| malformed("invalid header name"))?;
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| malformed("invalid header name"))?;
             let value =
                 HeaderValue::from_bytes(h.value).map_err(|_| malformed("invalid header value"))?;
             map.append(name, value);
@@ -312,9 +313,11 @@ impl Upgrade {
             .collect();
         let mut extensions = Vec::new();
         for v in h.get_all(header::SEC_WEBSOCKET_EXTENSIONS) {
-            let v = v
-                .to_str()
-                .map_err(|_| err(BadExtensions("Sec-WebSocket-Extensions is not ASCII".into())))?;
+            let v = v.to_str().map_err(|_| {
+                err(BadExtensions(
+                    "Sec-WebSocket-Extensions is not ASCII".into(),
+                ))
+            })?;
             extensions.extend(parse_extensions(v).map_err(|e| err(BadExtensions(e.to_string())))?);
         }
         Ok(Upgrade {
@@ -411,7 +414,9 @@ mod tests {
     const GOOD: &str = "GET /chat?room=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
     fn parse(s: &str) -> Result<Upgrade, HandshakeError> {
-        let (req, _) = ServerHandshake::new().handle_data(s.as_bytes())?.expect("complete");
+        let (req, _) = ServerHandshake::new()
+            .handle_data(s.as_bytes())?
+            .expect("complete");
         Upgrade::new(req)
     }
 
@@ -424,10 +429,19 @@ mod tests {
         let bytes = GOOD.as_bytes();
         for split in 0..bytes.len() {
             let mut hs = ServerHandshake::new();
-            assert!(hs.handle_data(&bytes[..split]).unwrap().is_none(), "split {split}");
+            assert!(
+                hs.handle_data(&bytes[..split]).unwrap().is_none(),
+                "split {split}"
+            );
             let (req, rest) = hs.handle_data(&bytes[split..]).unwrap().unwrap();
             assert!(rest.is_empty());
-            assert_eq!(Upgrade::new(req).unwrap().accept(&Accept::default()).unwrap(), want);
+            assert_eq!(
+                Upgrade::new(req)
+                    .unwrap()
+                    .accept(&Accept::default())
+                    .unwrap(),
+                want
+            );
         }
         let mut hs = ServerHandshake::new();
         let mut done = None;
@@ -460,7 +474,9 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-        assert!(String::from_utf8(resp).unwrap().contains("Sec-WebSocket-Protocol: chat\r\n"));
+        assert!(String::from_utf8(resp)
+            .unwrap()
+            .contains("Sec-WebSocket-Protocol: chat\r\n"));
         let bad = u.accept(&Accept {
             protocol: Some("nope".into()),
             ..Default::default()
@@ -477,12 +493,37 @@ mod tests {
             ("Host: server.example.com\r\n", "", 400, "Host"),
             ("Upgrade: websocket\r\n", "", 400, "Upgrade"),
             ("Upgrade: websocket", "Upgrade: h2c", 400, "Upgrade"),
-            ("Connection: keep-alive, Upgrade", "Connection: keep-alive", 400, "Connection"),
-            ("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8", 426, "version"),
-            ("Sec-WebSocket-Version: 13\r\n", "", 400, "Sec-WebSocket-Version"),
-            ("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZQ==", 400, "Sec-WebSocket-Key"),
+            (
+                "Connection: keep-alive, Upgrade",
+                "Connection: keep-alive",
+                400,
+                "Connection",
+            ),
+            (
+                "Sec-WebSocket-Version: 13",
+                "Sec-WebSocket-Version: 8",
+                426,
+                "version",
+            ),
+            (
+                "Sec-WebSocket-Version: 13\r\n",
+                "",
+                400,
+                "Sec-WebSocket-Version",
+            ),
+            (
+                "dGhlIHNhbXBsZSBub25jZQ==",
+                "dGhlIHNhbXBsZQ==",
+                400,
+                "Sec-WebSocket-Key",
+            ),
             ("dGhlIHNhbXBsZSBub25jZQ==", "!!!", 400, "Sec-WebSocket-Key"),
-            ("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "", 400, "Sec-WebSocket-Key"),
+            (
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+                "",
+                400,
+                "Sec-WebSocket-Key",
+            ),
             (
                 "Origin",
                 "Sec-WebSocket-Extensions: foo; x=\"a b\"\r\nOrigin",
@@ -496,15 +537,14 @@ mod tests {
             let e = parse(&input).unwrap_err();
             assert_eq!(e.status(), *status, "{from:?} -> {to:?}: {e}");
             let resp = String::from_utf8(e.response()).unwrap();
-            assert!(
-                resp.starts_with(&format!("HTTP/1.1 {status} ")),
-                "{resp}"
-            );
+            assert!(resp.starts_with(&format!("HTTP/1.1 {status} ")), "{resp}");
             assert!(resp.contains(words), "{from:?}: {resp}");
         }
         let e = parse(&GOOD.replacen("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8", 1))
             .unwrap_err();
-        assert!(String::from_utf8(e.response()).unwrap().contains("Sec-WebSocket-Version: 13\r\n"));
+        assert!(String::from_utf8(e.response())
+            .unwrap()
+            .contains("Sec-WebSocket-Version: 13\r\n"));
     }
 
     #[test]
@@ -514,8 +554,13 @@ mod tests {
         let e = hs.handle_data(big.as_bytes()).unwrap_err();
         assert_eq!(e.status(), 431);
         // Too many header lines, also 431.
-        let many = format!("GET / HTTP/1.1\r\n{}\r\n", "A: b\r\n".repeat(MAX_HEADERS + 1));
-        let e = ServerHandshake::new().handle_data(many.as_bytes()).unwrap_err();
+        let many = format!(
+            "GET / HTTP/1.1\r\n{}\r\n",
+            "A: b\r\n".repeat(MAX_HEADERS + 1)
+        );
+        let e = ServerHandshake::new()
+            .handle_data(many.as_bytes())
+            .unwrap_err();
         assert_eq!(e.status(), 431);
     }
 
