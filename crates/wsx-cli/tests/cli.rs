@@ -1,0 +1,137 @@
+//! Drives the `wsx` binary: `serve` echoes, `connect` pipes stdin/stdout.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WSX: &str = env!("CARGO_BIN_EXE_wsx");
+
+struct Server(Child, u16);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn serve() -> Server {
+    let port = free_port();
+    let child = Command::new(WSX)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn wsx serve");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "wsx serve did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server(child, port)
+}
+
+fn connect(url: &str, stdin: &[u8]) -> (i32, String, String) {
+    let mut child = Command::new(WSX)
+        .args(["connect", url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wsx connect");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("wsx connect did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code().unwrap_or(-1), out, err)
+}
+
+#[test]
+fn connect_pipes_lines_through_the_echo_server_and_exits_0() {
+    let server = serve();
+    let lines: String = (0..200).map(|i| format!("line {i} ✓\n")).collect();
+    let (code, out, err) = connect(
+        &format!("ws://127.0.0.1:{}/any/path?x=1", server.1),
+        lines.as_bytes(),
+    );
+    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(out, lines);
+}
+
+#[test]
+fn connect_to_nothing_exits_2_and_says_why() {
+    let port = free_port();
+    let (code, out, err) = connect(&format!("ws://127.0.0.1:{port}/"), b"");
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(err.contains("nothing is listening"), "{err}");
+}
+
+#[test]
+fn connect_to_a_plain_http_server_explains_the_proxy_fix() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+            .unwrap();
+    });
+    let (code, _, err) = connect(&format!("ws://127.0.0.1:{port}/"), b"");
+    t.join().unwrap();
+    assert_eq!(code, 2);
+    assert!(err.contains("200"), "{err}");
+    assert!(err.contains("proxy_set_header Upgrade"), "{err}");
+}
+
+#[test]
+fn invalid_url_is_a_usage_error() {
+    let (code, _, err) = connect("http//nope", b"");
+    assert_eq!(code, 2);
+    assert!(err.contains("invalid WebSocket URL"), "{err}");
+}
+
+#[test]
+fn serve_answers_a_non_websocket_request_with_400() {
+    let server = serve();
+    let mut s = TcpStream::connect(("127.0.0.1", server.1)).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 400 "), "{resp}");
+    assert!(resp.contains("Upgrade"), "{resp}");
+}
