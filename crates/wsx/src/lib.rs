@@ -45,6 +45,11 @@ pub use socket::{WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER};
 pub use split::{WsReader, WsWriter};
 
 pub use wsx_proto;
+
+/// The README's examples, compiled as doctests so they cannot rot.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 pub use wsx_proto::handshake::{Accept, ClientRequest, HandshakeError, Handshaken, Upgrade};
 pub use wsx_proto::{
     CloseCause, CloseCode, CloseFrame, Closed, Config, DataKind, Event, Fragment, Initiator,

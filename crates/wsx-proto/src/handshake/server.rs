@@ -198,6 +198,11 @@ impl ServerHandshake {
             Err(httparse::Error::TooManyHeaders) => {
                 return Err(HandshakeError::new(HandshakeErrorKind::TooManyHeaders))
             }
+            Err(_) if self.buf.starts_with(&[0x16, 0x03]) => {
+                return Err(HandshakeError::new(HandshakeErrorKind::Malformed(
+                    "this is a TLS handshake: the client used wss:// (or https://) against a plain ws:// server".into(),
+                )))
+            }
             Err(e) => {
                 return Err(HandshakeError::new(HandshakeErrorKind::Malformed(
                     e.to_string(),
@@ -570,5 +575,6 @@ mod tests {
             .handle_data(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
             .unwrap_err();
         assert_eq!(e.status(), 400);
+        assert!(e.to_string().contains("wss://"), "{e}");
     }
 }
