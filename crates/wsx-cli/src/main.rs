@@ -1,5 +1,7 @@
 //! `wsx`: a WebSocket toolkit on the command line.
 
+mod bench;
+
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -41,7 +43,19 @@ enum Command {
         #[arg(long, default_value_t = wsx_proto_default_max())]
         max_message: usize,
     },
+    /// Load-test an echo server: throughput, latency percentiles, errors.
+    #[command(after_help = BENCH_EXAMPLES)]
+    Bench(bench::BenchArgs),
 }
+
+const BENCH_EXAMPLES: &str = "Every echo is checked (length and content); mismatches count as errors and make the exit code 1.
+
+Examples:
+  wsx bench ws://127.0.0.1:9001/ -c 100 -s 20 --depth 16 -d 10
+  wsx bench ws://127.0.0.1:9001/ -c 10 -s 65536 --depth 4 --json
+  wsx bench ws://127.0.0.1:9001/ -c 50 --rate 20000 -d 30      # open loop, latency from schedule
+  wsx bench ws://127.0.0.1:9001/ -c 8 --mode handshake -d 5    # connections per second
+  wsx bench ws://127.0.0.1:9001/ -c 10000 --mode idle -d 10    # hold idle connections";
 
 fn wsx_proto_default_max() -> usize {
     wsx::wsx_proto::config::DEFAULT_MAX_MESSAGE_SIZE
@@ -49,6 +63,10 @@ fn wsx_proto_default_max() -> usize {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Bench(args) = cli.command {
+        // The load generator runs its own single-threaded runtimes.
+        return ExitCode::from(bench::run(args));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WSX_LOG")
@@ -73,6 +91,7 @@ fn main() -> ExitCode {
                 max_message,
             } => serve(listen, max_message).await,
             Command::Connect { url, max_message } => connect(&url, max_message).await,
+            Command::Bench(_) => unreachable!("handled before the runtime starts"),
         }
     })
 }

@@ -1,0 +1,167 @@
+//! `wsx bench` against `wsx serve` and against a server that corrupts echoes.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WSX: &str = env!("CARGO_BIN_EXE_wsx");
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn bench(args: &[&str]) -> (i32, serde_json::Value, String) {
+    let out = Command::new(WSX)
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run wsx bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("bad JSON ({e}): {stdout} / {stderr}"));
+    (out.status.code().unwrap_or(-1), v, stderr)
+}
+
+#[test]
+fn counts_add_up_against_wsx_serve() {
+    let port = free_port();
+    let _server = Proc(
+        Command::new(WSX)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(port);
+    let url = format!("ws://127.0.0.1:{port}/");
+    for (size, depth, text) in [
+        ("20", "1", false),
+        ("1024", "16", true),
+        ("70000", "2", false),
+    ] {
+        let mut args = vec![
+            url.as_str(),
+            "-c",
+            "4",
+            "-s",
+            size,
+            "--depth",
+            depth,
+            "-n",
+            "400",
+            "--warmup",
+            "0",
+        ];
+        if text {
+            args.push("--text");
+        }
+        let (code, v, err) = bench(&args);
+        assert_eq!(code, 0, "{v} {err}");
+        assert_eq!(v["errors"], 0, "{v}");
+        assert_eq!(v["connected"], 4, "{v}");
+        // 4 connections x 100 echoes each, all measured (no warm-up).
+        assert_eq!(v["messages"], 400, "{v}");
+        assert!(v["latency_ms"]["p50"].as_f64().unwrap() > 0.0, "{v}");
+    }
+    // Handshake mode counts connections.
+    let (code, v, _) = bench(&[
+        &url,
+        "-c",
+        "2",
+        "--mode",
+        "handshake",
+        "-d",
+        "0.5",
+        "--warmup",
+        "0",
+    ]);
+    assert_eq!(code, 0);
+    assert!(v["handshakes"].as_u64().unwrap() > 10, "{v}");
+}
+
+/// A server that flips one byte of every 10th echo: each must be counted.
+#[test]
+fn corrupted_echoes_are_errors() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            std::thread::spawn(move || corrupting_echo(&mut s));
+        }
+    });
+    let url = format!("ws://127.0.0.1:{port}/");
+    let (code, v, _) = bench(&[&url, "-c", "2", "-s", "32", "-n", "200", "--warmup", "0"]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["errors"], 20, "{v}");
+}
+
+fn corrupting_echo(s: &mut TcpStream) {
+    use wsx::wsx_proto::handshake::{ServerHandshake, Upgrade};
+    let mut hs = ServerHandshake::new();
+    let mut buf = vec![0u8; 65536];
+    let (req, rest) = loop {
+        let n = s.read(&mut buf).unwrap();
+        if let Some(done) = hs.handle_data(&buf[..n]).unwrap() {
+            break done;
+        }
+    };
+    let up = Upgrade::new(req).unwrap();
+    s.write_all(&up.accept(&Default::default()).unwrap())
+        .unwrap();
+    let mut pending = rest.to_vec();
+    let mut count = 0u32;
+    loop {
+        // Decode masked client frames by hand and echo them unmasked.
+        while let Ok(Some((h, hl))) = wsx::wsx_proto::frame::FrameHeader::decode(&pending) {
+            let len = h.payload_len as usize;
+            if pending.len() < hl + len {
+                break;
+            }
+            let mut payload = pending[hl..hl + len].to_vec();
+            wsx::wsx_proto::mask::apply_mask(&mut payload, h.mask.unwrap(), 0);
+            pending.drain(..hl + len);
+            if h.opcode == wsx::wsx_proto::OpCode::CLOSE {
+                let _ = s.write_all(&[0x88, 0x02, 0x03, 0xe8]);
+                return;
+            }
+            count += 1;
+            if count % 10 == 0 {
+                payload[0] ^= 0xff;
+            }
+            let mut frame = vec![0x80 | h.opcode.as_u8(), len as u8];
+            frame.extend_from_slice(&payload);
+            if s.write_all(&frame).is_err() {
+                return;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+        }
+    }
+}
