@@ -518,10 +518,7 @@ async fn echo(plan: &Plan, i: usize, hist: &mut Histogram<u64>) -> Result<(), St
         let now = Instant::now();
         let measuring = now >= clock.measure_from;
         let mut new_echoes = 0u64;
-        loop {
-            let Some((h, hl)) = FrameHeader::decode(&rbuf).map_err(|e| e.to_string())? else {
-                break;
-            };
+        while let Some((h, hl)) = FrameHeader::decode(&rbuf).map_err(|e| e.to_string())? {
             let len = h.payload_len as usize;
             if rbuf.len() < hl + len {
                 break;
