@@ -30,6 +30,9 @@ enum Command {
         /// Largest accepted message, in bytes.
         #[arg(long, default_value_t = wsx_proto_default_max())]
         max_message: usize,
+        /// Worker threads (default: one per CPU core; 1 runs a single-threaded runtime).
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Connect to a server: stdin lines go out as text messages, received
     /// messages are printed to stdout, one per line.
@@ -74,10 +77,23 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let threads = match &cli.command {
+        Command::Serve { threads, .. } => *threads,
+        _ => None,
+    };
+    let rt = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n.max(1))
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("wsx: cannot start the runtime: {e}");
@@ -89,6 +105,7 @@ fn main() -> ExitCode {
             Command::Serve {
                 listen,
                 max_message,
+                ..
             } => serve(listen, max_message).await,
             Command::Connect { url, max_message } => connect(&url, max_message).await,
             Command::Bench(_) => unreachable!("handled before the runtime starts"),

@@ -1,0 +1,550 @@
+//! wsx server and client over real TCP on 127.0.0.1 (port 0).
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use http::StatusCode;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use wsx::{
+    Accept, CloseCode, CloseFrame, HandshakeError, Initiator, Message, Server, ServerConfig,
+    WebSocket,
+};
+
+fn text(s: impl Into<String>) -> Message {
+    Message::text(s.into())
+}
+
+fn url(addr: SocketAddr) -> String {
+    format!("ws://{addr}/")
+}
+
+/// A wsx echo server: every connection echoes text and binary messages
+/// until it ends.
+async fn echo_server(config: ServerConfig) -> SocketAddr {
+    let server = Server::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .with_config(config);
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = server.accept_tcp().await else {
+                return;
+            };
+            let config = server.config().clone();
+            tokio::spawn(async move {
+                let mut ws = wsx::accept_with(tcp, &config, |_| Ok(Accept::default())).await?;
+                while let Some(m) = ws.recv().await? {
+                    if matches!(m, Message::Text(_) | Message::Binary(_)) {
+                        ws.send(m).await?;
+                    }
+                }
+                Ok::<_, wsx::Error>(())
+            });
+        }
+    });
+    addr
+}
+
+/// Closes from the client side and checks the clean end.
+async fn close_clean(ws: &mut WebSocket<TcpStream>) {
+    ws.close(Some(CloseFrame::new(CloseCode::NORMAL, "done")))
+        .await
+        .unwrap();
+    assert_eq!(ws.recv().await.unwrap(), None);
+    let info = ws.close_info().unwrap();
+    assert!(info.is_clean());
+    assert_eq!(info.code, CloseCode::NORMAL);
+    assert_eq!(info.initiator, Initiator::Local);
+}
+
+#[tokio::test]
+async fn text_and_binary_round_trips() {
+    let addr = echo_server(ServerConfig::default()).await;
+    let mut ws = wsx::connect(&url(addr)).await.unwrap();
+    let pattern = |n: usize| -> Message {
+        Message::binary((0..n).map(|i| (i * 7 % 256) as u8).collect::<Vec<_>>())
+    };
+    let messages = vec![
+        text("hello"),
+        text(""),
+        text("héllo wörld ✓ 🦀"),
+        text("x".repeat(70_000)),
+        Message::binary(Bytes::new()),
+        pattern(125),
+        pattern(126),
+        pattern(65_535),
+        pattern(65_536),
+        pattern(1 << 20),
+    ];
+    for m in &messages {
+        ws.send(m.clone()).await.unwrap();
+        let echo = ws.recv().await.unwrap().expect("echo");
+        assert!(echo == *m, "echo of a {}-byte message differs", m.len());
+    }
+    // Pipelined: all sent, then all received.
+    for m in &messages {
+        ws.feed(m.clone()).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    for m in &messages {
+        assert!(ws.recv().await.unwrap().as_ref() == Some(m));
+    }
+    close_clean(&mut ws).await;
+}
+
+#[tokio::test]
+async fn ping_from_the_client_is_answered_by_the_server() {
+    let addr = echo_server(ServerConfig::default()).await;
+    let mut ws = wsx::connect(&url(addr)).await.unwrap();
+    ws.send(Message::Ping(Bytes::from_static(b"are you there")))
+        .await
+        .unwrap();
+    assert_eq!(
+        ws.recv().await.unwrap(),
+        Some(Message::Pong(Bytes::from_static(b"are you there")))
+    );
+    close_clean(&mut ws).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_halves_1000_messages_each_way_in_order() {
+    const N: usize = 1000;
+    let addr = echo_server(ServerConfig::default()).await;
+    let ws = wsx::connect(&url(addr)).await.unwrap();
+    let (mut reader, mut writer) = ws.split();
+    let message = |i: usize| {
+        if i % 3 == 0 {
+            Message::binary(i.to_be_bytes().to_vec())
+        } else {
+            text(format!("message {i} {}", "x".repeat(i % 200)))
+        }
+    };
+    let w = tokio::spawn(async move {
+        for i in 0..N {
+            writer.send(message(i)).await.unwrap();
+        }
+        writer
+    });
+    let r = tokio::spawn(async move {
+        for i in 0..N {
+            let got = reader.recv().await.unwrap();
+            assert_eq!(got, Some(message(i)), "message {i}");
+        }
+        reader
+    });
+    let mut writer = w.await.unwrap();
+    let mut reader = r.await.unwrap();
+    writer
+        .close(Some(CloseFrame::new(CloseCode::NORMAL, "")))
+        .await
+        .unwrap();
+    assert_eq!(reader.recv().await.unwrap(), None);
+    assert!(writer.send(text("late")).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_halves_with_feed_and_one_flush() {
+    let addr = echo_server(ServerConfig::default()).await;
+    let ws = wsx::connect(&url(addr)).await.unwrap();
+    let (mut reader, mut writer) = ws.split();
+    let r = tokio::spawn(async move {
+        let mut n = 0usize;
+        while let Some(m) = reader.recv().await.unwrap() {
+            assert_eq!(m, Message::binary(vec![(n % 256) as u8; 4096]));
+            n += 1;
+        }
+        n
+    });
+    for i in 0..500usize {
+        writer
+            .feed(Message::binary(vec![(i % 256) as u8; 4096]))
+            .await
+            .unwrap();
+    }
+    writer.flush().await.unwrap();
+    // The server echoes all 500 before it answers the close.
+    writer.close(None).await.unwrap();
+    assert_eq!(r.await.unwrap(), 500);
+}
+
+#[tokio::test]
+async fn stream_and_sink() {
+    let addr = echo_server(ServerConfig::default()).await;
+    let mut ws = wsx::connect(&url(addr)).await.unwrap();
+
+    SinkExt::send(&mut ws, text("via sink")).await.unwrap();
+    let got = StreamExt::next(&mut ws).await.unwrap().unwrap();
+    assert_eq!(got, text("via sink"));
+
+    let batch: Vec<Message> = (0..20).map(|i| text(format!("#{i}"))).collect();
+    let mut source = futures_util::stream::iter(batch.clone().into_iter().map(Ok));
+    ws.send_all(&mut source).await.unwrap();
+    let echoed: Vec<Message> = (&mut ws)
+        .take(batch.len())
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    assert_eq!(echoed, batch);
+
+    // Sink::close sends a 1000 close; the stream then ends cleanly.
+    SinkExt::close(&mut ws).await.unwrap();
+    assert!(StreamExt::next(&mut ws).await.is_none());
+    assert_eq!(ws.close_info().unwrap().code, CloseCode::NORMAL);
+    assert!(ws.close_info().unwrap().is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_and_sink_on_split_halves() {
+    let addr = echo_server(ServerConfig::default()).await;
+    let (reader, mut writer) = wsx::connect(&url(addr)).await.unwrap().split();
+    let batch: Vec<Message> = (0..100)
+        .map(|i| Message::binary(vec![i as u8; i]))
+        .collect();
+    let want = batch.clone();
+    let r = tokio::spawn(async move {
+        let got: Vec<Message> = reader.map(Result::unwrap).collect().await;
+        assert_eq!(got, want);
+    });
+    writer
+        .send_all(&mut futures_util::stream::iter(batch.into_iter().map(Ok)))
+        .await
+        .unwrap();
+    SinkExt::close(&mut writer).await.unwrap();
+    r.await.unwrap();
+}
+
+// ---- handshake failures ------------------------------------------------------
+
+#[tokio::test]
+async fn handshake_refused_by_the_accept_callback() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let srv: JoinHandle<wsx::Error> = tokio::spawn(async move {
+        let (tcp, _) = server.accept_tcp().await.unwrap();
+        let r = wsx::accept_with(tcp, &ServerConfig::default(), |upgrade| {
+            assert_eq!(upgrade.origin(), Some("http://evil.example"));
+            assert_eq!(upgrade.path(), "/chat");
+            Err(HandshakeError::rejected(
+                StatusCode::FORBIDDEN,
+                "origin not allowed",
+            ))
+        })
+        .await;
+        r.expect_err("refused")
+    });
+    let req = wsx::ClientRequest::new(&format!("ws://{addr}/chat"))
+        .unwrap()
+        .header("Origin", "http://evil.example")
+        .unwrap();
+    let err = wsx::connect_with(&req, &wsx::ClientConfig::default())
+        .await
+        .expect_err("refused");
+    assert!(err.is_handshake(), "{err}");
+    let (status, body) = rejection(&err);
+    assert_eq!(status, 403);
+    let body = String::from_utf8(body).unwrap();
+    assert!(body.contains("origin not allowed"), "{body:?}");
+    assert!(err.to_string().contains("403"), "{err}");
+
+    let server_err = srv.await.unwrap();
+    assert!(server_err.is_handshake());
+    assert_eq!(
+        server_err.server_handshake().unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+/// A raw TCP server that reads one request head, writes `response`, and
+/// closes. Returns its address.
+async fn raw_server(response: &'static [u8]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let _ = read_head(&mut tcp).await;
+        let _ = tcp.write_all(response).await;
+        let _ = tcp.shutdown().await;
+        // Wait for the client to hang up, so nothing is lost to a reset.
+        let mut sink = Vec::new();
+        let _ = tcp.read_to_end(&mut sink).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn client_errors_explain_what_the_server_answered() {
+    // (what, server's answer, status if a rejection, substrings of Display)
+    let cases: Vec<(&str, &'static [u8], Option<u16>, Vec<&str>)> = vec![
+        (
+            "plain HTTP page",
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 38\r\n\r\n\
+              <html><body>Hello there</body></html>",
+            Some(200),
+            vec!["200", "proxy_set_header Upgrade", "Hello there"],
+        ),
+        (
+            "plain HTTP page without Content-Length",
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html>hi</html>",
+            Some(200),
+            vec!["200", "proxy_set_header Upgrade"],
+        ),
+        (
+            "400 Bad Request",
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+            Some(400),
+            vec!["400"],
+        ),
+        (
+            "404 Not Found",
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found",
+            Some(404),
+            vec!["404", "not found"],
+        ),
+        (
+            "426 with another version",
+            b"HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 8\r\nContent-Length: 0\r\n\r\n",
+            Some(426),
+            vec!["426", "version"],
+        ),
+        (
+            "redirect",
+            b"HTTP/1.1 301 Moved Permanently\r\nLocation: https://example.com/ws\r\nContent-Length: 0\r\n\r\n",
+            Some(301),
+            vec!["301", "https://example.com/ws"],
+        ),
+        (
+            "not HTTP at all",
+            b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
+            None,
+            vec!["not an HTTP response"],
+        ),
+        (
+            "hang up without an answer",
+            b"",
+            None,
+            vec!["connection closed before"],
+        ),
+        (
+            "101 with a wrong accept key",
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n",
+            None,
+            vec!["Sec-WebSocket-Accept"],
+        ),
+        (
+            "101 without Upgrade",
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n",
+            None,
+            vec!["Upgrade: websocket"],
+        ),
+    ];
+    for (what, answer, status, needles) in cases {
+        let addr = raw_server(answer).await;
+        let err = wsx::connect(&url(addr)).await.expect_err(what);
+        let shown = err.to_string();
+        assert!(err.is_handshake(), "{what}: {shown}");
+        for n in needles {
+            assert!(shown.contains(n), "{what}: {n:?} not in {shown:?}");
+        }
+        if let Some(s) = status {
+            assert_eq!(rejection(&err).0, s, "{what}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn connect_to_a_closed_port() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let err = wsx::connect(&url(addr)).await.expect_err("nothing listens");
+    assert!(err.is_io(), "{err}");
+    let shown = err.to_string();
+    assert!(shown.contains("nothing is listening"), "{shown}");
+    assert!(shown.contains(&addr.port().to_string()), "{shown}");
+}
+
+#[tokio::test]
+async fn unusable_urls() {
+    for (url, needle) in [
+        ("wss://127.0.0.1:1/", "not supported"),
+        ("ftp://127.0.0.1/", "ftp"),
+        ("ws://127.0.0.1/#frag", "fragment"),
+    ] {
+        let err = wsx::connect(url).await.expect_err(url);
+        assert!(err.to_string().contains(needle), "{url}: {err}");
+    }
+}
+
+/// Sends a raw request to a wsx server; returns the whole response and the
+/// server's error.
+async fn raw_request(request: String) -> (String, wsx::Error) {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let srv = tokio::spawn(async move { server.accept().await.map(|_| ()) });
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    // Keep what arrived even if the server's close turns into a reset.
+    let _ = tcp.read_to_end(&mut response).await;
+    let err = srv.await.unwrap().expect_err("refused");
+    (String::from_utf8(response).unwrap(), err)
+}
+
+#[tokio::test]
+async fn server_answers_bad_requests_with_http_errors() {
+    let base = String::from_utf8(REQUEST.to_vec()).unwrap();
+    // (what, request, status line start, header the response must carry)
+    let cases: Vec<(&str, String, &str, Option<(&str, &str)>)> = vec![
+        (
+            "version 8",
+            base.replace("Version: 13", "Version: 8"),
+            "HTTP/1.1 426 ",
+            Some(("Sec-WebSocket-Version", "13")),
+        ),
+        (
+            "no version",
+            base.replace("Sec-WebSocket-Version: 13\r\n", ""),
+            "HTTP/1.1 400 ",
+            Some(("Sec-WebSocket-Version", "13")),
+        ),
+        (
+            "POST",
+            base.replace("GET ", "POST "),
+            "HTTP/1.1 405 ",
+            Some(("Allow", "GET")),
+        ),
+        (
+            "no Upgrade header",
+            base.replace("Upgrade: websocket\r\n", ""),
+            "HTTP/1.1 400 ",
+            Some(("Upgrade", "websocket")),
+        ),
+        (
+            "bad key",
+            base.replace("dGhlIHNhbXBsZSBub25jZQ==", "short"),
+            "HTTP/1.1 400 ",
+            None,
+        ),
+        (
+            "HTTP/1.0",
+            base.replace("HTTP/1.1", "HTTP/1.0"),
+            "HTTP/1.1 400 ",
+            None,
+        ),
+        (
+            "huge head",
+            base.replace(
+                "\r\n\r\n",
+                &format!("\r\nX-Pad: {}\r\n\r\n", "a".repeat(8_500)),
+            ),
+            "HTTP/1.1 431 ",
+            None,
+        ),
+    ];
+    for (what, request, status_line, header_want) in cases {
+        let (response, err) = raw_request(request).await;
+        assert!(response.starts_with(status_line), "{what}: {response}");
+        if let Some((name, value)) = header_want {
+            assert_eq!(header(&response, name), Some(value), "{what}: {response}");
+        }
+        let he = err.server_handshake().expect(what);
+        assert_eq!(
+            he.status().as_u16().to_string(),
+            status_line[9..12],
+            "{what}"
+        );
+        assert!(err.is_handshake(), "{what}");
+        // The body says what was wrong.
+        let body = response.split_once("\r\n\r\n").unwrap().1;
+        assert!(!body.trim().is_empty(), "{what}: empty body");
+    }
+}
+
+// ---- backpressure ------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backpressure_bounds_the_write_buffer() {
+    const MSG: usize = 64 << 10;
+    const TOTAL: usize = 64 << 20;
+    const HIGH_WATER: usize = 512 << 10;
+    // A 64 KiB payload needs a 10-byte header (64-bit length).
+    const FRAME: usize = MSG + 10;
+
+    let server = Server::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .with_config(ServerConfig {
+            write_buffer_high_water: HIGH_WATER,
+            ..ServerConfig::default()
+        });
+    let addr = server.local_addr().unwrap();
+    let blocked = Arc::new(Notify::new());
+    let srv = {
+        let blocked = blocked.clone();
+        tokio::spawn(async move {
+            let (mut ws, _) = server.accept().await.unwrap();
+            let mut max_buffered = 0;
+            let mut saw_block = false;
+            for i in 0..TOTAL / MSG {
+                let msg = Message::binary(vec![i as u8; MSG]);
+                // `feed` is cancel safe: a feed that cannot finish now
+                // (socket full, queue at high water) did not queue anything.
+                if saw_block {
+                    ws.feed(msg).await.unwrap();
+                } else {
+                    match ws.feed(msg.clone()).now_or_never() {
+                        Some(r) => r.unwrap(),
+                        None => {
+                            assert!(ws.buffered_amount() >= HIGH_WATER);
+                            saw_block = true;
+                            blocked.notify_one();
+                            ws.feed(msg).await.unwrap();
+                        }
+                    }
+                }
+                max_buffered = max_buffered.max(ws.buffered_amount());
+                assert!(
+                    ws.buffered_amount() <= HIGH_WATER + FRAME,
+                    "{} bytes queued after message {i}",
+                    ws.buffered_amount()
+                );
+            }
+            assert!(saw_block, "the client's socket never filled up");
+            ws.close(Some(CloseFrame::new(CloseCode::NORMAL, "all sent")))
+                .await
+                .unwrap();
+            assert_eq!(ws.recv().await.unwrap(), None);
+            max_buffered
+        })
+    };
+
+    let mut ws = wsx::connect(&url(addr)).await.unwrap();
+    // Do not read until the server is stuck on a full socket.
+    blocked.notified().await;
+    let mut total = 0usize;
+    let mut count = 0usize;
+    while let Some(m) = ws.recv().await.unwrap() {
+        let Message::Binary(b) = m else {
+            panic!("unexpected {m:?}")
+        };
+        assert_eq!(b.len(), MSG);
+        assert!(b.iter().all(|&x| x == count as u8), "message {count}");
+        total += b.len();
+        count += 1;
+    }
+    assert_eq!(total, TOTAL);
+    assert_eq!(count, TOTAL / MSG);
+    assert_eq!(ws.close_info().unwrap().reason, "all sent");
+    let max_buffered = srv.await.unwrap();
+    assert!(max_buffered >= HIGH_WATER, "max {max_buffered}");
+    assert!(max_buffered <= HIGH_WATER + FRAME, "max {max_buffered}");
+}
