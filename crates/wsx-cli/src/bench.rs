@@ -72,6 +72,10 @@ pub struct BenchArgs {
     /// (loopback targets only; default: one per 20,000 connections).
     #[arg(long)]
     pub source_ips: Option<u8>,
+    /// The target is a raw TCP echo, not WebSocket: no handshake, and the
+    /// exact frame bytes must come back (the floor for comparisons).
+    #[arg(long)]
+    pub raw_tcp: bool,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -81,6 +85,8 @@ pub struct BenchArgs {
 struct Stats {
     connected: AtomicU64,
     messages: AtomicU64,
+    /// Echoes including warm-up.
+    total: AtomicU64,
     errors: AtomicU64,
     handshakes: AtomicU64,
 }
@@ -356,16 +362,60 @@ fn source_addr(plan: &Plan, i: usize) -> Option<SocketAddr> {
     Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, k)), 0))
 }
 
-async fn open(plan: &Plan, i: usize) -> Result<(TcpStream, BytesMut), String> {
+/// One echo at the front of `rbuf`: `(bytes consumed, Some(echo matches))`,
+/// `(consumed, None)` for a control frame, `None` if incomplete.
+fn next_echo(
+    rbuf: &[u8],
+    raw: bool,
+    frame: &[u8],
+    payload: &[u8],
+) -> Result<Option<(usize, Option<bool>)>, String> {
+    if raw {
+        // A raw TCP echo returns our (masked) frame bytes as they were.
+        if rbuf.len() < frame.len() {
+            return Ok(None);
+        }
+        return Ok(Some((frame.len(), Some(&rbuf[..frame.len()] == frame))));
+    }
+    let Some((h, hl)) = FrameHeader::decode(rbuf).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let len = h.payload_len as usize;
+    if rbuf.len() < hl + len {
+        return Ok(None);
+    }
+    match h.opcode {
+        OpCode::TEXT | OpCode::BINARY => {
+            let ok = h.fin && h.mask.is_none() && &rbuf[hl..hl + len] == payload;
+            Ok(Some((hl + len, Some(ok))))
+        }
+        OpCode::CLOSE => Err("server sent a close frame mid-benchmark".into()),
+        _ => Ok(Some((hl + len, None))),
+    }
+}
+
+async fn connect_tcp(plan: &Plan, i: usize) -> Result<TcpStream, String> {
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     if let Some(src) = source_addr(plan, i) {
         socket.bind(src).map_err(|e| format!("bind {src}: {e}"))?;
     }
-    let mut tcp = socket
+    let tcp = socket
         .connect(plan.addr)
         .await
         .map_err(|e| format!("connect {}: {e}", plan.addr))?;
     let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
+async fn open_raw(plan: &Plan, i: usize) -> Result<(TcpStream, BytesMut), String> {
+    Ok((
+        connect_tcp(plan, i).await?,
+        BytesMut::with_capacity(64 * 1024),
+    ))
+}
+
+async fn open(plan: &Plan, i: usize) -> Result<(TcpStream, BytesMut), String> {
+    let mut tcp = connect_tcp(plan, i).await?;
     let mut key = [0u8; 16];
     key[..8].copy_from_slice(&(i as u64).to_le_bytes());
     let (mut hs, request) = ClientHandshake::new(&plan.req, key);
@@ -449,7 +499,11 @@ fn close_frame() -> Vec<u8> {
 }
 
 async fn echo(plan: &Plan, i: usize, hist: &mut Histogram<u64>) -> Result<(), String> {
-    let (mut tcp, mut rbuf) = open(plan, i).await?;
+    let (mut tcp, mut rbuf) = if plan.args.raw_tcp {
+        open_raw(plan, i).await?
+    } else {
+        open(plan, i).await?
+    };
     plan.stats.connected.fetch_add(1, Relaxed);
     let clock = plan.clock().await;
     tokio::time::sleep_until(clock.start).await;
@@ -459,6 +513,7 @@ async fn echo(plan: &Plan, i: usize, hist: &mut Histogram<u64>) -> Result<(), St
     let mut sent_at: VecDeque<Instant> = VecDeque::with_capacity(plan.args.depth);
     let mut echoed: u64 = 0;
     let mut errors: u64 = 0;
+    let mut total_echoes: u64 = 0;
     let limit = plan.per_conn_limit;
 
     // Open loop: a send schedule instead of a window.
@@ -518,43 +573,38 @@ async fn echo(plan: &Plan, i: usize, hist: &mut Histogram<u64>) -> Result<(), St
         let now = Instant::now();
         let measuring = now >= clock.measure_from;
         let mut new_echoes = 0u64;
-        while let Some((h, hl)) = FrameHeader::decode(&rbuf).map_err(|e| e.to_string())? {
-            let len = h.payload_len as usize;
-            if rbuf.len() < hl + len {
-                break;
+        while let Some((consumed, echo_ok)) = next_echo(&rbuf, plan.args.raw_tcp, frame, payload)? {
+            rbuf.advance(consumed);
+            // Pings and pongs from the server are not echoes.
+            let Some(ok) = echo_ok else { continue };
+            if !ok {
+                errors += 1;
             }
-            let body = &rbuf[hl..hl + len];
-            match h.opcode {
-                OpCode::TEXT | OpCode::BINARY => {
-                    if !h.fin || h.mask.is_some() || body != payload {
-                        errors += 1;
-                    }
-                    let t = sent_at
-                        .pop_front()
-                        .ok_or("more echoes than messages sent")?;
-                    if measuring && t >= clock.measure_from {
-                        let _ = hist.record((now - t).as_nanos().max(1) as u64);
-                        new_echoes += 1;
-                    }
-                    echoed += 1;
-                    let done = limit.is_some_and(|l| echoed >= l) || now >= clock.end;
-                    if interval.is_none() && !done && may_send(sent) {
-                        wbuf.extend_from_slice(frame);
-                        sent_at.push_back(now);
-                        sent += 1;
-                    }
-                    if done {
-                        stop_sending = true;
-                    }
-                }
-                OpCode::CLOSE => return Err("server sent a close frame mid-benchmark".into()),
-                // Pings and pongs from the server: not echoes.
-                _ => {}
+            let t = sent_at
+                .pop_front()
+                .ok_or("more echoes than messages sent")?;
+            if measuring && t >= clock.measure_from {
+                let _ = hist.record((now - t).as_nanos().max(1) as u64);
+                new_echoes += 1;
             }
-            rbuf.advance(hl + len);
+            echoed += 1;
+            total_echoes += 1;
+            let done = limit.is_some_and(|l| echoed >= l) || now >= clock.end;
+            if interval.is_none() && !done && may_send(sent) {
+                wbuf.extend_from_slice(frame);
+                sent_at.push_back(now);
+                sent += 1;
+            }
+            if done {
+                stop_sending = true;
+            }
         }
         if new_echoes > 0 {
             plan.stats.messages.fetch_add(new_echoes, Relaxed);
+        }
+        if total_echoes > 0 {
+            plan.stats.total.fetch_add(total_echoes, Relaxed);
+            total_echoes = 0;
         }
         if errors > 0 {
             plan.stats.errors.fetch_add(errors, Relaxed);
@@ -568,7 +618,11 @@ async fn echo(plan: &Plan, i: usize, hist: &mut Histogram<u64>) -> Result<(), St
             break;
         }
     }
-    let _ = tcp.write_all(&close_frame()).await;
+    if !plan.args.raw_tcp {
+        let _ = tcp.write_all(&close_frame()).await;
+    } else {
+        let _ = tcp.shutdown().await;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let mut buf = [0u8; 1024];
         while let Ok(n) = tcp.read(&mut buf).await {
@@ -651,6 +705,7 @@ fn report(
             "text": args.text,
             "seconds": secs,
             "messages": messages,
+            "messages_total": stats.total.load(Relaxed),
             "handshakes": handshakes,
             "per_second": rate,
             "payload_mb_per_s": mbps,
