@@ -171,7 +171,7 @@ struct Partial {
 }
 
 /// Read at least this much per read call; big enough for many small frames.
-const READ_CHUNK: usize = 8 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
 /// Never reserve more than this ahead of data actually arriving, so a header
 /// announcing a large frame does not allocate its size up front.
 const MAX_RESERVE_AHEAD: usize = 256 * 1024;
@@ -195,7 +195,8 @@ const MAX_RESERVE_AHEAD: usize = 256 * 1024;
 pub struct Connection {
     role: Role,
     config: Config,
-    rng: Option<ChaCha12Rng>,
+    /// Boxed: servers have none, and an idle connection should be small.
+    rng: Option<Box<ChaCha12Rng>>,
     state: State,
     rx: BytesMut,
     eof: bool,
@@ -206,7 +207,7 @@ pub struct Connection {
     send_partial: Option<DataKind>,
     out: OutBuf,
     sent_close: Option<CloseFrame>,
-    pending_closed: Option<Closed>,
+    pending_closed: Option<Box<Closed>>,
     last_rx: Option<Instant>,
     next_ping: Option<Instant>,
     ping_sent_at: Option<Instant>,
@@ -229,12 +230,12 @@ impl Connection {
         Self::new(
             Role::Client,
             config,
-            Some(ChaCha12Rng::from_seed(seed)),
+            Some(Box::new(ChaCha12Rng::from_seed(seed))),
             now,
         )
     }
 
-    fn new(role: Role, config: Config, rng: Option<ChaCha12Rng>, now: Instant) -> Self {
+    fn new(role: Role, config: Config, rng: Option<Box<ChaCha12Rng>>, now: Instant) -> Self {
         let next_ping = config.ping_interval().map(|i| now + i);
         Connection {
             role,
@@ -412,7 +413,7 @@ impl Connection {
     pub fn poll_event(&mut self) -> Option<Event> {
         loop {
             if let Some(closed) = self.pending_closed.take() {
-                return Some(Event::Closed(closed));
+                return Some(Event::Closed(*closed));
             }
             if self.state == State::Done {
                 return None;
@@ -433,39 +434,41 @@ impl Connection {
     }
 
     /// Parses at most one frame (or the part of one that has arrived).
+    #[inline]
     fn step(&mut self) -> Result<Option<Event>, ProtocolError> {
-        if self.cur.is_none() {
-            let Some((header, n)) = FrameHeader::decode(&self.rx)? else {
-                return Ok(None);
-            };
-            let text = self.check_header(&header)?;
-            self.rx.advance(n);
-            self.cur = Some(Current {
-                header,
-                processed: 0,
-                text,
-            });
-        }
-        let cur = self.cur.as_mut().expect("current frame");
-        let len = cur.header.payload_len as usize; // bounded by max_frame_size
-        let avail = self.rx.len().min(len);
-        if avail > cur.processed {
-            let chunk = &mut self.rx[cur.processed..avail];
-            if let Some(key) = cur.header.mask {
-                apply_mask(chunk, key, cur.processed);
+        let (header, processed, text) = match self.cur.take() {
+            Some(c) => (c.header, c.processed, c.text),
+            None => {
+                let Some((header, n)) = FrameHeader::decode(&self.rx)? else {
+                    return Ok(None);
+                };
+                let text = self.check_header(&header)?;
+                self.rx.advance(n);
+                (header, 0, text)
             }
-            if cur.text {
+        };
+        let len = header.payload_len as usize; // bounded by max_frame_size
+        let avail = self.rx.len().min(len);
+        if avail > processed {
+            let chunk = &mut self.rx[processed..avail];
+            if let Some(key) = header.mask {
+                apply_mask(chunk, key, processed);
+            }
+            if text {
                 // Validate as it arrives, to fail at the first bad byte.
                 self.utf8
                     .feed(chunk)
                     .map_err(|_| ProtocolError::InvalidUtf8)?;
             }
-            cur.processed = avail;
         }
         if avail < len {
+            self.cur = Some(Current {
+                header,
+                processed: avail,
+                text,
+            });
             return Ok(None);
         }
-        let header = self.cur.take().expect("current frame").header;
         let payload = self.rx.split_to(len).freeze();
         self.handle_frame(header, payload)
     }
@@ -665,13 +668,13 @@ impl Connection {
         self.close_deadline = None;
         self.pong_deadline = None;
         self.next_ping = None;
-        self.pending_closed = Some(Closed {
+        self.pending_closed = Some(Box::new(Closed {
             code,
             reason,
             initiator,
             sent: self.sent_close.clone(),
             cause,
-        });
+        }));
     }
 
     // ---- commands ----------------------------------------------------------
@@ -789,15 +792,21 @@ impl Connection {
     }
 
     /// Encodes a frame, sharing `payload` when no masking is needed.
+    #[inline]
     fn write_frame_bytes(&mut self, op: OpCode, fin: bool, payload: Bytes) {
         if self.role == Role::Client {
             return self.write_frame(op, fin, &payload);
         }
-        let h = self.header(op, fin, payload.len());
+        let h = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode: op,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
         let mut hb = [0u8; FrameHeader::MAX_LEN];
         let n = h.encode(&mut hb);
-        self.out.extend(&hb[..n]);
-        self.out.push_payload(payload);
+        self.out.push_frame(&hb[..n], payload);
     }
 }
 

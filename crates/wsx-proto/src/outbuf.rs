@@ -24,14 +24,23 @@ pub struct OutBuf {
 }
 
 impl OutBuf {
-    /// Appends `bytes` by copying.
-    pub(crate) fn extend(&mut self, bytes: &[u8]) {
-        self.tail.extend_from_slice(bytes);
-    }
-
     /// The coalescing buffer, for in-place encoding (e.g. masking).
     pub(crate) fn tail_mut(&mut self) -> &mut BytesMut {
         &mut self.tail
+    }
+
+    /// Appends a header and its payload, sharing the payload instead of
+    /// copying it when it is large.
+    #[inline]
+    pub(crate) fn push_frame(&mut self, header: &[u8], payload: Bytes) {
+        if payload.len() < ZERO_COPY_MIN {
+            self.tail.reserve(header.len() + payload.len());
+            self.tail.extend_from_slice(header);
+            self.tail.extend_from_slice(&payload);
+            return;
+        }
+        self.tail.extend_from_slice(header);
+        self.push_payload(payload);
     }
 
     /// Appends a payload, sharing it instead of copying when it is large.
@@ -129,9 +138,8 @@ mod tests {
     #[test]
     fn order_is_kept_across_copied_and_shared_chunks() {
         let mut o = OutBuf::default();
-        o.extend(b"ab");
-        o.push_payload(Bytes::from(vec![b'x'; ZERO_COPY_MIN]));
-        o.extend(b"cd");
+        o.push_frame(b"ab", Bytes::from(vec![b'x'; ZERO_COPY_MIN]));
+        o.push_frame(b"cd", Bytes::new());
         let mut all = Vec::new();
         while o.has_remaining() {
             let c = o.chunk();
@@ -149,9 +157,8 @@ mod tests {
     #[test]
     fn vectored_chunks_cover_everything() {
         let mut o = OutBuf::default();
-        o.extend(b"ab");
-        o.push_payload(Bytes::from(vec![1; ZERO_COPY_MIN]));
-        o.extend(b"cd");
+        o.push_frame(b"ab", Bytes::from(vec![1; ZERO_COPY_MIN]));
+        o.push_frame(b"cd", Bytes::new());
         let mut slices = [IoSlice::new(&[]); 8];
         let n = o.chunks_vectored(&mut slices);
         let total: usize = slices[..n].iter().map(|s| s.len()).sum();

@@ -119,9 +119,9 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     getrandom::getrandom(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
     getrandom::getrandom(&mut seed).map_err(|e| std::io::Error::other(e.to_string()))?;
     let (mut hs, request) = ClientHandshake::new(req, key);
-    let fut = async {
+    let fut = Box::pin(async {
         stream.write_all(&request).await?;
-        let mut buf = [0u8; 4096];
+        let mut buf = vec![0u8; 4096];
         loop {
             let read = if hs.is_rejected() {
                 match tokio::time::timeout(REJECTION_BODY_WAIT, stream.read(&mut buf)).await {
@@ -138,7 +138,7 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
                 return Ok::<_, Error>(done);
             }
         }
-    };
+    });
     let done = match tokio::time::timeout(config.handshake_timeout, fut).await {
         Ok(r) => r?,
         Err(_) => {

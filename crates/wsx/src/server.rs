@@ -89,7 +89,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Upgrade) -> std::result::Result<Accept, HandshakeError>,
 {
-    let fut = handshake(&mut stream, config, decide);
+    // Boxed so the handshake's state is freed once it is done, instead of
+    // sizing the caller's task for it.
+    let fut = Box::pin(handshake(&mut stream, config, decide));
     let (response, leftover, protocol) =
         match tokio::time::timeout(config.handshake_timeout, fut).await {
             Ok(Ok(done)) => done,
@@ -125,7 +127,9 @@ where
     F: FnOnce(&Upgrade) -> std::result::Result<Accept, HandshakeError>,
 {
     let mut parser = ServerHandshake::with_max_bytes(config.max_handshake_bytes);
-    let mut buf = [0u8; 2048];
+    // On the heap: a buffer in the future would stay in every connection's
+    // task for its whole life.
+    let mut buf = vec![0u8; 2048];
     let (request, leftover) = loop {
         let n = stream.read(&mut buf).await?;
         if n == 0 {

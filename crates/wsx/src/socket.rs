@@ -52,8 +52,9 @@ pub struct WebSocket<S> {
     timer_at: Option<Instant>,
     high_water: usize,
     protocol: Option<String>,
-    /// How the connection ended, once it has.
-    closed: Option<Closed>,
+    /// How the connection ended, once it has (boxed: rarely set, and an
+    /// idle connection should be small).
+    closed: Option<Box<Closed>>,
     closing: Closing,
     close_deadline: Option<Instant>,
     read_eof: bool,
@@ -125,7 +126,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// How the connection ended, once `recv` has reported the end.
     pub fn close_info(&self) -> Option<&Closed> {
-        self.closed.as_ref()
+        self.closed.as_deref()
     }
 
     /// The underlying stream.
@@ -195,7 +196,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     return Poll::Ready(Ok(None));
                 }
                 self.end_reported = true;
-                let c = self.closed.clone().expect("closed");
+                let c = self.closed.as_deref().expect("closed").clone();
                 return Poll::Ready(Ok(Some(Event::Closed(c))));
             }
             if let Some(ev) = self.conn.poll_event() {
@@ -220,7 +221,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             if backed_up && self.conn.pending_output() > self.high_water {
                 return Poll::Pending;
             }
-            match ready!(self.poll_read_in(cx)) {
+            let read = match self.poll_read_in(cx) {
+                Poll::Ready(r) => r,
+                Poll::Pending => {
+                    // Nothing in flight: give the buffers back, so an idle
+                    // connection costs little memory. Under load this frees
+                    // and reallocates once per batch of messages, which the
+                    // allocator serves from its free list.
+                    if self.conn.pending_output() == 0 {
+                        self.conn.shrink_buffers();
+                    }
+                    return Poll::Pending;
+                }
+            };
+            match read {
                 Ok(0) => self.conn.handle_eof(),
                 Ok(_) => {}
                 Err(e) => return Poll::Ready(Err(e.into())),
@@ -277,7 +291,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         // first; in every other case we end it ourselves.
         self.closing = Closing::Flush;
         self.close_deadline = Some(Instant::now() + self.conn.config().close_timeout());
-        self.closed = Some(c);
+        self.closed = Some(Box::new(c));
     }
 
     fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -380,7 +394,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.conn.pending_output() > 0 {
             let out = self.conn.transmit();
-            let n = if self.io.is_write_vectored() {
+            let n = if self.io.is_write_vectored() && out.chunk().len() < out.remaining() {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
                 let k = out.chunks_vectored(&mut slices);
                 ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..k]))?
