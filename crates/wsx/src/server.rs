@@ -100,6 +100,20 @@ where
                     // Best effort: the client may already be gone.
                     let _ = stream.write_all(&he.response()).await;
                     let _ = stream.shutdown().await;
+                    // Read what the client still sends (briefly, boundedly):
+                    // closing with unread data resets the connection, and the
+                    // reset can destroy the response before the client reads it.
+                    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                        let mut scratch = vec![0u8; 4096];
+                        let mut left = 64 * 1024usize;
+                        while left > 0 {
+                            match stream.read(&mut scratch).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => left = left.saturating_sub(n),
+                            }
+                        }
+                    })
+                    .await;
                 }
                 return Err(e);
             }

@@ -290,7 +290,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         // After a clean close a client waits for the server to end TCP
         // first; in every other case we end it ourselves.
         self.closing = Closing::Flush;
-        self.close_deadline = Some(Instant::now() + self.conn.config().close_timeout());
+        // After a timeout the peer is presumed gone: one best-effort attempt
+        // to write and shut down, no further wait for it.
+        let timed_out = matches!(
+            c.cause,
+            Some(
+                wsx_proto::CloseCause::KeepaliveTimeout(_) | wsx_proto::CloseCause::CloseTimeout(_)
+            )
+        );
+        self.close_deadline = Some(if timed_out {
+            Instant::now()
+        } else {
+            Instant::now() + self.conn.config().close_timeout()
+        });
         self.closed = Some(Box::new(c));
     }
 
@@ -412,7 +424,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Waits until the queue is below the high-water mark.
     fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         while self.conn.pending_output() >= self.high_water {
-            ready!(self.poll_write_out(cx))?;
+            match self.poll_write_out(cx) {
+                Poll::Ready(r) => r?,
+                // A partial write may already have made room.
+                Poll::Pending if self.conn.pending_output() < self.high_water => break,
+                Poll::Pending => return Poll::Pending,
+            }
         }
         Poll::Ready(Ok(()))
     }

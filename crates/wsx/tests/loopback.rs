@@ -7,10 +7,8 @@ use common::*;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::StatusCode;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use wsx::{
     Accept, CloseCode, CloseFrame, HandshakeError, Initiator, Message, Server, ServerConfig,
@@ -112,6 +110,34 @@ async fn ping_from_the_client_is_answered_by_the_server() {
         Some(Message::Pong(Bytes::from_static(b"are you there")))
     );
     close_clean(&mut ws).await;
+}
+
+#[tokio::test]
+async fn subprotocol_is_negotiated() {
+    let addr = echo_server(ServerConfig {
+        protocols: vec!["v2.chat".into(), "v1.chat".into()],
+        ..ServerConfig::default()
+    })
+    .await;
+    // (offered by the client, selected)
+    let cases: [(&[&str], Option<&str>); 4] = [
+        (&["v1.chat"], Some("v1.chat")),
+        (&["v1.chat", "v2.chat"], Some("v2.chat")),
+        (&["other"], None),
+        (&[], None),
+    ];
+    for (offered, selected) in cases {
+        let mut req = wsx::ClientRequest::new(&url(addr)).unwrap();
+        for p in offered {
+            req = req.protocol(*p);
+        }
+        let (mut ws, done) = wsx::connect_with(&req, &wsx::ClientConfig::default())
+            .await
+            .unwrap();
+        assert_eq!(ws.protocol(), selected, "{offered:?}");
+        assert_eq!(done.protocol.as_deref(), selected, "{offered:?}");
+        close_clean(&mut ws).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -279,10 +305,12 @@ async fn raw_server(response: &'static [u8]) -> SocketAddr {
     addr
 }
 
+/// (what, server's answer, status if a rejection, substrings of Display)
+type AnswerCase = (&'static str, &'static [u8], Option<u16>, Vec<&'static str>);
+
 #[tokio::test]
 async fn client_errors_explain_what_the_server_answered() {
-    // (what, server's answer, status if a rejection, substrings of Display)
-    let cases: Vec<(&str, &'static [u8], Option<u16>, Vec<&str>)> = vec![
+    let cases: Vec<AnswerCase> = vec![
         (
             "plain HTTP page",
             b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 38\r\n\r\n\
@@ -399,11 +427,18 @@ async fn raw_request(request: String) -> (String, wsx::Error) {
     (String::from_utf8(response).unwrap(), err)
 }
 
+/// (what, request, status line start, header the response must carry)
+type RequestCase = (
+    &'static str,
+    String,
+    &'static str,
+    Option<(&'static str, &'static str)>,
+);
+
 #[tokio::test]
 async fn server_answers_bad_requests_with_http_errors() {
     let base = String::from_utf8(REQUEST.to_vec()).unwrap();
-    // (what, request, status line start, header the response must carry)
-    let cases: Vec<(&str, String, &str, Option<(&str, &str)>)> = vec![
+    let cases: Vec<RequestCase> = vec![
         (
             "version 8",
             base.replace("Version: 13", "Version: 8"),
@@ -487,9 +522,10 @@ async fn backpressure_bounds_the_write_buffer() {
             ..ServerConfig::default()
         });
     let addr = server.local_addr().unwrap();
-    let blocked = Arc::new(Notify::new());
+    // Fires when the server is stuck; dropped (an error) if it panics first.
+    let (blocked, blocked_rx) = tokio::sync::oneshot::channel::<()>();
     let srv = {
-        let blocked = blocked.clone();
+        let mut blocked = Some(blocked);
         tokio::spawn(async move {
             let (mut ws, _) = server.accept().await.unwrap();
             let mut max_buffered = 0;
@@ -504,9 +540,8 @@ async fn backpressure_bounds_the_write_buffer() {
                     match ws.feed(msg.clone()).now_or_never() {
                         Some(r) => r.unwrap(),
                         None => {
-                            assert!(ws.buffered_amount() >= HIGH_WATER);
                             saw_block = true;
-                            blocked.notify_one();
+                            blocked.take().unwrap().send(()).unwrap();
                             ws.feed(msg).await.unwrap();
                         }
                     }
@@ -529,7 +564,10 @@ async fn backpressure_bounds_the_write_buffer() {
 
     let mut ws = wsx::connect(&url(addr)).await.unwrap();
     // Do not read until the server is stuck on a full socket.
-    blocked.notified().await;
+    if blocked_rx.await.is_err() {
+        srv.await.unwrap();
+        unreachable!("the server ended without blocking");
+    }
     let mut total = 0usize;
     let mut count = 0usize;
     while let Some(m) = ws.recv().await.unwrap() {

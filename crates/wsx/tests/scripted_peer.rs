@@ -681,3 +681,276 @@ async fn client_rejects_masked_server_frame_with_1002() {
     assert!(err.is_protocol(), "{err}");
     assert_eq!(err.close_code(), Some(CloseCode::PROTOCOL_ERROR));
 }
+
+// ---- sending fragments, receiving events, refused commands -------------------
+
+#[tokio::test]
+async fn send_fragment_writes_the_right_opcodes() {
+    use wsx::{DataKind, Fragment};
+    let frag = |kind, data: &'static [u8], first, fin| Fragment {
+        kind,
+        data: bytes::Bytes::from_static(data),
+        first,
+        fin,
+    };
+    let (mut ws, mut peer) = server_pair(&ServerConfig::default(), b"").await;
+    // Out of sequence: refused, and nothing is written.
+    assert!(ws
+        .send_fragment(frag(DataKind::Text, b"x", false, true))
+        .await
+        .is_err());
+    ws.send_fragment(frag(DataKind::Text, b"Hel", true, false))
+        .await
+        .unwrap();
+    // Control frames may go between fragments; data messages may not.
+    ws.send(Message::Ping(b"mid"[..].into())).await.unwrap();
+    assert!(ws.send(text("interleaved")).await.is_err());
+    assert!(ws
+        .send_fragment(frag(DataKind::Binary, b"x", true, true))
+        .await
+        .is_err());
+    ws.send_fragment(frag(DataKind::Text, b"l", false, false))
+        .await
+        .unwrap();
+    ws.send_fragment(frag(DataKind::Text, b"o", false, true))
+        .await
+        .unwrap();
+    ws.send_fragment(frag(DataKind::Binary, b"\x01", true, true))
+        .await
+        .unwrap();
+    let want = [
+        (false, OP_TEXT, &b"Hel"[..]),
+        (true, OP_PING, b"mid"),
+        (false, OP_CONT, b"l"),
+        (true, OP_CONT, b"o"),
+        (true, OP_BINARY, b"\x01"),
+    ];
+    for (fin, opcode, payload) in want {
+        let f = read_frame(&mut peer).await.unwrap();
+        assert_eq!(
+            (f.fin, f.opcode, &f.payload[..], f.masked),
+            (fin, opcode, payload, false)
+        );
+    }
+    let task = recv_all(ws);
+    peer_close(&mut peer).await;
+    drop(peer);
+    task.await.unwrap().2.unwrap();
+}
+
+#[tokio::test]
+async fn recv_event_delivers_fragments_when_configured() {
+    use wsx::{DataKind, Event, Fragment};
+    let config = ServerConfig {
+        protocol: wsx::Config::builder()
+            .deliver_fragments(true)
+            .build()
+            .unwrap(),
+        ..ServerConfig::default()
+    };
+    let bytes = [
+        frame(OP_BINARY, false, b"ab", Some(KEY)),
+        masked(OP_PING, b"p"),
+        frame(OP_CONT, true, b"c", Some(KEY)),
+        MASKED_HELLO.to_vec(),
+        masked(OP_CLOSE, &close_payload(1000, "")),
+    ]
+    .concat();
+    let (mut ws, mut peer) = server_pair(&config, &bytes).await;
+    let frag = |kind, data: &'static [u8], first, fin| {
+        Event::Fragment(Fragment {
+            kind,
+            data: bytes::Bytes::from_static(data),
+            first,
+            fin,
+        })
+    };
+    let want = vec![
+        frag(DataKind::Binary, b"ab", true, false),
+        Event::Ping(b"p"[..].into()),
+        frag(DataKind::Binary, b"c", false, true),
+        frag(DataKind::Text, b"Hello", true, true),
+    ];
+    for w in want {
+        assert_eq!(ws.recv_event().await.unwrap(), Some(w));
+    }
+    let reader = tokio::spawn(async move {
+        let end = ws.recv_event().await.unwrap();
+        let after = ws.recv_event().await.unwrap();
+        (end, after)
+    });
+    let pong = read_frame(&mut peer).await.unwrap();
+    assert_eq!(pong.opcode, OP_PONG);
+    let close = read_frame(&mut peer).await.unwrap();
+    assert_eq!(close.close_code(), Some(1000));
+    expect_eof(&mut peer).await;
+    drop(peer);
+    let (end, after) = reader.await.unwrap();
+    match end {
+        Some(Event::Closed(c)) => {
+            assert!(c.is_clean());
+            assert_eq!(c.code, CloseCode::NORMAL);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(after, None);
+}
+
+#[tokio::test]
+async fn recv_refuses_fragments_it_cannot_represent() {
+    let config = ServerConfig {
+        protocol: wsx::Config::builder()
+            .deliver_fragments(true)
+            .build()
+            .unwrap(),
+        ..ServerConfig::default()
+    };
+    let (mut ws, _peer) = server_pair(&config, &MASKED_HELLO).await;
+    let err = ws.recv().await.expect_err("fragment via recv()");
+    assert!(err.to_string().contains("recv_event"), "{err}");
+}
+
+#[tokio::test]
+async fn refused_commands_leave_the_connection_usable() {
+    let (mut ws, mut peer) = server_pair(&ServerConfig::default(), b"").await;
+    for bad in [CloseCode::ABNORMAL, CloseCode::NO_STATUS, CloseCode(999)] {
+        let err = ws
+            .close(Some(CloseFrame::new(bad, "")))
+            .await
+            .expect_err("unsendable close code");
+        assert!(err.to_string().contains(&bad.0.to_string()), "{err}");
+    }
+    let err = ws
+        .send(Message::Ping(vec![0u8; 126].into()))
+        .await
+        .expect_err("control frame too long");
+    assert!(err.to_string().contains("125"), "{err}");
+    ws.send(text("still open")).await.unwrap();
+    let f = read_frame(&mut peer).await.unwrap();
+    assert_eq!((f.opcode, &f.payload[..]), (OP_TEXT, &b"still open"[..]));
+    let task = recv_all(ws);
+    peer_close(&mut peer).await;
+    drop(peer);
+    task.await.unwrap().2.unwrap();
+}
+
+/// A peer that floods pings and never reads the pongs: the server stops
+/// reading once its queue is past the high-water mark, so the queue stays
+/// bounded; when the peer reads again, every pong arrives, in order.
+#[tokio::test]
+async fn ping_flood_from_a_peer_that_does_not_read_is_bounded() {
+    use futures_util::FutureExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::AsyncWriteExt as _;
+
+    const HIGH_WATER: usize = 4096;
+    const PINGS: usize = 10_000;
+    let config = ServerConfig {
+        write_buffer_high_water: HIGH_WATER,
+        ..ServerConfig::default()
+    };
+    let (server_io, mut peer) = tokio::io::duplex(16 << 10);
+    peer.write_all(REQUEST).await.unwrap();
+    let mut ws = wsx::accept_with(server_io, &config, |_| Ok(wsx::Accept::default()))
+        .await
+        .unwrap();
+    read_head(&mut peer).await.unwrap();
+
+    let max_buffered = Arc::new(AtomicUsize::new(0));
+    let server = {
+        let max_buffered = max_buffered.clone();
+        tokio::spawn(async move {
+            let mut pings = 0;
+            loop {
+                match ws.recv().await {
+                    Ok(Some(Message::Ping(_))) => pings += 1,
+                    Ok(Some(m)) => panic!("{m:?}"),
+                    Ok(None) => return pings,
+                    Err(e) => panic!("{e}"),
+                }
+                max_buffered.fetch_max(ws.buffered_amount(), Ordering::SeqCst);
+            }
+        })
+    };
+
+    let payload = |i: usize| format!("ping {i:06} {}", "z".repeat(100)).into_bytes();
+    let flood: Vec<u8> = (0..PINGS)
+        .flat_map(|i| masked(OP_PING, &payload(i)))
+        .collect();
+    let (mut rd, mut wr) = tokio::io::split(peer);
+    let (blocked_tx, blocked_rx) = tokio::sync::oneshot::channel();
+    let writer = tokio::spawn(async move {
+        let mut blocked_tx = Some(blocked_tx);
+        let mut off = 0;
+        while off < flood.len() {
+            let n = match wr.write(&flood[off..]).now_or_never() {
+                Some(r) => r.unwrap(),
+                None => {
+                    // The pipe is full: the server stopped reading.
+                    if let Some(tx) = blocked_tx.take() {
+                        tx.send(()).unwrap();
+                    }
+                    wr.write(&flood[off..]).await.unwrap()
+                }
+            };
+            off += n;
+        }
+        wr
+    });
+    blocked_rx
+        .await
+        .expect("the server never stopped reading the flood");
+    let max = max_buffered.load(Ordering::SeqCst);
+    assert!(
+        max <= HIGH_WATER + (64 << 10),
+        "{max} bytes of pongs queued for a peer that does not read"
+    );
+    // Now read: every pong, in order.
+    for i in 0..PINGS {
+        let f = read_frame(&mut rd).await.unwrap();
+        assert_eq!(f.opcode, OP_PONG, "pong {i}");
+        assert!(f.payload == payload(i), "pong {i}");
+    }
+    let wr = writer.await.unwrap();
+    let mut peer = rd.unsplit(wr);
+    peer_close(&mut peer).await;
+    drop(peer);
+    assert_eq!(server.await.unwrap(), PINGS);
+    let max = max_buffered.load(Ordering::SeqCst);
+    assert!(max <= HIGH_WATER + (64 << 10), "{max}");
+}
+
+#[tokio::test]
+async fn messages_after_our_close_frame_still_arrive() {
+    let (mut ws, mut peer) = server_pair(&ServerConfig::default(), b"").await;
+    ws.close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "restart")))
+        .await
+        .unwrap();
+    let task = recv_all(ws);
+    // The peer had these in flight when our close frame arrived; it must
+    // not answer our close with pongs.
+    send_raw(
+        &mut peer,
+        &[
+            MASKED_HELLO.to_vec(),
+            masked(OP_PING, b"no pong"),
+            masked(OP_CLOSE, &close_payload(1001, "")),
+        ]
+        .concat(),
+    )
+    .await;
+    let f = read_frame(&mut peer).await.unwrap();
+    assert_eq!(f.close_code(), Some(1001));
+    assert_eq!(&f.payload[2..], b"restart");
+    // Nothing else: no pong after a close frame (RFC 6455 §5.5.1).
+    expect_eof(&mut peer).await;
+    drop(peer);
+    let (ws, got, end) = task.await.unwrap();
+    end.unwrap();
+    assert_eq!(
+        got,
+        vec![text("Hello"), Message::Ping(b"no pong"[..].into())]
+    );
+    assert_eq!(ws.close_info().unwrap().code, CloseCode::GOING_AWAY);
+}

@@ -81,7 +81,7 @@ async fn keepalive_ping_arrives_after_the_interval() {
     assert_eq!(ping.opcode, OP_PING, "first byte 0x89");
     assert!(ping.payload.len() <= 125);
     drop(peer);
-    task.await.unwrap();
+    let _ = task.await.unwrap();
 }
 
 /// A peer that is gone without TCP noticing: it never reads, writes or
@@ -119,10 +119,13 @@ async fn keepalive_timeout_with_a_silent_peer_ends_at_40s() {
     assert_at(at, secs(40), "keepalive timeout reported");
 }
 
+/// Builds the peer's answer to a ping from the ping's payload.
+type Answer = fn(&[u8]) -> Vec<u8>;
+
 #[tokio::test(start_paused = true)]
 async fn keepalive_answered_keeps_the_connection_open() {
     // (what the peer answers each ping with, whether rtt gets measured)
-    let answers: Vec<(&str, fn(&[u8]) -> Vec<u8>, bool)> = vec![
+    let answers: [(&str, Answer, bool); 3] = [
         ("matching pong", |p| masked(OP_PONG, p), true),
         ("pong with other data", |_| masked(OP_PONG, b"x"), false),
         ("any data frame", |_| masked(OP_TEXT, b"alive"), false),
@@ -416,4 +419,109 @@ async fn client_stops_waiting_for_a_rejection_body() {
     assert!(at < secs(1), "waited {at:?} for the body");
     assert_eq!(rejection(&err), (403, b"no".to_vec()));
     drop(server);
+}
+
+// ---- more timer paths ----------------------------------------------------------
+
+/// `recv()` is cancel safe: timing it out over and over while a frame
+/// trickles in loses nothing.
+#[tokio::test(start_paused = true)]
+async fn recv_cancelled_by_timeouts_loses_nothing() {
+    let (mut ws, mut peer) = server_pair(&ServerConfig::default(), b"").await;
+    let mut bytes = MASKED_HELLO.to_vec();
+    bytes.extend(frame(OP_TEXT, false, b"wor", Some(KEY)));
+    bytes.extend(masked(OP_PING, b"!"));
+    bytes.extend(frame(OP_CONT, true, b"ld", Some(KEY)));
+    let writer = tokio::spawn(async move {
+        for b in bytes {
+            peer.write_all(&[b]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+        peer
+    });
+    let mut got = Vec::new();
+    let mut timeouts = 0;
+    while got.len() < 3 {
+        match tokio::time::timeout(Duration::from_millis(300), ws.recv()).await {
+            Ok(r) => got.push(r.unwrap().unwrap()),
+            Err(_) => timeouts += 1,
+        }
+    }
+    assert!(timeouts > 10, "{timeouts}");
+    assert_eq!(
+        got,
+        vec![
+            Message::text("Hello"),
+            Message::Ping(b"!"[..].into()),
+            Message::text("world")
+        ]
+    );
+    let mut peer = writer.await.unwrap();
+    let pong = read_frame(&mut peer).await.unwrap();
+    assert_eq!((pong.opcode, pong.payload), (OP_PONG, b"!".to_vec()));
+}
+
+/// The writer half's `close()` wakes a reader blocked on the socket, which
+/// then runs the close timer.
+#[tokio::test(start_paused = true)]
+async fn split_close_wakes_the_blocked_reader() {
+    let (ws, mut peer) = server_pair(&ServerConfig::default(), b"").await;
+    let (mut reader, mut writer) = ws.split();
+    let start = Instant::now();
+    let task = tokio::spawn(async move { (reader.recv().await, start.elapsed()) });
+    // Let the reader block first.
+    tokio::time::sleep(secs(1)).await;
+    writer
+        .close(Some(CloseFrame::new(CloseCode::NORMAL, "")))
+        .await
+        .unwrap();
+    let f = read_frame(&mut peer).await.unwrap();
+    assert_eq!(f.close_code(), Some(1000));
+    // The peer never answers, but its TCP closes once it sees our EOF.
+    expect_eof(&mut peer).await;
+    drop(peer);
+    let (r, at) = task.await.unwrap();
+    let err = r.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_at(at, secs(6), "close timeout, 5 s after close() at 1 s");
+}
+
+/// After a clean close a client waits for the server to end TCP (RFC 6455
+/// §7.1.1), but not longer than the close timeout (counted from the
+/// server's close frame).
+#[tokio::test(start_paused = true)]
+async fn client_waits_for_the_server_eof_at_most_the_close_timeout() {
+    for server_closes_tcp in [true, false] {
+        let (mut ws, mut server, _) = client_pair(&ClientConfig::default(), b"").await;
+        let start = Instant::now();
+        ws.close(Some(CloseFrame::new(CloseCode::NORMAL, "")))
+            .await
+            .unwrap();
+        let task = recv_once(ws, start);
+        let f = read_frame(&mut server).await.unwrap();
+        assert_eq!(f.close_code(), Some(1000));
+        tokio::time::sleep(secs(1)).await;
+        send_raw(
+            &mut server,
+            &frame(OP_CLOSE, true, &close_payload(1000, ""), None),
+        )
+        .await;
+        if server_closes_tcp {
+            server.shutdown().await.unwrap();
+        }
+        // The client ends its side only after the server did (or gave up).
+        expect_eof(&mut server).await;
+        let eof_at = start.elapsed();
+        drop(server);
+        let (ws, r, at) = task.await.unwrap();
+        assert_eq!(r.unwrap(), None, "server closes TCP: {server_closes_tcp}");
+        assert!(ws.close_info().unwrap().is_clean());
+        let want = if server_closes_tcp {
+            secs(1)
+        } else {
+            secs(1 + 5)
+        };
+        assert_at(eof_at, want, "client EOF");
+        assert_at(at, want, "recv() end");
+    }
 }
