@@ -335,9 +335,12 @@ impl ClientHandshake {
         }
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut headers);
-        let n = match resp.parse(&self.buf) {
+        // Only the first `max_bytes` are parsed: the verdict does not depend
+        // on how the response was split into reads.
+        let head = &self.buf[..self.buf.len().min(self.max_bytes)];
+        let n = match resp.parse(head) {
             Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) if self.buf.len() > self.max_bytes => {
+            Ok(httparse::Status::Partial) if self.buf.len() >= self.max_bytes => {
                 return Err(ClientHandshakeError::HeadTooLarge(self.max_bytes))
             }
             Ok(httparse::Status::Partial) => return Ok(None),

@@ -186,15 +186,17 @@ impl ServerHandshake {
         self.buf.extend_from_slice(data);
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
-        let n = match req.parse(&self.buf) {
-            Ok(httparse::Status::Complete(n)) if n <= self.max_bytes => n,
-            Ok(_) if self.buf.len() > self.max_bytes => {
+        // Only the first `max_bytes` are ever parsed, so the verdict does not
+        // depend on how the bytes were split into reads.
+        let head = &self.buf[..self.buf.len().min(self.max_bytes)];
+        let n = match req.parse(head) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) if self.buf.len() >= self.max_bytes => {
                 return Err(HandshakeError::new(HandshakeErrorKind::HeadTooLarge(
                     self.max_bytes,
                 )))
             }
             Ok(httparse::Status::Partial) => return Ok(None),
-            Ok(httparse::Status::Complete(_)) => unreachable!("guarded above"),
             Err(httparse::Error::TooManyHeaders) => {
                 return Err(HandshakeError::new(HandshakeErrorKind::TooManyHeaders))
             }
@@ -217,10 +219,13 @@ impl ServerHandshake {
             Some(1) => http::Version::HTTP_11,
             _ => http::Version::HTTP_10,
         };
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(req.path.unwrap_or("/"))
-            .version(version);
+        // httparse accepts some targets `http::Uri` does not (e.g. a backtick).
+        let uri: http::Uri = req
+            .path
+            .unwrap_or("/")
+            .parse()
+            .map_err(|_| malformed("invalid request target"))?;
+        let mut builder = Request::builder().method(method).uri(uri).version(version);
         let map = builder.headers_mut().expect("builder is valid so far");
         for h in req.headers.iter() {
             let name = HeaderName::from_bytes(h.name.as_bytes())
@@ -567,6 +572,33 @@ mod tests {
             .handle_data(many.as_bytes())
             .unwrap_err();
         assert_eq!(e.status(), 431);
+    }
+
+    #[test]
+    fn target_http_rejects_is_400_not_a_panic() {
+        let e = ServerHandshake::new()
+            .handle_data(b"GET /` HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap_err();
+        assert_eq!(e.status(), 400, "{e}");
+    }
+
+    #[test]
+    fn verdict_past_the_cap_does_not_depend_on_segmentation() {
+        let mut input = format!("GET / HTTP/1.1\r\nX-Pad: {}\r\n", "a".repeat(1100)).into_bytes();
+        input.extend_from_slice(b"bad header line\r\n\r\n");
+        let whole = ServerHandshake::with_max_bytes(1024)
+            .handle_data(&input)
+            .unwrap_err();
+        let mut hs = ServerHandshake::with_max_bytes(1024);
+        let mut pieces = None;
+        for chunk in input.chunks(100) {
+            if let Err(e) = hs.handle_data(chunk) {
+                pieces = Some(e);
+                break;
+            }
+        }
+        assert_eq!(whole.status(), 431);
+        assert_eq!(pieces.unwrap().status(), 431);
     }
 
     #[test]
