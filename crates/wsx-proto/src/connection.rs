@@ -399,6 +399,11 @@ impl Connection {
         self.out.len()
     }
 
+    /// Whether the receive buffer is allocated (see [`Connection::shrink_buffers`]).
+    pub fn has_recv_buffer(&self) -> bool {
+        self.rx.capacity() > 0
+    }
+
     /// Releases idle buffers (call when nothing is in flight) so that an idle
     /// connection holds as little memory as possible.
     pub fn shrink_buffers(&mut self) {

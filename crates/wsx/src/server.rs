@@ -143,7 +143,7 @@ where
     let mut parser = ServerHandshake::with_max_bytes(config.max_handshake_bytes);
     // On the heap: a buffer in the future would stay in every connection's
     // task for its whole life.
-    let mut buf = vec![0u8; 2048];
+    let mut buf = vec![0u8; 1024];
     let (request, leftover) = loop {
         let n = stream.read(&mut buf).await?;
         if n == 0 {

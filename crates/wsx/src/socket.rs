@@ -18,6 +18,9 @@ use wsx_proto::{CloseFrame, Closed, Connection, Event, Fragment, Message, Role};
 /// letting a slow reader make a connection hold much memory.
 pub const DEFAULT_WRITE_BUFFER_HIGH_WATER: usize = 1 << 20;
 
+/// First read of an idle connection goes to the stack: this much.
+const STACK_READ: usize = 8 * 1024;
+
 /// Most `IoSlice`s handed to one vectored write.
 const MAX_IOVECS: usize = 64;
 
@@ -243,12 +246,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     fn poll_read_in(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let buf = self.conn.recv_buffer();
-        let n = ready!(tokio_util::io::poll_read_buf(
-            Pin::new(&mut self.io),
-            cx,
-            buf
-        ))?;
+        let n = if self.conn.has_recv_buffer() {
+            let buf = self.conn.recv_buffer();
+            ready!(tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buf))?
+        } else {
+            // No buffer (the connection was idle): read onto the stack first,
+            // so that waiting costs no heap memory; allocate once data is here.
+            let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); STACK_READ];
+            let mut rb = ReadBuf::uninit(&mut stack);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
+            let data = rb.filled();
+            if !data.is_empty() {
+                self.conn.recv_buffer().extend_from_slice(data);
+            }
+            data.len()
+        };
         if n == 0 {
             self.read_eof = true;
         } else {
