@@ -30,6 +30,16 @@ pub enum Mode {
     Idle,
 }
 
+/// Examples shown by `wsx bench --help`.
+pub const EXAMPLES: &str = "Every echo is checked (length and content); mismatches count as errors and make the exit code 1.
+
+Examples:
+  wsx bench ws://127.0.0.1:9001/ -c 100 -s 20 --depth 16 -d 10
+  wsx bench ws://127.0.0.1:9001/ -c 10 -s 65536 --depth 4 --json
+  wsx bench ws://127.0.0.1:9001/ -c 50 --rate 20000 -d 30      # open loop, latency from schedule
+  wsx bench ws://127.0.0.1:9001/ -c 8 --mode handshake -d 5    # connections per second
+  wsx bench ws://127.0.0.1:9001/ -c 10000 --mode idle -d 10    # hold idle connections";
+
 /// Options of `wsx bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {

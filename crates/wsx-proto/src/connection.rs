@@ -709,6 +709,25 @@ impl Connection {
         Ok(())
     }
 
+    /// Queues a message encoded once for many connections (broadcast): a
+    /// server shares the encoded frame; a client, which must mask with its
+    /// own key, encodes the message itself.
+    pub fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), SendError> {
+        if self.role == Role::Client {
+            return self.send(prepared.message.clone());
+        }
+        if self.state != State::Open {
+            return Err(SendError::Closed);
+        }
+        if self.send_partial.is_some() && !prepared.is_control {
+            return Err(SendError::FragmentSequence(
+                "a fragmented message is being sent; finish it with a fin fragment first",
+            ));
+        }
+        self.out.push_payload(prepared.frame.clone());
+        Ok(())
+    }
+
     /// Queues one data frame of a fragmented message. The first fragment
     /// sets the kind; the last has `fin`. Control messages may be sent in between.
     pub fn send_fragment(&mut self, fragment: Fragment) -> Result<(), SendError> {
@@ -812,6 +831,64 @@ impl Connection {
         let mut hb = [0u8; FrameHeader::MAX_LEN];
         let n = h.encode(&mut hb);
         self.out.push_frame(&hb[..n], payload);
+    }
+}
+
+/// A message encoded once as an unmasked (server) frame, to be sent on many
+/// connections without encoding or copying it again.
+///
+/// ```
+/// use std::time::Instant;
+/// use wsx_proto::{Config, Connection, Message, PreparedMessage};
+/// let shared = PreparedMessage::new(Message::text("to everyone")).unwrap();
+/// let mut a = Connection::server(Config::default(), Instant::now());
+/// a.send_prepared(&shared).unwrap();
+/// assert_eq!(a.pending_output(), 2 + 11);
+/// ```
+#[derive(Debug, Clone)]
+pub struct PreparedMessage {
+    frame: Bytes,
+    message: Message,
+    is_control: bool,
+}
+
+impl PreparedMessage {
+    /// Encodes `message`.
+    ///
+    /// # Errors
+    /// A ping or pong payload over 125 bytes.
+    pub fn new(message: Message) -> Result<Self, SendError> {
+        let (op, payload) = match &message {
+            Message::Text(t) => (OpCode::TEXT, t.as_bytes().clone()),
+            Message::Binary(b) => (OpCode::BINARY, b.clone()),
+            Message::Ping(p) => (OpCode::PING, p.clone()),
+            Message::Pong(p) => (OpCode::PONG, p.clone()),
+        };
+        if op.is_control() && payload.len() > 125 {
+            return Err(SendError::ControlTooLong(payload.len()));
+        }
+        let h = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: op,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        let mut hb = [0u8; FrameHeader::MAX_LEN];
+        let n = h.encode(&mut hb);
+        let mut frame = BytesMut::with_capacity(n + payload.len());
+        frame.put_slice(&hb[..n]);
+        frame.put_slice(&payload);
+        Ok(PreparedMessage {
+            frame: frame.freeze(),
+            is_control: op.is_control(),
+            message,
+        })
+    }
+
+    /// The message.
+    pub fn message(&self) -> &Message {
+        &self.message
     }
 }
 

@@ -19,7 +19,9 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate(key, offset);
     if buf.len() < 32 {
         // Small payloads (the common case): 8 bytes at a time, inline.
-        let key8 = [key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]];
+        let key8 = [
+            key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+        ];
         let k = u64::from_ne_bytes(key8);
         let mut words = buf.chunks_exact_mut(8);
         for w in &mut words {

@@ -40,7 +40,7 @@ mod split;
 
 pub use client::{client, connect, connect_with, ClientConfig};
 pub use error::{Error, Result};
-pub use server::{accept, accept_with, Server, ServerConfig};
+pub use server::{accept, accept_with, read_request, Incoming, Server, ServerConfig};
 pub use socket::{WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER};
 pub use split::{WsReader, WsWriter};
 
@@ -53,5 +53,5 @@ pub struct ReadmeDoctests;
 pub use wsx_proto::handshake::{Accept, ClientRequest, HandshakeError, Handshaken, Upgrade};
 pub use wsx_proto::{
     CloseCause, CloseCode, CloseFrame, Closed, Config, DataKind, Event, Fragment, Initiator,
-    Message, Role, Utf8Bytes,
+    Message, PreparedMessage, Role, Utf8Bytes,
 };

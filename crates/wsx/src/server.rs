@@ -80,71 +80,74 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Result<WebS
 ///
 /// # Cancel safety
 /// Not cancel safe, as [`accept`].
-pub async fn accept_with<S, F>(
-    mut stream: S,
-    config: &ServerConfig,
-    decide: F,
-) -> Result<WebSocket<S>>
+pub async fn accept_with<S, F>(stream: S, config: &ServerConfig, decide: F) -> Result<WebSocket<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Upgrade) -> std::result::Result<Accept, HandshakeError>,
 {
-    // Boxed so the handshake's state is freed once it is done, instead of
-    // sizing the caller's task for it.
-    let fut = Box::pin(handshake(&mut stream, config, decide));
-    let (response, leftover, protocol) =
-        match tokio::time::timeout(config.handshake_timeout, fut).await {
-            Ok(Ok(done)) => done,
-            Ok(Err(e)) => {
-                if let Some(he) = e.server_handshake() {
-                    // Best effort: the client may already be gone.
-                    let _ = stream.write_all(&he.response()).await;
-                    let _ = stream.shutdown().await;
-                    // Read what the client still sends (briefly, boundedly):
-                    // closing with unread data resets the connection, and the
-                    // reset can destroy the response before the client reads it.
-                    let _ = tokio::time::timeout(Duration::from_millis(500), async {
-                        let mut scratch = vec![0u8; 4096];
-                        let mut left = 64 * 1024usize;
-                        while left > 0 {
-                            match stream.read(&mut scratch).await {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => left = left.saturating_sub(n),
-                            }
-                        }
-                    })
-                    .await;
-                }
-                return Err(e);
-            }
-            Err(_) => {
-                let _ = stream.shutdown().await;
-                return Err(Error::new(Kind::Timeout(
-                    "the client did not complete the opening handshake in time",
-                )));
-            }
-        };
-    stream.write_all(&response).await?;
-    let conn = Connection::server(config.protocol.clone(), now());
-    Ok(WebSocket::from_connection(stream, conn, &leftover)
-        .with_protocol(protocol)
-        .with_high_water(config.write_buffer_high_water))
+    read_request(stream, config).await?.accept(decide).await
 }
 
-async fn handshake<S, F>(
-    stream: &mut S,
-    config: &ServerConfig,
-    decide: F,
-) -> Result<(Vec<u8>, bytes::Bytes, Option<String>)>
+/// Reads a client's request head (within `config.handshake_timeout`), so the
+/// application can serve plain HTTP (a page, files, metrics) on the same
+/// port as WebSockets: see [`Incoming::is_upgrade`].
+///
+/// ```no_run
+/// # async fn run(tcp: tokio::net::TcpStream) -> Result<(), wsx::Error> {
+/// let config = wsx::ServerConfig::default();
+/// let incoming = wsx::read_request(tcp, &config).await?;
+/// if !incoming.is_upgrade() {
+///     let page = b"hello\n";
+///     return incoming.respond(http::StatusCode::OK, &[("Content-Type", "text/plain")], page).await;
+/// }
+/// let mut ws = incoming.accept(|_| Ok(Default::default())).await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// A malformed or oversized head (answered 400/431 before returning), a
+/// timeout, or I/O.
+///
+/// # Cancel safety
+/// Not cancel safe: a cancelled read leaves the stream mid-request.
+pub async fn read_request<S>(mut stream: S, config: &ServerConfig) -> Result<Incoming<S>>
 where
-    S: AsyncRead + Unpin,
-    F: FnOnce(&Upgrade) -> std::result::Result<Accept, HandshakeError>,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut parser = ServerHandshake::with_max_bytes(config.max_handshake_bytes);
+    // Boxed so the parser's state is freed once the head is read, instead
+    // of sizing the caller's task for it.
+    let fut = Box::pin(read_head(&mut stream, config.max_handshake_bytes));
+    match tokio::time::timeout(config.handshake_timeout, fut).await {
+        Ok(Ok((request, leftover))) => Ok(Incoming {
+            stream,
+            request,
+            leftover,
+            config: config.clone(),
+        }),
+        Ok(Err(e)) => {
+            if let Some(he) = e.server_handshake() {
+                send_and_close(&mut stream, &he.response()).await;
+            }
+            Err(e)
+        }
+        Err(_) => {
+            let _ = stream.shutdown().await;
+            Err(Error::new(Kind::Timeout(
+                "the client did not complete the opening handshake in time",
+            )))
+        }
+    }
+}
+
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    max_bytes: usize,
+) -> Result<(http::Request<()>, bytes::Bytes)> {
+    let mut parser = ServerHandshake::with_max_bytes(max_bytes);
     // On the heap: a buffer in the future would stay in every connection's
     // task for its whole life.
     let mut buf = vec![0u8; 1024];
-    let (request, leftover) = loop {
+    loop {
         let n = stream.read(&mut buf).await?;
         if n == 0 {
             return Err(Error::new(Kind::Io(std::io::Error::new(
@@ -153,17 +156,134 @@ where
             ))));
         }
         if let Some(done) = parser.handle_data(&buf[..n])? {
-            break done;
+            return Ok(done);
         }
-    };
-    let upgrade = Upgrade::new(request)?;
-    let mut accept = decide(&upgrade)?;
-    if accept.protocol.is_none() {
-        let supported: Vec<&str> = config.protocols.iter().map(String::as_str).collect();
-        accept.protocol = upgrade.select_protocol(&supported).map(str::to_string);
     }
-    let response = upgrade.accept(&accept)?;
-    Ok((response, leftover, accept.protocol))
+}
+
+/// Writes a final response, half-closes, and reads what the client still
+/// sends (briefly, boundedly): closing with unread data resets the
+/// connection, and the reset can destroy the response before it is read.
+async fn send_and_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, response: &[u8]) {
+    // Best effort: the client may already be gone.
+    let _ = stream.write_all(response).await;
+    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        let mut scratch = vec![0u8; 4096];
+        let mut left = 64 * 1024usize;
+        while left > 0 {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+}
+
+/// A request head read by [`read_request`]: upgrade it, or answer it as HTTP.
+#[derive(Debug)]
+pub struct Incoming<S> {
+    stream: S,
+    request: http::Request<()>,
+    leftover: bytes::Bytes,
+    config: ServerConfig,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
+    /// The request: method, URI, headers.
+    pub fn request(&self) -> &http::Request<()> {
+        &self.request
+    }
+
+    /// Whether the client asks for a WebSocket (`Upgrade: websocket`).
+    pub fn is_upgrade(&self) -> bool {
+        wsx_proto::handshake::is_upgrade_request(&self.request)
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// Validates the upgrade (RFC 6455 §4.2.1), lets `decide` accept or refuse
+    /// it, and answers 101 (or the error).
+    ///
+    /// # Errors
+    /// An invalid upgrade request or a refusal (both answered with their HTTP
+    /// status before returning), or I/O.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: a cancelled accept leaves the stream mid-response.
+    pub async fn accept<F>(mut self, decide: F) -> Result<WebSocket<S>>
+    where
+        F: FnOnce(&Upgrade) -> std::result::Result<Accept, HandshakeError>,
+    {
+        let config = &self.config;
+        let decided = Upgrade::new(self.request).and_then(|upgrade| {
+            let mut accept = decide(&upgrade)?;
+            if accept.protocol.is_none() {
+                let supported: Vec<&str> = config.protocols.iter().map(String::as_str).collect();
+                accept.protocol = upgrade.select_protocol(&supported).map(str::to_string);
+            }
+            let response = upgrade.accept(&accept)?;
+            Ok((response, accept.protocol))
+        });
+        let (response, protocol) = match decided {
+            Ok(r) => r,
+            Err(he) => {
+                send_and_close(&mut self.stream, &he.response()).await;
+                return Err(he.into());
+            }
+        };
+        self.stream.write_all(&response).await?;
+        let conn = Connection::server(config.protocol.clone(), now());
+        Ok(
+            WebSocket::from_connection(self.stream, conn, &self.leftover)
+                .with_protocol(protocol)
+                .with_high_water(config.write_buffer_high_water),
+        )
+    }
+
+    /// Answers as plain HTTP/1.1 with `status`, `headers` and `body`, then
+    /// closes the connection. `Content-Length` and `Connection: close` are added.
+    ///
+    /// # Errors
+    /// I/O errors writing the response.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: a cancelled write leaves a partial response.
+    pub async fn respond(
+        mut self,
+        status: http::StatusCode,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<()> {
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ));
+        let mut response = head.into_bytes();
+        if self.request.method() != http::Method::HEAD {
+            response.extend_from_slice(body);
+        }
+        self.stream.write_all(&response).await?;
+        send_and_close(&mut self.stream, &[]).await;
+        Ok(())
+    }
+
+    /// The stream, the request and any bytes read past its head.
+    pub fn into_parts(self) -> (S, http::Request<()>, bytes::Bytes) {
+        (self.stream, self.request, self.leftover)
+    }
 }
 
 /// Binds a listener; a thin wrapper that sets `TCP_NODELAY` on accepted sockets.

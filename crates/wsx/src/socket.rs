@@ -248,7 +248,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     fn poll_read_in(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let n = if self.conn.has_recv_buffer() {
             let buf = self.conn.recv_buffer();
-            ready!(tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buf))?
+            ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut self.io),
+                cx,
+                buf
+            ))?
         } else {
             // No buffer (the connection was idle): read onto the stack first,
             // so that waiting costs no heap memory; allocate once data is here.
@@ -480,6 +484,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub async fn feed(&mut self, msg: Message) -> Result<()> {
         poll_fn(|cx| self.poll_send_ready(cx)).await?;
         self.conn.send(msg)?;
+        Ok(())
+    }
+
+    /// Queues a message encoded once for many connections (see
+    /// [`wsx_proto::PreparedMessage`]), without flushing; waits first while the
+    /// queue is above the high-water mark.
+    ///
+    /// # Errors
+    /// As [`WebSocket::send`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe: if cancelled, the message was not queued.
+    pub async fn feed_prepared(&mut self, msg: &wsx_proto::PreparedMessage) -> Result<()> {
+        poll_fn(|cx| self.poll_send_ready(cx)).await?;
+        self.conn.send_prepared(msg)?;
         Ok(())
     }
 

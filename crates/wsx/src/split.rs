@@ -153,6 +153,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
         Ok(())
     }
 
+    /// See [`WebSocket::feed_prepared`].
+    ///
+    /// # Errors
+    /// As [`WebSocket::send`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe: if cancelled, the message was not queued.
+    pub async fn feed_prepared(&mut self, msg: &wsx_proto::PreparedMessage) -> Result<()> {
+        poll_fn(|cx| {
+            self.shared
+                .with(cx, false, |ws, cx| ws.poll_ready_inner(cx))
+        })
+        .await?;
+        lock(&self.shared.ws).conn_mut().send_prepared(msg)?;
+        Ok(())
+    }
+
     /// See [`WebSocket::send_fragment`].
     ///
     /// # Errors
