@@ -99,6 +99,11 @@ pub struct WsWriter<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsReader<S> {
+    /// How the connection ended, once `recv` has reported the end.
+    pub fn close_info(&self) -> Option<wsx_proto::Closed> {
+        lock(&self.shared.ws).close_info().cloned()
+    }
+
     /// See [`WebSocket::recv`].
     ///
     /// # Errors

@@ -65,7 +65,7 @@ fn describe(kind: &HandshakeErrorKind) -> String {
         UnsupportedVersion(Some(v)) => format!("unsupported Sec-WebSocket-Version {v:?}; this server speaks version 13"),
         BadKey => "Sec-WebSocket-Key must be present once and be the base64 of 16 bytes (RFC 6455 §4.1)".into(),
         BadExtensions(e) => e.clone(),
-        Rejected(status, body) => format!("rejected with {status}: {body}"),
+        Rejected(_, body) => body.clone(),
     }
 }
 

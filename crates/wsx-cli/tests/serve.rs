@@ -1,0 +1,308 @@
+//! `wsx serve` modes, driven through the binary with the wsx library as client.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use wsx::{ClientConfig, ClientRequest, CloseCode, Message};
+
+const WSX: &str = env!("CARGO_BIN_EXE_wsx");
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn serve(args: &[&str]) -> Server {
+    let port = free_port();
+    let child = Command::new(WSX)
+        .arg("serve")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn wsx serve");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "wsx serve did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server { child, port }
+}
+
+async fn client(port: u16, path: &str) -> wsx::WebSocket<tokio::net::TcpStream> {
+    wsx::connect(&format!("ws://127.0.0.1:{port}{path}"))
+        .await
+        .unwrap()
+}
+
+async fn recv_text(ws: &mut wsx::WebSocket<tokio::net::TcpStream>) -> String {
+    let m = tokio::time::timeout(Duration::from_secs(10), ws.recv())
+        .await
+        .expect("timed out waiting for a message")
+        .unwrap();
+    match m {
+        Some(Message::Text(t)) => t.to_string(),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+/// Reads until the end and returns the close code.
+async fn close_code(ws: &mut wsx::WebSocket<tokio::net::TcpStream>) -> u16 {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.recv())
+            .await
+            .expect("timed out waiting for the close")
+        {
+            Ok(Some(_)) => continue,
+            Ok(None) => return ws.close_info().unwrap().code.0,
+            Err(e) => return e.close_code().map_or(0, |c| c.0),
+        }
+    }
+}
+
+fn http_get(port: u16, path: &str, extra: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[tokio::test]
+async fn broadcast_reaches_every_client_on_the_same_path_only() {
+    let server = serve(&["--broadcast"]);
+    let mut a = client(server.port, "/room").await;
+    let mut b = client(server.port, "/room").await;
+    let mut c = client(server.port, "/room").await;
+    let mut other = client(server.port, "/elsewhere").await;
+    // Let the joins register before sending.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    a.send(Message::text("hello room")).await.unwrap();
+    for ws in [&mut a, &mut b, &mut c] {
+        assert_eq!(recv_text(ws).await, "hello room");
+    }
+    b.send(Message::text("from b")).await.unwrap();
+    for ws in [&mut a, &mut b, &mut c] {
+        assert_eq!(recv_text(ws).await, "from b");
+    }
+    // The other room heard nothing.
+    other.send(Message::text("alone")).await.unwrap();
+    assert_eq!(recv_text(&mut other).await, "alone");
+}
+
+#[tokio::test]
+async fn exec_runs_a_program_per_connection() {
+    let server = serve(&["--exec", "cat"]);
+    let mut ws = client(server.port, "/").await;
+    ws.send(Message::text("line one")).await.unwrap();
+    assert_eq!(recv_text(&mut ws).await, "line one");
+    ws.send(Message::text("line two")).await.unwrap();
+    assert_eq!(recv_text(&mut ws).await, "line two");
+    ws.close(None).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, 1005);
+}
+
+#[tokio::test]
+async fn exec_sees_the_connection_in_its_environment_and_its_exit_closes() {
+    let server = serve(&[
+        "--exec",
+        "echo \"$REMOTE_ADDR $PATH_INFO $QUERY_STRING $HTTP_X_TOKEN\"; exit 0",
+    ]);
+    let req = ClientRequest::new(&format!("ws://127.0.0.1:{}/env?a=1", server.port))
+        .unwrap()
+        .header("X-Token", "t0k")
+        .unwrap();
+    let (mut ws, _) = wsx::connect_with(&req, &ClientConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(recv_text(&mut ws).await, "127.0.0.1 /env a=1 t0k");
+    assert_eq!(close_code(&mut ws).await, 1000);
+
+    let failing = serve(&["--exec", "echo bye; exit 3"]);
+    let mut ws = client(failing.port, "/").await;
+    assert_eq!(recv_text(&mut ws).await, "bye");
+    assert_eq!(close_code(&mut ws).await, 1011);
+}
+
+#[tokio::test]
+async fn exec_shared_runs_one_program_for_everyone() {
+    // One `cat` for all: what any client sends, every client receives.
+    let server = serve(&["--exec-shared", "cat"]);
+    let mut a = client(server.port, "/").await;
+    let mut b = client(server.port, "/").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    a.send(Message::text("from a")).await.unwrap();
+    assert_eq!(recv_text(&mut a).await, "from a");
+    assert_eq!(recv_text(&mut b).await, "from a");
+    b.send(Message::text("from b")).await.unwrap();
+    assert_eq!(recv_text(&mut a).await, "from b");
+    assert_eq!(recv_text(&mut b).await, "from b");
+}
+
+/// Sends an upgrade request with `origin` and returns the response head
+/// (a 101 keeps the connection open, so read only up to the blank line).
+fn upgrade_with_origin(port: u16, origin: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: {origin}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    // A refusal has a body that names the problem: read it too.
+    if !head.starts_with(b"HTTP/1.1 101") {
+        let _ = s.read_to_end(&mut head);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+#[test]
+fn cross_origin_upgrades_get_403_unless_allowed() {
+    let server = serve(&[]);
+    let port = server.port;
+    let r = upgrade_with_origin(port, "http://evil.example");
+    assert!(r.starts_with("HTTP/1.1 403 "), "{r}");
+    assert!(r.contains("not allowed"), "{r}");
+    // Same origin (the page served by wsx itself) is fine.
+    let r = upgrade_with_origin(port, &format!("http://127.0.0.1:{port}"));
+    assert!(r.starts_with("HTTP/1.1 101 "), "{r}");
+
+    let listed = serve(&[
+        "--origin",
+        "https://*.example.com",
+        "--origin",
+        "http://exact.test",
+    ]);
+    for (origin, ok) in [
+        ("https://app.example.com", true),
+        ("https://example.com.evil.net", false),
+        ("http://exact.test", true),
+        ("http://exact.test.evil", false),
+        ("http://app.example.com", false),
+    ] {
+        let r = upgrade_with_origin(listed.port, origin);
+        let want = if ok { "HTTP/1.1 101 " } else { "HTTP/1.1 403 " };
+        assert!(r.starts_with(want), "{origin}: {r}");
+    }
+}
+
+#[test]
+fn page_metrics_static_files_and_426() {
+    let dir = std::env::temp_dir().join(format!("wsx-static-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("hello.txt"), "hello file\n").unwrap();
+    std::fs::write(dir.join("sub/index.html"), "<p>sub</p>").unwrap();
+    let server = serve(&["--static", dir.to_str().unwrap()]);
+    let port = server.port;
+    let r = http_get(port, "/hello.txt", "");
+    assert!(
+        r.starts_with("HTTP/1.1 200 ") && r.ends_with("hello file\n"),
+        "{r}"
+    );
+    assert!(r.contains("text/plain"), "{r}");
+    let r = http_get(port, "/sub/", "");
+    assert!(r.contains("<p>sub</p>") && r.contains("text/html"), "{r}");
+    let r = http_get(port, "/../../etc/passwd", "");
+    assert!(!r.contains("root:"), "{r}");
+    let r = http_get(port, "/", "");
+    assert!(
+        r.starts_with("HTTP/1.1 200 ") && r.contains("new WebSocket("),
+        "{r}"
+    );
+    let r = http_get(port, "/metrics", "");
+    assert!(r.contains("wsx_connections_open 0"), "{r}");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let plain = serve(&[]);
+    let r = http_get(plain.port, "/chat", "");
+    assert!(r.starts_with("HTTP/1.1 426 "), "{r}");
+    assert!(r.contains("WebSocket endpoint"), "{r}");
+}
+
+#[tokio::test]
+async fn metrics_count_messages_and_close_codes() {
+    let server = serve(&[]);
+    let mut ws = client(server.port, "/").await;
+    for i in 0..3 {
+        ws.send(Message::text(format!("m{i}"))).await.unwrap();
+        recv_text(&mut ws).await;
+    }
+    ws.close(Some(wsx::CloseFrame::new(CloseCode(4001), "done")))
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut ws).await, 4001);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let port = server.port;
+    let r = tokio::task::spawn_blocking(move || http_get(port, "/metrics", ""))
+        .await
+        .unwrap();
+    assert!(r.contains("wsx_messages_received_total 3"), "{r}");
+    assert!(r.contains("wsx_messages_sent_total 3"), "{r}");
+    assert!(r.contains("wsx_close_codes_total{code=\"4001\"} 1"), "{r}");
+}
+
+#[tokio::test]
+async fn max_connections_answers_503_with_retry_after() {
+    let server = serve(&["--max-connections", "1"]);
+    let _first = client(server.port, "/").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = wsx::connect(&format!("ws://127.0.0.1:{}/", server.port))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("503"), "{text}");
+    let rejection = err.client_handshake().unwrap().to_string();
+    assert!(rejection.contains("retry later"), "{rejection}");
+}
+
+#[tokio::test]
+async fn sigterm_closes_every_client_with_1001_and_exits() {
+    let mut server = serve(&["--drain", "2"]);
+    let mut a = client(server.port, "/").await;
+    let mut b = client(server.port, "/").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pid = server.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert_eq!(close_code(&mut a).await, 1001);
+    assert_eq!(close_code(&mut b).await, 1001);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
