@@ -1,95 +1,1156 @@
 //! `wsx connect`: the client.
+//!
+//! On a terminal (stdin and stdout both TTYs) it is a REPL: rustyline for
+//! line editing and history, with incoming messages printed above the
+//! prompt through rustyline's external printer. Otherwise it is a pipe:
+//! stdin lines (or NUL-terminated records) go out as messages and received
+//! messages are written to stdout, one per line, flushed.
+//!
+//! One connection is a *session*: a reader (messages to the screen) and a
+//! writer (input to the socket) polled together, so a writer blocked by
+//! backpressure never stops the reader. Input arrives over a channel from a
+//! blocking thread (stdin or the line editor), so it outlives a session and
+//! `--reconnect` can carry on where the dropped connection left off.
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use wsx::{CloseCode, CloseFrame, Message};
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+use wsx::wsx_proto::handshake::ClientHandshakeError;
+use wsx::{
+    CloseCause, CloseCode, CloseFrame, Closed, Event, Handshaken, Initiator, Message, WebSocket,
+    WsReader, WsWriter,
+};
 
 /// Examples shown by `wsx connect --help`.
 pub const EXAMPLES: &str = "Examples:
-  echo hello | wsx connect ws://127.0.0.1:9001/
+  wsx connect ws://127.0.0.1:9001/                    # interactive on a terminal (/help inside)
+  echo hello | wsx connect ws://127.0.0.1:9001/       # one message per line, replies on stdout
+  echo '{\"op\":\"sub\"}' | wsx connect --json ws://host/feed | jq .
+  printf 'a\\0b\\0' | wsx connect -0 ws://127.0.0.1:9001/ # NUL-terminated records in and out
+  echo ping | wsx connect --once ws://host/rpc        # send, print the first reply, exit
+  wsx connect -H 'Authorization: Bearer TOKEN' --origin https://app.example ws://host/
+  wsx connect --subprotocol graphql-transport-ws ws://host/graphql
+  wsx connect --reconnect --ping-interval 20 ws://host/stream
 
-Exit codes: 0 normal close, 1 closed by the peer with an error code, 2 usage, connection or handshake error.";
+Interactive commands:
+  /ping [data]            send a ping; its pong is shown with the round-trip time
+  /close [code] [reason]  close (default 1000) and exit
+  /binary <hex|base64>    send a binary message (hex if it parses as hex, else base64)
+  //text                  send a message that starts with '/'
+  /help                   list the commands; Ctrl-D or Ctrl-C closes with 1000
+
+Output: text as is (`< text` on a terminal); binary as hex or base64
+(--binary-format), never raw; --json pretty-prints JSON text messages.
+
+Exit codes:
+  0  normal close: we closed (end of input, /close, Ctrl-D, --once) and the
+     server answered, or the server closed with 1000 or with no code (1005)
+  1  the server closed with another code (1001, 1011, 4000, ...) or broke
+     the protocol (we closed with 1002/1007/1009)
+  2  usage error, cannot connect, handshake refused, or the connection was
+     lost without a close (1006, I/O error, keepalive or close timeout)";
+
+/// How binary messages are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BinaryFormat {
+    /// Lowercase hex digits.
+    Hex,
+    /// Standard base64 with padding.
+    Base64,
+}
 
 /// Options of `wsx connect`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectArgs {
-    /// The ws:// URL.
+    /// The ws:// URL (`ws://user:pass@host/` sends Basic authentication).
     pub url: String,
+    /// Extra request header, 'Name: value' (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// The Origin header (servers that check it refuse other origins with 403).
+    #[arg(long, value_name = "ORIGIN")]
+    pub origin: Option<String>,
+    /// Offer a subprotocol (repeatable, in order of preference).
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+    /// Basic authentication (replaces credentials in the URL).
+    #[arg(long, value_name = "USER:PASS")]
+    pub auth: Option<String>,
+    /// Send input lines as binary messages instead of text.
+    #[arg(long)]
+    pub binary: bool,
+    /// Input and output records end with NUL instead of newline (not interactive).
+    #[arg(short = '0', long = "null")]
+    pub null: bool,
+    /// Pretty-print received JSON text messages (other messages as is).
+    #[arg(long)]
+    pub json: bool,
+    /// How binary messages are printed.
+    #[arg(long, value_enum, default_value_t = BinaryFormat::Hex)]
+    pub binary_format: BinaryFormat,
+    /// Show pings and pongs (to stderr when piped), including keepalives.
+    #[arg(long)]
+    pub show_ping: bool,
+    /// Send a keepalive ping every SECS; no answer within 10 s drops the connection.
+    #[arg(long, value_name = "SECS", value_parser = parse_positive_secs)]
+    pub ping_interval: Option<Duration>,
+    /// After our close frame, wait this long for the server's.
+    #[arg(long, value_name = "SECS", value_parser = parse_positive_secs, default_value = "5")]
+    pub close_timeout: Duration,
+    /// Reconnect (exponential backoff, full jitter, 0.5 s to 30 s) when the
+    /// connection drops (1001, 1006, 1011, 1012, 1013 or an I/O error).
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Send all of stdin (a message per line), print the first reply, close, exit 0.
+    #[arg(long, conflicts_with = "reconnect")]
+    pub once: bool,
     /// Largest accepted message, in bytes.
     #[arg(long, default_value_t = crate::default_max_message())]
     pub max_message: usize,
 }
 
+fn parse_positive_secs(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds (e.g. 5 or 0.5)"))?;
+    if !v.is_finite() || v <= 0.0 || v > 1e9 {
+        return Err(format!("{s:?}: expected a number of seconds above zero"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// Exit code: normal close.
+const EXIT_OK: u8 = 0;
+/// Exit code: the peer closed with an error code.
+const EXIT_PEER_ERROR: u8 = 1;
+/// Exit code: usage, connection or handshake error.
+const EXIT_FAILURE: u8 = 2;
+
 /// Runs the client; returns the exit code.
 pub async fn run(args: ConnectArgs) -> u8 {
-    let protocol = match crate::protocol_config(args.max_message, None) {
-        Ok(c) => c,
+    let (req, config) = match build_request(&args) {
+        Ok(x) => x,
         Err(e) => {
             eprintln!("wsx: {e}");
-            return 2;
+            return EXIT_FAILURE;
         }
     };
-    let req = match wsx::ClientRequest::new(&args.url) {
-        Ok(r) => r,
+    let interactive =
+        !args.once && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    // Connect before anything else, so that a failure is a plain message.
+    let (ws, hs) = match wsx::connect_with(&req, &config).await {
+        Ok(x) => x,
         Err(e) => {
             eprintln!("wsx: {e}");
-            return 2;
+            return EXIT_FAILURE;
         }
     };
+    let (tx, rx) = mpsc::channel(64);
+    let mut input = InputQueue {
+        rx,
+        pending: VecDeque::new(),
+    };
+    let opts = Opts::from(&args);
+    let repl = if interactive {
+        // A terminal the editor cannot drive (TERM=dumb...) falls back to
+        // the pipe behaviour.
+        match Repl::start(&tx, opts.clone()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("wsx: warning: no line editor ({e}); reading lines from stdin");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let Some(repl) = repl else {
+        spawn_stdin_reader(tx, args.null, args.binary);
+        let out = Out {
+            printer: None,
+            terminator: if args.null { b'\0' } else { b'\n' },
+        };
+        warn_protocol(&hs, &args, &out);
+        return drive(ws, &req, &config, &mut input, &out, &opts).await;
+    };
+    drop(tx);
+    let out = repl.out.clone();
+    out.info(&format!(
+        "connected to {}{}; /help for commands, Ctrl-D to close",
+        display_url(&req),
+        hs.protocol
+            .as_deref()
+            .map(|p| format!(" (subprotocol {p})"))
+            .unwrap_or_default()
+    ));
+    warn_protocol(&hs, &args, &out);
+    let code = drive(ws, &req, &config, &mut input, &out, &opts).await;
+    repl.finish();
+    code
+}
+
+/// The request (URL, headers, subprotocols) and the client settings.
+fn build_request(args: &ConnectArgs) -> Result<(wsx::ClientRequest, wsx::ClientConfig), String> {
+    let header_parts = |h: &str| -> Result<(String, String), String> {
+        match h.split_once(':') {
+            Some((n, v)) if !n.trim().is_empty() => Ok((n.trim().into(), v.trim().into())),
+            _ => Err(format!(
+                "invalid header {h:?}: expected 'Name: value', e.g. -H 'Authorization: Bearer TOKEN'"
+            )),
+        }
+    };
+    let mut headers = Vec::new();
+    for h in &args.headers {
+        headers.push(header_parts(h)?);
+    }
+    // Credentials given explicitly replace those in the URL (which the
+    // request would otherwise send as a second Authorization header).
+    let explicit_auth = args.auth.is_some()
+        || headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
+    let url = if explicit_auth {
+        strip_userinfo(&args.url)
+    } else {
+        args.url.clone()
+    };
+    let mut req = wsx::ClientRequest::new(&url).map_err(|e| e.to_string())?;
+    for p in &args.subprotocols {
+        req = req.protocol(p.clone());
+    }
+    let bad_header = |e: ClientHandshakeError| {
+        format!("{e}: header names are tokens (letters, digits, '-'), values printable text")
+    };
+    for (n, v) in &headers {
+        req = req.header(n, v).map_err(bad_header)?;
+    }
+    if let Some(origin) = &args.origin {
+        req = req.header("Origin", origin).map_err(bad_header)?;
+    }
+    if let Some(auth) = &args.auth {
+        if !auth.contains(':') {
+            return Err(format!(
+                "--auth {auth:?}: expected USER:PASS (an empty password is USER:)"
+            ));
+        }
+        req = req
+            .header("Authorization", &format!("Basic {}", STANDARD.encode(auth)))
+            .map_err(bad_header)?;
+    }
+    let protocol = wsx::Config::builder()
+        .max_message_size(args.max_message)
+        .max_frame_size(args.max_message)
+        .ping_interval(args.ping_interval)
+        .close_timeout(args.close_timeout)
+        .build()
+        .map_err(|e| e.to_string())?;
     let config = wsx::ClientConfig {
         protocol,
         ..Default::default()
     };
-    let (ws, _) = match wsx::connect_with(&req, &config).await {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("wsx: {e}");
-            return 2;
-        }
+    Ok((req, config))
+}
+
+/// `ws://user:pass@host/x` → `ws://host/x`.
+fn strip_userinfo(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
     };
-    let (mut rx, mut tx) = ws.split();
-    let sender = tokio::spawn(async move {
-        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}{}", &url[..start], &url[start + at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+/// The URL without credentials, for messages.
+fn display_url(req: &wsx::ClientRequest) -> String {
+    let scheme = if req.is_secure() { "wss" } else { "ws" };
+    format!("{scheme}://{}{}", req.host_header(), req.path_and_query())
+}
+
+/// Warns when subprotocols were offered and the server chose none.
+fn warn_protocol(hs: &Handshaken, args: &ConnectArgs, out: &Out) {
+    if !args.subprotocols.is_empty() && hs.protocol.is_none() {
+        out.info(&format!(
+            "wsx: warning: the server selected none of the offered subprotocols ({}); it may not speak them",
+            args.subprotocols.join(", ")
+        ));
+    }
+}
+
+// ---- options shared by the tasks ----------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Opts {
+    binary: bool,
+    json: bool,
+    binary_format: BinaryFormat,
+    show_ping: bool,
+    once: bool,
+    reconnect: bool,
+}
+
+impl From<&ConnectArgs> for Opts {
+    fn from(a: &ConnectArgs) -> Self {
+        Opts {
+            binary: a.binary,
+            json: a.json,
+            binary_format: a.binary_format,
+            show_ping: a.show_ping,
+            once: a.once,
+            reconnect: a.reconnect,
+        }
+    }
+}
+
+// ---- input ----------------------------------------------------------------------
+
+/// What the user asked for.
+#[derive(Debug)]
+enum Input {
+    /// A text or binary message.
+    Data(Message),
+    /// `/ping [data]`.
+    Ping(Vec<u8>),
+    /// `/close [code] [reason]`.
+    Close(CloseFrame),
+    /// End of input (EOF, Ctrl-D, Ctrl-C): close with 1000.
+    Eof,
+}
+
+/// Input from the reading thread, plus what was set aside while reconnecting.
+struct InputQueue {
+    rx: mpsc::Receiver<Input>,
+    pending: VecDeque<Input>,
+}
+
+impl InputQueue {
+    /// The next item; `Eof` once the reading thread is gone. Cancel safe.
+    async fn next(&mut self) -> Input {
+        if let Some(i) = self.pending.pop_front() {
+            return i;
+        }
+        self.rx.recv().await.unwrap_or(Input::Eof)
+    }
+}
+
+/// Reads stdin on a blocking thread: one message per line (without its
+/// `\n` or `\r\n`), or per NUL-terminated record; then `Eof`.
+fn spawn_stdin_reader(tx: mpsc::Sender<Input>, null: bool, binary: bool) {
+    std::thread::spawn(move || {
+        let delim = if null { b'\0' } else { b'\n' };
+        let stdin = std::io::stdin();
+        let mut r = stdin.lock();
+        let mut warned = false;
         loop {
-            match lines.next_line().await {
-                Ok(Some(line)) => {
-                    if tx.send(Message::text(line)).await.is_err() {
+            let mut buf = Vec::new();
+            match r.read_until(delim, &mut buf) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if buf.last() == Some(&delim) {
+                        buf.pop();
+                        if !null && buf.last() == Some(&b'\r') {
+                            buf.pop();
+                        }
+                    }
+                    let msg = if binary {
+                        Message::binary(buf)
+                    } else {
+                        match String::from_utf8(buf) {
+                            Ok(s) => Message::text(s),
+                            Err(e) => {
+                                if !warned {
+                                    warned = true;
+                                    eprintln!("wsx: warning: input is not valid UTF-8, which a text message must be; sending such records as binary messages (--binary sends every record as binary)");
+                                }
+                                Message::binary(e.into_bytes())
+                            }
+                        }
+                    };
+                    if tx.blocking_send(Input::Data(msg)).is_err() {
                         return;
                     }
                 }
-                Ok(None) | Err(_) => {
-                    // End of input: close normally and let the reader see the reply.
-                    let _ = tx.close(Some(CloseFrame::new(CloseCode::NORMAL, ""))).await;
-                    return;
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    eprintln!("wsx: cannot read stdin: {e}");
+                    break;
                 }
             }
         }
+        let _ = tx.blocking_send(Input::Eof);
     });
-    let mut stdout = tokio::io::stdout();
-    let code = loop {
-        match rx.recv().await {
-            Ok(Some(Message::Text(t))) => {
-                let _ = stdout.write_all(t.as_bytes()).await;
-                let _ = stdout.write_all(b"\n").await;
-                let _ = stdout.flush().await;
+}
+
+// ---- output ---------------------------------------------------------------------
+
+type Printer = Arc<Mutex<Box<dyn rustyline::ExternalPrinter + Send>>>;
+
+/// Where messages and notices go: stdout/stderr when piped; above the
+/// prompt, through the line editor, on a terminal.
+#[derive(Clone)]
+struct Out {
+    printer: Option<Printer>,
+    terminator: u8,
+}
+
+impl Out {
+    /// A received message (already formatted). An error means stdout is
+    /// gone (e.g. `| head -1` exited).
+    fn message(&self, text: &str) -> std::io::Result<()> {
+        match &self.printer {
+            Some(p) => {
+                print_above(p, format!("< {text}\n"));
+                Ok(())
             }
-            Ok(Some(Message::Binary(b))) => {
-                let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-                let _ = stdout.write_all(hex.as_bytes()).await;
-                let _ = stdout.write_all(b"\n").await;
-                let _ = stdout.flush().await;
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => break 0,
-            Err(e) => {
-                eprintln!("wsx: {e}");
-                break if e.is_closed() && e.close_code() != Some(CloseCode::ABNORMAL) {
-                    1
-                } else {
-                    2
-                };
+            None => {
+                let mut o = std::io::stdout().lock();
+                o.write_all(text.as_bytes())?;
+                o.write_all(&[self.terminator])?;
+                o.flush()
             }
         }
+    }
+
+    /// A notice: stderr when piped, above the prompt on a terminal.
+    fn info(&self, text: &str) {
+        match &self.printer {
+            Some(p) => print_above(p, format!("{text}\n")),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn interactive(&self) -> bool {
+        self.printer.is_some()
+    }
+}
+
+fn print_above(p: &Printer, text: String) {
+    let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = p.print(text);
+}
+
+fn encode_binary(b: &[u8], f: BinaryFormat) -> String {
+    match f {
+        BinaryFormat::Hex => b.iter().map(|x| format!("{x:02x}")).collect(),
+        BinaryFormat::Base64 => STANDARD.encode(b),
+    }
+}
+
+/// A ping/pong payload for people: text if it is printable UTF-8.
+fn show_payload(b: &[u8], f: BinaryFormat) -> String {
+    if b.is_empty() {
+        return "(empty)".into();
+    }
+    match std::str::from_utf8(b) {
+        Ok(s) if !s.chars().any(char::is_control) => s.to_string(),
+        _ => format!("[{} bytes] {}", b.len(), encode_binary(b, f)),
+    }
+}
+
+fn format_rtt(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+/// Re-indents valid JSON like `serde_json::to_string_pretty`, keeping the
+/// key order and the number spellings. `None` if `s` is not JSON.
+fn pretty_json(s: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(s).ok()?;
+    let mut out = String::with_capacity(s.len() * 2);
+    let mut depth = 0usize;
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        for _ in 0..depth {
+            out.push_str("  ");
+        }
     };
-    sender.abort();
-    code
+    let mut chars = s.trim().chars().peekable();
+    let (mut in_str, mut escaped) = (false, false);
+    while let Some(c) = chars.next() {
+        if in_str {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_str = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+                let close = if c == '{' { '}' } else { ']' };
+                out.push(c);
+                if chars.peek() == Some(&close) {
+                    chars.next();
+                    out.push(close);
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(',');
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+// ---- the REPL -------------------------------------------------------------------
+
+/// The line editor on its own thread, and what restores the terminal.
+struct Repl {
+    out: Out,
+    #[cfg(unix)]
+    saved_termios: Option<nix::sys::termios::Termios>,
+}
+
+const HELP: &str = "commands:
+  /ping [data]            send a ping; its pong is shown with the round-trip time
+  /close [code] [reason]  close the connection (default 1000) and exit
+  /binary <hex|base64>    send a binary message (hex if it parses as hex, else base64)
+  //text                  send a message that starts with '/'
+  /help                   this list
+  Ctrl-D, Ctrl-C          close normally (1000) and exit
+anything else is sent as a text message (binary with --binary)";
+
+impl Repl {
+    fn start(tx: &mpsc::Sender<Input>, opts: Opts) -> rustyline::Result<Repl> {
+        let tx = tx.clone();
+        // The editor thread may still be waiting for a key, with the
+        // terminal in raw mode, when the connection ends: keep the settings
+        // to put back before exiting.
+        #[cfg(unix)]
+        let saved_termios = nix::sys::termios::tcgetattr(std::io::stdin()).ok();
+        let config = rustyline::Config::builder()
+            .auto_add_history(false)
+            .max_history_size(1000)?
+            .history_ignore_dups(true)?
+            .build();
+        let mut rl = rustyline::DefaultEditor::with_config(config)?;
+        let printer: Printer = Arc::new(Mutex::new(Box::new(rl.create_external_printer()?)));
+        let out = Out {
+            printer: Some(printer),
+            terminator: b'\n',
+        };
+        std::thread::spawn(move || {
+            use rustyline::error::ReadlineError;
+            loop {
+                let item = match rl.readline("> ") {
+                    Ok(line) => {
+                        if line.trim().is_empty() {
+                            continue;
+                        }
+                        let _ = rl.add_history_entry(line.as_str());
+                        match parse_repl_line(&line, &opts) {
+                            Ok(Some(item)) => item,
+                            Ok(None) => continue,
+                            Err(msg) => {
+                                println!("{msg}");
+                                continue;
+                            }
+                        }
+                    }
+                    Err(ReadlineError::Eof | ReadlineError::Interrupted) => Input::Eof,
+                    Err(e) => {
+                        eprintln!("wsx: line editor: {e}");
+                        Input::Eof
+                    }
+                };
+                let last = matches!(item, Input::Eof | Input::Close(_));
+                // After a close the terminal is left in its normal mode:
+                // the editor is not reading any more.
+                if tx.blocking_send(item).is_err() || last {
+                    return;
+                }
+            }
+        });
+        Ok(Repl {
+            out,
+            #[cfg(unix)]
+            saved_termios,
+        })
+    }
+
+    /// Puts the terminal back (the editor thread may be stuck in raw mode
+    /// waiting for a key) and clears the prompt.
+    fn finish(self) {
+        // Let the editor draw the last lines handed to it.
+        std::thread::sleep(Duration::from_millis(50));
+        #[cfg(unix)]
+        if let Some(t) = &self.saved_termios {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSADRAIN,
+                t,
+            );
+        }
+        // Bracketed paste off, then erase the prompt line.
+        let mut o = std::io::stdout().lock();
+        let _ = o.write_all(b"\x1b[?2004l\r\x1b[2K");
+        let _ = o.flush();
+    }
+}
+
+/// One line typed at the prompt: `Ok(None)` when it was handled here (help).
+fn parse_repl_line(line: &str, opts: &Opts) -> Result<Option<Input>, String> {
+    let data = |s: &str| {
+        Input::Data(if opts.binary {
+            Message::binary(s.as_bytes().to_vec())
+        } else {
+            Message::text(s)
+        })
+    };
+    let Some(cmdline) = line.strip_prefix('/') else {
+        return Ok(Some(data(line)));
+    };
+    if cmdline.starts_with('/') {
+        return Ok(Some(data(cmdline)));
+    }
+    let (cmd, rest) = cmdline
+        .split_once(char::is_whitespace)
+        .unwrap_or((cmdline, ""));
+    let rest = rest.trim();
+    match cmd {
+        "help" | "h" | "?" => {
+            println!("{HELP}");
+            Ok(None)
+        }
+        "ping" => {
+            if rest.len() > 125 {
+                return Err(format!(
+                    "a ping carries at most 125 bytes; this one has {}",
+                    rest.len()
+                ));
+            }
+            Ok(Some(Input::Ping(rest.as_bytes().to_vec())))
+        }
+        "close" | "quit" | "exit" => parse_close(rest).map(|f| Some(Input::Close(f))),
+        "binary" => {
+            let (bytes, how) = parse_binary(rest)?;
+            println!("[binary {} bytes, read as {how}]", bytes.len());
+            Ok(Some(Input::Data(Message::binary(bytes))))
+        }
+        _ => Err(format!(
+            "unknown command /{cmd}; /help lists the commands (//text sends a message starting with '/')"
+        )),
+    }
+}
+
+/// `/close [code] [reason]`: `/close bye` is 1000 with reason "bye".
+fn parse_close(rest: &str) -> Result<CloseFrame, String> {
+    if rest.is_empty() {
+        return Ok(CloseFrame::new(CloseCode::NORMAL, ""));
+    }
+    let (first, tail) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    if !first.chars().all(|c| c.is_ascii_digit()) {
+        return Ok(CloseFrame::new(CloseCode::NORMAL, rest));
+    }
+    let code = first.parse::<u16>().map(CloseCode).ok();
+    match code {
+        Some(c) if c.is_sendable() => {
+            let reason = tail.trim();
+            if reason.len() > wsx::wsx_proto::close::MAX_REASON_LEN {
+                return Err(format!(
+                    "a close reason has at most {} bytes; this one has {}",
+                    wsx::wsx_proto::close::MAX_REASON_LEN,
+                    reason.len()
+                ));
+            }
+            Ok(CloseFrame::new(c, reason))
+        }
+        _ => Err(format!(
+            "close code {first} may not be sent: use 1000-1003, 1007-1014 or 3000-4999 (4000-4999 for applications)"
+        )),
+    }
+}
+
+/// Hex if it parses as hex (whitespace and a `0x` prefix allowed), else base64.
+fn parse_binary(arg: &str) -> Result<(Vec<u8>, &'static str), String> {
+    let compact: String = arg.chars().filter(|c| !c.is_whitespace()).collect();
+    if compact.is_empty() {
+        return Err(
+            "usage: /binary <hex|base64>, e.g. /binary 68656c6c6f or /binary aGVsbG8=".into(),
+        );
+    }
+    let hex = compact
+        .strip_prefix("0x")
+        .or_else(|| compact.strip_prefix("0X"))
+        .unwrap_or(&compact);
+    if hex.len() % 2 == 0 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digits"))
+            .collect();
+        return Ok((bytes, "hex"));
+    }
+    for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+        if let Ok(b) = engine.decode(&compact) {
+            return Ok((b, "base64"));
+        }
+    }
+    Err(format!(
+        "{arg:?} is neither hex (pairs of 0-9a-f) nor base64"
+    ))
+}
+
+// ---- sessions -------------------------------------------------------------------
+
+/// How one connection ended.
+enum End {
+    Closed(Closed),
+    Io(wsx::Error),
+    /// `recv` reported the end without a `Closed` event (not expected).
+    Gone,
+    /// stdout went away: we closed with 1000.
+    OutputClosed,
+}
+
+struct Outcome {
+    end: End,
+    /// We sent (or meant to send) a close: do not reconnect.
+    quitting: bool,
+    /// `--once` printed its reply.
+    replied: bool,
+    lasted: Duration,
+}
+
+/// State the reader and writer of one session share (same task).
+#[derive(Default)]
+struct Shared {
+    pings: RefCell<VecDeque<(Vec<u8>, Instant)>>,
+    quitting: Cell<bool>,
+    replied: Cell<bool>,
+    reply: Notify,
+}
+
+type Reader = WsReader<TcpStream>;
+type Writer = WsWriter<TcpStream>;
+
+/// Runs sessions until one ends for good (reconnecting in between with
+/// `--reconnect`); returns the exit code.
+async fn drive(
+    ws: WebSocket<TcpStream>,
+    req: &wsx::ClientRequest,
+    config: &wsx::ClientConfig,
+    input: &mut InputQueue,
+    out: &Out,
+    opts: &Opts,
+) -> u8 {
+    let mut ws = ws;
+    let mut attempt = 0u32;
+    loop {
+        let outcome = session(ws, input, out, opts).await;
+        let reconnect = opts.reconnect && !outcome.quitting && droppable(&outcome.end);
+        if !reconnect {
+            report(&outcome, out);
+            return exit_code(&outcome, opts);
+        }
+        out.info(&format!(
+            "wsx: connection lost: {}",
+            describe_end(&outcome.end)
+        ));
+        // A connection that stayed up a while starts the backoff afresh.
+        if outcome.lasted >= Duration::from_secs(10) {
+            attempt = 0;
+        }
+        ws = loop {
+            attempt = attempt.saturating_add(1);
+            let delay = backoff(attempt);
+            out.info(&format!(
+                "wsx: reconnecting in {:.1} s (attempt {attempt})",
+                delay.as_secs_f64()
+            ));
+            if or_quit(tokio::time::sleep(delay), input, out.interactive())
+                .await
+                .is_none()
+            {
+                return exit_code(&outcome, opts);
+            }
+            let Some(result) =
+                or_quit(wsx::connect_with(req, config), input, out.interactive()).await
+            else {
+                return exit_code(&outcome, opts);
+            };
+            match result {
+                Ok((ws, _)) => {
+                    out.info("wsx: reconnected");
+                    break ws;
+                }
+                Err(e) => {
+                    out.info(&format!("wsx: {e}"));
+                    if !retryable(&e) {
+                        return EXIT_FAILURE;
+                    }
+                }
+            }
+        };
+    }
+}
+
+/// Runs `fut`; on a terminal, gives up (None) if the user quits meanwhile.
+/// Other input is kept for the next connection.
+async fn or_quit<T>(
+    fut: impl Future<Output = T>,
+    input: &mut InputQueue,
+    interactive: bool,
+) -> Option<T> {
+    if !interactive {
+        return Some(fut.await);
+    }
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            v = &mut fut => return Some(v),
+            item = input.rx.recv() => match item {
+                None | Some(Input::Eof | Input::Close(_)) => return None,
+                Some(other) => input.pending.push_back(other),
+            },
+        }
+    }
+}
+
+/// Full jitter: uniform in [0, min(30 s, 0.5 s · 2^(attempt-1))].
+fn backoff(attempt: u32) -> Duration {
+    let cap = (0.5 * 2f64.powi(attempt.saturating_sub(1).min(16) as i32)).min(30.0);
+    let mut b = [0u8; 8];
+    let unit = match getrandom::getrandom(&mut b) {
+        Ok(()) => (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64,
+        Err(_) => 0.5,
+    };
+    Duration::from_secs_f64(cap * unit)
+}
+
+/// The connection dropped in a way that reconnecting may fix.
+fn droppable(end: &End) -> bool {
+    match end {
+        End::Io(_) | End::Gone => true,
+        End::Closed(c) => matches!(c.code.0, 1001 | 1006 | 1011 | 1012 | 1013),
+        End::OutputClosed => false,
+    }
+}
+
+/// A failed reconnect worth trying again (the server may be restarting).
+fn retryable(e: &wsx::Error) -> bool {
+    if e.is_io() || e.is_timeout() {
+        return true;
+    }
+    match e.client_handshake() {
+        Some(ClientHandshakeError::Rejected(r)) => {
+            matches!(r.status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+        }
+        Some(ClientHandshakeError::Closed) => true,
+        _ => false,
+    }
+}
+
+fn exit_code(o: &Outcome, opts: &Opts) -> u8 {
+    if opts.once && o.replied {
+        return EXIT_OK;
+    }
+    match &o.end {
+        End::OutputClosed => EXIT_OK,
+        End::Io(_) | End::Gone => EXIT_FAILURE,
+        End::Closed(c) => match (&c.cause, c.initiator) {
+            (None, Initiator::Local) => EXIT_OK,
+            (None, Initiator::Remote) if matches!(c.code.0, 1000 | 1005) => EXIT_OK,
+            (None, Initiator::Remote) => EXIT_PEER_ERROR,
+            (Some(CloseCause::Protocol(_)), _) => EXIT_PEER_ERROR,
+            (Some(_), _) => EXIT_FAILURE,
+        },
+    }
+}
+
+fn describe_end(end: &End) -> String {
+    match end {
+        End::Closed(c) => match &c.cause {
+            Some(cause) => format!("connection closed with {}: {cause}", c.code),
+            None => {
+                let who = match c.initiator {
+                    Initiator::Local => "closed",
+                    Initiator::Remote => "closed by the server",
+                };
+                if c.reason.is_empty() {
+                    format!("{who} with {}", c.code)
+                } else {
+                    format!("{who} with {} {:?}", c.code, c.reason)
+                }
+            }
+        },
+        End::Io(e) => e.to_string(),
+        End::Gone => "the connection ended".into(),
+        End::OutputClosed => "stdout was closed".into(),
+    }
+}
+
+/// Says how the session ended: always on a terminal (`closed: CODE
+/// REASON`); when piped, on stderr unless it was a normal close.
+fn report(o: &Outcome, out: &Out) {
+    if out.interactive() {
+        let line = match &o.end {
+            End::Closed(c) => match &c.cause {
+                None => {
+                    // The server's reply often carries no reason: show ours.
+                    let reason = match (&c.sent, c.initiator) {
+                        (Some(sent), Initiator::Local) if c.reason.is_empty() => &sent.reason,
+                        _ => &c.reason,
+                    };
+                    format!("closed: {} {reason}", c.code.0)
+                }
+                Some(cause) => format!("closed: {} ({cause})", c.code.0),
+            },
+            other => format!("closed: {}", describe_end(other)),
+        };
+        out.info(line.trim_end());
+        return;
+    }
+    let normal = match &o.end {
+        End::Closed(c) => {
+            c.cause.is_none()
+                && (c.initiator == Initiator::Local || matches!(c.code.0, 1000 | 1005))
+        }
+        End::OutputClosed => true,
+        _ => false,
+    };
+    if !normal {
+        out.info(&format!("wsx: {}", describe_end(&o.end)));
+    }
+}
+
+/// One connection: prints what arrives, sends what the user gives, until
+/// the connection ends (or stdout goes away).
+async fn session(
+    ws: WebSocket<TcpStream>,
+    input: &mut InputQueue,
+    out: &Out,
+    opts: &Opts,
+) -> Outcome {
+    let started = Instant::now();
+    let shared = Shared::default();
+    let (mut rx, mut tx) = ws.split();
+    let end = {
+        let reader = read_loop(&mut rx, out, opts, &shared);
+        let writer = write_loop(&mut tx, input, opts, &shared);
+        tokio::pin!(reader, writer);
+        tokio::select! {
+            end = &mut reader => end,
+            never = &mut writer => match never {},
+        }
+    };
+    if matches!(end, End::OutputClosed) {
+        shared.quitting.set(true);
+        let _ = tx.close(Some(CloseFrame::new(CloseCode::NORMAL, ""))).await;
+        // Finish the close handshake (bounded by the close timeout).
+        while let Ok(Some(ev)) = rx.recv_event().await {
+            if matches!(ev, Event::Closed(_)) {
+                break;
+            }
+        }
+    }
+    Outcome {
+        end,
+        quitting: shared.quitting.get(),
+        replied: shared.replied.get(),
+        lasted: started.elapsed(),
+    }
+}
+
+async fn read_loop(rx: &mut Reader, out: &Out, opts: &Opts, shared: &Shared) -> End {
+    loop {
+        let ev = match rx.recv_event().await {
+            Ok(Some(ev)) => ev,
+            Ok(None) => return End::Gone,
+            Err(e) => return End::Io(e),
+        };
+        let text = match ev {
+            Event::Text(t) => match opts.json.then(|| pretty_json(&t)).flatten() {
+                Some(pretty) => pretty,
+                None => t.as_str().to_owned(),
+            },
+            Event::Binary(b) => {
+                let enc = encode_binary(&b, opts.binary_format);
+                if out.interactive() {
+                    format!("[binary {} bytes] {enc}", b.len())
+                } else {
+                    enc
+                }
+            }
+            Event::Ping(p) => {
+                if opts.show_ping {
+                    out.info(&format!("< ping {}", show_payload(&p, opts.binary_format)));
+                }
+                continue;
+            }
+            Event::Pong(p) => {
+                let sent = {
+                    let mut pings = shared.pings.borrow_mut();
+                    let i = pings.iter().position(|(d, _)| d[..] == p[..]);
+                    i.and_then(|i| pings.remove(i)).map(|(_, at)| at)
+                };
+                let shown = show_payload(&p, opts.binary_format);
+                match sent {
+                    Some(at) => out.info(&format!("< pong {shown} ({})", format_rtt(at.elapsed()))),
+                    None if opts.show_ping => out.info(&format!("< pong {shown} (keepalive)")),
+                    None => {}
+                }
+                continue;
+            }
+            Event::Fragment(_) => continue,
+            Event::Closed(c) => return End::Closed(c),
+        };
+        if opts.once && shared.replied.get() {
+            continue;
+        }
+        if out.message(&text).is_err() {
+            return End::OutputClosed;
+        }
+        if opts.once {
+            shared.replied.set(true);
+            shared.reply.notify_one();
+        }
+    }
+}
+
+/// Sends input until a close; never returns (the reader ends the session).
+async fn write_loop(
+    tx: &mut Writer,
+    input: &mut InputQueue,
+    opts: &Opts,
+    shared: &Shared,
+) -> Infallible {
+    loop {
+        match input.next().await {
+            Input::Data(m) => {
+                if tx.feed(m.clone()).await.is_err() {
+                    // Not queued: keep it for the next connection.
+                    input.pending.push_front(Input::Data(m));
+                    break;
+                }
+                // Batch what is already waiting into one write; the next
+                // send, ping or close flushes.
+                let more = !input.pending.is_empty() || !input.rx.is_empty();
+                if !more && tx.flush().await.is_err() {
+                    break;
+                }
+            }
+            Input::Ping(p) => {
+                shared
+                    .pings
+                    .borrow_mut()
+                    .push_back((p.clone(), Instant::now()));
+                if tx.send(Message::Ping(p.into())).await.is_err() {
+                    break;
+                }
+            }
+            Input::Close(frame) => {
+                shared.quitting.set(true);
+                let _ = tx.close(Some(frame)).await;
+                break;
+            }
+            Input::Eof => {
+                if opts.once {
+                    // Whatever is still queued must go out before we wait.
+                    if tx.flush().await.is_err() {
+                        break;
+                    }
+                    shared.reply.notified().await;
+                }
+                shared.quitting.set(true);
+                let _ = tx.close(Some(CloseFrame::new(CloseCode::NORMAL, ""))).await;
+                break;
+            }
+        }
+    }
+    std::future::pending().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_argument_is_hex_if_it_can_be() {
+        assert_eq!(parse_binary("6869").unwrap(), (b"hi".to_vec(), "hex"));
+        assert_eq!(parse_binary("0x68 69").unwrap(), (b"hi".to_vec(), "hex"));
+        assert_eq!(parse_binary("aGk=").unwrap(), (b"hi".to_vec(), "base64"));
+        assert_eq!(parse_binary("aGk").unwrap(), (b"hi".to_vec(), "base64"));
+        assert!(parse_binary("").is_err());
+        assert!(parse_binary("not base64!").is_err());
+    }
+
+    #[test]
+    fn close_arguments() {
+        assert_eq!(
+            parse_close("").unwrap(),
+            CloseFrame::new(CloseCode::NORMAL, "")
+        );
+        assert_eq!(
+            parse_close("4000 bye now").unwrap(),
+            CloseFrame::new(CloseCode(4000), "bye now")
+        );
+        assert_eq!(
+            parse_close("bye").unwrap(),
+            CloseFrame::new(CloseCode::NORMAL, "bye")
+        );
+        assert!(parse_close("1006").is_err());
+        assert!(parse_close("70000").is_err());
+    }
+
+    #[test]
+    fn json_is_reindented_in_order() {
+        assert_eq!(
+            pretty_json(r#"{"b":1,"a":[1,2],"e":{},"s":"x, {y}: \"z\""}"#).unwrap(),
+            "{\n  \"b\": 1,\n  \"a\": [\n    1,\n    2\n  ],\n  \"e\": {},\n  \"s\": \"x, {y}: \\\"z\\\"\"\n}"
+        );
+        assert_eq!(pretty_json(" 12 ").unwrap(), "12");
+        assert!(pretty_json("hello").is_none());
+    }
+
+    #[test]
+    fn userinfo_is_stripped() {
+        assert_eq!(strip_userinfo("ws://u:p@h:1/x@y"), "ws://h:1/x@y");
+        assert_eq!(strip_userinfo("ws://h/"), "ws://h/");
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        for attempt in 1..40 {
+            let cap = (0.5 * 2f64.powi(attempt.min(17) as i32 - 1)).min(30.0);
+            assert!(backoff(attempt).as_secs_f64() <= cap);
+        }
+    }
 }

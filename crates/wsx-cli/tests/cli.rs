@@ -126,12 +126,19 @@ fn invalid_url_is_a_usage_error() {
 }
 
 #[test]
-fn serve_answers_a_non_websocket_request_with_400() {
+fn serve_answers_a_plain_get_with_the_page_or_426() {
     let server = serve();
-    let mut s = TcpStream::connect(("127.0.0.1", server.1)).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 400 "), "{resp}");
-    assert!(resp.contains("Upgrade"), "{resp}");
+    let get = |path: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", server.1)).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        resp
+    };
+    let page = get("/");
+    assert!(page.starts_with("HTTP/1.1 200 "), "{page}");
+    assert!(page.contains("new WebSocket("), "{page}");
+    let other = get("/chat");
+    assert!(other.starts_with("HTTP/1.1 426 "), "{other}");
+    assert!(other.contains("Upgrade: websocket"), "{other}");
 }
