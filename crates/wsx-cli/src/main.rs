@@ -44,10 +44,24 @@ enum Command {
     /// Load-test an echo server: throughput, latency percentiles, errors.
     #[command(after_help = bench::EXAMPLES)]
     Bench(bench::BenchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Examples:
+  wsx completions bash > ~/.local/share/bash-completion/completions/wsx
+  wsx completions zsh > ~/.zfunc/_wsx
+  wsx completions fish > ~/.config/fish/completions/wsx.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut cmd, "wsx", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     if let Command::Bench(args) = cli.command {
         // The load generator runs its own single-threaded runtimes.
         return ExitCode::from(bench::run(args));
@@ -88,7 +102,9 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Connect(args) => connect::run(args).await,
             Command::Probe(args) => probe::run(args).await,
-            Command::Bench(_) => unreachable!("handled before the runtime starts"),
+            Command::Bench(_) | Command::Completions { .. } => {
+                unreachable!("handled before the runtime starts")
+            }
         }
     });
     // Do not wait for blocked stdin readers and the like.

@@ -142,3 +142,19 @@ fn serve_answers_a_plain_get_with_the_page_or_426() {
     assert!(other.starts_with("HTTP/1.1 426 "), "{other}");
     assert!(other.contains("Upgrade: websocket"), "{other}");
 }
+
+#[test]
+fn completions_for_bash_mention_every_subcommand() {
+    let out = Command::new(WSX)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let script = String::from_utf8(out.stdout).unwrap();
+    for sub in ["serve", "connect", "probe", "bench"] {
+        assert!(
+            script.contains(sub),
+            "{sub} missing from the completion script"
+        );
+    }
+}
