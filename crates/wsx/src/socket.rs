@@ -18,8 +18,10 @@ use wsx_proto::{CloseFrame, Closed, Connection, Event, Fragment, Message, Role};
 /// letting a slow reader make a connection hold much memory.
 pub const DEFAULT_WRITE_BUFFER_HIGH_WATER: usize = 1 << 20;
 
-/// First read of an idle connection goes to the stack: this much.
-const STACK_READ: usize = 8 * 1024;
+/// First read of an idle connection goes to the stack: this much. Large
+/// enough for a whole batch of pipelined small messages, so a busy connection
+/// still needs one read per batch (a smaller one cost a second read syscall).
+const STACK_READ: usize = 32 * 1024;
 
 /// Most `IoSlice`s handed to one vectored write.
 const MAX_IOVECS: usize = 64;
