@@ -255,6 +255,8 @@ struct State {
     next_id: AtomicU64,
     shutdown: watch::Receiver<bool>,
     shared_exec: tokio::sync::Mutex<Option<SharedExec>>,
+    /// Connection tasks still running (for the shutdown drain).
+    tasks: AtomicUsize,
 }
 
 /// One program for all clients (`--exec-shared`).
@@ -308,6 +310,7 @@ pub async fn run(args: ServeArgs) -> u8 {
         next_id: AtomicU64::new(1),
         shutdown: shutdown_rx,
         shared_exec: tokio::sync::Mutex::new(None),
+        tasks: AtomicUsize::new(0),
         args,
     });
     let mode = if state.args.broadcast {
@@ -322,7 +325,6 @@ pub async fn run(args: ServeArgs) -> u8 {
     tracing::info!(
         "{mode} server listening on ws://{listen} (test page: http://{listen}/, metrics: http://{listen}/metrics)"
     );
-    let mut tasks = tokio::task::JoinSet::new();
     let signal = shutdown_signal();
     tokio::pin!(signal);
     loop {
@@ -339,9 +341,11 @@ pub async fn run(args: ServeArgs) -> u8 {
                     }
                 };
                 let state = state.clone();
-                tasks.spawn(async move { handle(state, tcp, peer).await });
-                // Reap finished connections so the set stays small.
-                while tasks.try_join_next().is_some() {}
+                tokio::spawn(async move {
+                    state.tasks.fetch_add(1, Relaxed);
+                    handle(state.clone(), tcp, peer).await;
+                    state.tasks.fetch_sub(1, Relaxed);
+                });
             }
         }
     }
@@ -349,8 +353,11 @@ pub async fn run(args: ServeArgs) -> u8 {
     tracing::info!("shutting down: closing {open} connection(s) with 1001");
     let _ = shutdown_tx.send(true);
     let drain = Duration::from_secs_f64(state.args.drain.max(0.0));
+    // Connection tasks count themselves; wait for them to finish closing.
     if tokio::time::timeout(drain + Duration::from_secs(1), async {
-        while tasks.join_next().await.is_some() {}
+        while state.tasks.load(Relaxed) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     })
     .await
     .is_err()
@@ -405,8 +412,13 @@ async fn handle(state: Arc<State>, tcp: TcpStream, peer: SocketAddr) {
         }
     }
     let path = incoming.request().uri().path().to_string();
-    let query = incoming.request().uri().query().unwrap_or("").to_string();
-    let headers = incoming.request().headers().clone();
+    // Only --exec needs the request's details after the handshake; keeping
+    // them for every connection would cost an idle connection ~1 KiB.
+    let exec_env = state.args.exec.as_ref().map(|_| {
+        let req = incoming.request();
+        let query = req.uri().query().unwrap_or("");
+        cgi_env(&state, peer, &path, query, req.headers())
+    });
     let origin_state = state.clone();
     let ws = match incoming
         .accept(move |up| origin_check(&origin_state.args, up).map(|()| Default::default()))
@@ -429,8 +441,7 @@ async fn handle(state: Arc<State>, tcp: TcpStream, peer: SocketAddr) {
     tracing::info!(%peer, path, "open");
     let end = if state.args.broadcast {
         broadcast(&state, ws, &path).await
-    } else if let Some(cmd) = &state.args.exec {
-        let env = cgi_env(&state, peer, &path, &query, &headers);
+    } else if let (Some(cmd), Some(env)) = (&state.args.exec, exec_env) {
         exec_one(&state, ws, cmd, env).await
     } else if state.args.exec_shared.is_some() {
         exec_shared(&state, ws).await
