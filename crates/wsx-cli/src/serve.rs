@@ -92,59 +92,61 @@ struct Metrics {
 impl Metrics {
     fn render(&self) -> String {
         let mut s = String::new();
-        let mut gauge = |name: &str, help: &str, kind: &str, v: u64| {
+        let table: [(&str, &str, &str, u64); 8] = [
+            (
+                "wsx_connections_open",
+                "Open WebSocket connections.",
+                "gauge",
+                self.open.load(Relaxed) as u64,
+            ),
+            (
+                "wsx_connections_total",
+                "WebSocket connections accepted.",
+                "counter",
+                self.total.load(Relaxed),
+            ),
+            (
+                "wsx_connections_rejected_total",
+                "Upgrades refused (origin, limits, bad handshakes).",
+                "counter",
+                self.rejected.load(Relaxed),
+            ),
+            (
+                "wsx_messages_received_total",
+                "Text and binary messages received.",
+                "counter",
+                self.msgs_in.load(Relaxed),
+            ),
+            (
+                "wsx_messages_sent_total",
+                "Text and binary messages sent.",
+                "counter",
+                self.msgs_out.load(Relaxed),
+            ),
+            (
+                "wsx_bytes_received_total",
+                "Payload bytes received.",
+                "counter",
+                self.bytes_in.load(Relaxed),
+            ),
+            (
+                "wsx_bytes_sent_total",
+                "Payload bytes sent.",
+                "counter",
+                self.bytes_out.load(Relaxed),
+            ),
+            (
+                "wsx_slow_consumers_dropped_total",
+                "Clients disconnected for not keeping up (broadcast).",
+                "counter",
+                self.dropped_slow.load(Relaxed),
+            ),
+        ];
+        for (name, help, kind, v) in table {
             s.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
             ));
-        };
-        gauge(
-            "wsx_connections_open",
-            "Open WebSocket connections.",
-            "gauge",
-            self.open.load(Relaxed) as u64,
-        );
-        gauge(
-            "wsx_connections_total",
-            "WebSocket connections accepted.",
-            "counter",
-            self.total.load(Relaxed),
-        );
-        gauge(
-            "wsx_connections_rejected_total",
-            "Upgrades refused (origin, limits, bad handshakes).",
-            "counter",
-            self.rejected.load(Relaxed),
-        );
-        gauge(
-            "wsx_messages_received_total",
-            "Text and binary messages received.",
-            "counter",
-            self.msgs_in.load(Relaxed),
-        );
-        gauge(
-            "wsx_messages_sent_total",
-            "Text and binary messages sent.",
-            "counter",
-            self.msgs_out.load(Relaxed),
-        );
-        gauge(
-            "wsx_bytes_received_total",
-            "Payload bytes received.",
-            "counter",
-            self.bytes_in.load(Relaxed),
-        );
-        gauge(
-            "wsx_bytes_sent_total",
-            "Payload bytes sent.",
-            "counter",
-            self.bytes_out.load(Relaxed),
-        );
-        gauge(
-            "wsx_slow_consumers_dropped_total",
-            "Clients disconnected for not keeping up (broadcast).",
-            "counter",
-            self.dropped_slow.load(Relaxed),
-        );
+        }
         s.push_str("# HELP wsx_close_codes_total Connections ended, by close code (1006: no close frame).\n# TYPE wsx_close_codes_total counter\n");
         let codes = self.close_codes.lock().unwrap_or_else(|e| e.into_inner());
         let mut sorted: Vec<_> = codes.iter().collect();

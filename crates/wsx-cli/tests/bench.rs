@@ -2,34 +2,11 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-const WSX: &str = env!("CARGO_BIN_EXE_wsx");
+mod common;
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_listening(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::{serve, WSX};
 
 fn bench(args: &[&str]) -> (i32, serde_json::Value, String) {
     let out = Command::new(WSX)
@@ -48,16 +25,8 @@ fn bench(args: &[&str]) -> (i32, serde_json::Value, String) {
 
 #[test]
 fn counts_add_up_against_wsx_serve() {
-    let port = free_port();
-    let _server = Proc(
-        Command::new(WSX)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listening(port);
-    let url = format!("ws://127.0.0.1:{port}/");
+    let server = serve(&[]);
+    let url = server.url();
     for (size, depth, text) in [
         ("20", "1", false),
         ("1024", "16", true),

@@ -2,45 +2,12 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const WSX: &str = env!("CARGO_BIN_EXE_wsx");
+mod common;
 
-struct Server(Child, u16);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn serve() -> Server {
-    let port = free_port();
-    let child = Command::new(WSX)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn wsx serve");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "wsx serve did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server(child, port)
-}
+use common::{free_port, serve, WSX};
 
 fn connect(url: &str, stdin: &[u8]) -> (i32, String, String) {
     let mut child = Command::new(WSX)
@@ -81,10 +48,10 @@ fn connect(url: &str, stdin: &[u8]) -> (i32, String, String) {
 
 #[test]
 fn connect_pipes_lines_through_the_echo_server_and_exits_0() {
-    let server = serve();
+    let server = serve(&[]);
     let lines: String = (0..200).map(|i| format!("line {i} ✓\n")).collect();
     let (code, out, err) = connect(
-        &format!("ws://127.0.0.1:{}/any/path?x=1", server.1),
+        &format!("ws://127.0.0.1:{}/any/path?x=1", server.port),
         lines.as_bytes(),
     );
     assert_eq!(code, 0, "stderr: {err}");
@@ -127,9 +94,9 @@ fn invalid_url_is_a_usage_error() {
 
 #[test]
 fn serve_answers_a_plain_get_with_the_page_or_426() {
-    let server = serve();
+    let server = serve(&[]);
     let get = |path: &str| {
-        let mut s = TcpStream::connect(("127.0.0.1", server.1)).unwrap();
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
         write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         let mut resp = String::new();
         s.read_to_string(&mut resp).unwrap();

@@ -4,56 +4,24 @@
 
 use std::future::Future;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wsx::{CloseCode, CloseFrame, Message};
 
-const WSX: &str = env!("CARGO_BIN_EXE_wsx");
+mod common;
+
+use common::{free_port, WSX};
+
+/// `wsx serve`: echoes every message.
+fn echo_server() -> common::Server {
+    common::serve(&[])
+}
 const WAIT: Duration = Duration::from_secs(15);
 
 // ---- servers --------------------------------------------------------------------
-
-struct EchoServer(Child, u16);
-
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl EchoServer {
-    fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}/", self.1)
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `wsx serve`: echoes every message.
-fn echo_server() -> EchoServer {
-    let port = free_port();
-    let child = Command::new(WSX)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn wsx serve");
-    let deadline = Instant::now() + WAIT;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "wsx serve did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    EchoServer(child, port)
-}
 
 /// A server on its own thread and runtime: `handler(n, tcp)` runs for the
 /// n-th connection (from 0). Returns the port.

@@ -3,45 +3,12 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const WSX: &str = env!("CARGO_BIN_EXE_wsx");
+mod common;
 
-struct Server(Child, u16);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn serve() -> Server {
-    let port = free_port();
-    let child = Command::new(WSX)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn wsx serve");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "wsx serve did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server(child, port)
-}
+use common::{free_port, serve, WSX};
 
 /// A one-connection server: reads the request head, sends `answer`, ends
 /// its side and waits for the client to go. Returns the port.
@@ -130,8 +97,8 @@ fn assert_says(out: &str, err: &str, words: &[&str]) {
 
 #[test]
 fn against_wsx_serve_shows_the_handshake_and_a_ping() {
-    let server = serve();
-    let (code, out, err) = probe(&[&url(server.1)]);
+    let server = serve(&[]);
+    let (code, out, err) = probe(&[&url(server.port)]);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert_says(
         &out,
@@ -150,7 +117,7 @@ fn against_wsx_serve_shows_the_handshake_and_a_ping() {
     let ping = out.lines().find(|l| l.starts_with("ping: ")).unwrap();
     assert!(ping.ends_with(" ms"), "{ping}");
 
-    let (code, out, err) = probe(&[&url(server.1), "--json", "-H", "X-Probe: 1"]);
+    let (code, out, err) = probe(&[&url(server.port), "--json", "-H", "X-Probe: 1"]);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
     assert_eq!(v["ok"], true, "{v}");

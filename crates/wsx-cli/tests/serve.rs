@@ -1,49 +1,14 @@
 //! `wsx serve` modes, driven through the binary with the wsx library as client.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::Command;
 use std::time::{Duration, Instant};
 use wsx::{ClientConfig, ClientRequest, CloseCode, Message};
 
-const WSX: &str = env!("CARGO_BIN_EXE_wsx");
+mod common;
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn serve(args: &[&str]) -> Server {
-    let port = free_port();
-    let child = Command::new(WSX)
-        .arg("serve")
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(args)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn wsx serve");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "wsx serve did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server { child, port }
-}
+use common::serve;
 
 async fn client(port: u16, path: &str) -> wsx::WebSocket<tokio::net::TcpStream> {
     wsx::connect(&format!("ws://127.0.0.1:{port}{path}"))
