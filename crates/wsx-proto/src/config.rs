@@ -21,6 +21,8 @@ pub struct Config {
     pong_timeout: Duration,
     close_timeout: Duration,
     deliver_fragments: bool,
+    max_fragments: usize,
+    idle_timeout: Option<Duration>,
 }
 
 /// 16 MiB: large enough for any sane message, small enough that a hostile
@@ -32,6 +34,12 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
 pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for the peer's close frame after sending ours.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most frames one message may have: 65,536. Without a cap, a peer can send
+/// empty continuation frames forever — no memory grows, but the connection
+/// burns CPU and never completes a message. 65,536 admits every legitimate
+/// fragmentation we know (the Autobahn suite's largest is 4 MiB in 64-byte
+/// fragments, exactly 65,536) while a flood ends after ~400 KB of headers.
+pub const DEFAULT_MAX_FRAGMENTS: usize = 65_536;
 
 impl Default for Config {
     fn default() -> Self {
@@ -42,6 +50,8 @@ impl Default for Config {
             pong_timeout: DEFAULT_PONG_TIMEOUT,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             deliver_fragments: false,
+            max_fragments: DEFAULT_MAX_FRAGMENTS,
+            idle_timeout: None,
         }
     }
 }
@@ -79,6 +89,20 @@ impl Config {
     /// whole messages (for streaming large messages). Default off.
     pub fn deliver_fragments(&self) -> bool {
         self.deliver_fragments
+    }
+    /// Most data frames one message may have; the next one fails the
+    /// connection with 1009. Bounds floods of tiny or empty fragments.
+    /// Default [`DEFAULT_MAX_FRAGMENTS`].
+    pub fn max_fragments(&self) -> usize {
+        self.max_fragments
+    }
+    /// Close the connection (1001, "idle") when no text or binary message
+    /// was received or sent for this long; pings and pongs do not count.
+    /// Received messages are timed exactly; a sent message postpones the
+    /// close by up to one more period. `None` (the default): never, since
+    /// many applications keep quiet subscribers open for hours.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
     }
 }
 
@@ -122,6 +146,16 @@ impl ConfigBuilder {
         self.0.deliver_fragments = on;
         self
     }
+    /// See [`Config::max_fragments`].
+    pub fn max_fragments(mut self, frames: usize) -> Self {
+        self.0.max_fragments = frames;
+        self
+    }
+    /// See [`Config::idle_timeout`].
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.0.idle_timeout = timeout;
+        self
+    }
     /// Checks the values and returns the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
         let c = self.0;
@@ -131,7 +165,13 @@ impl ConfigBuilder {
         if c.ping_interval == Some(Duration::ZERO) {
             return Err(ConfigError("ping_interval must be longer than zero"));
         }
-        if c.pong_timeout.is_zero() || c.close_timeout.is_zero() {
+        if c.max_fragments == 0 {
+            return Err(ConfigError("max_fragments must be at least 1"));
+        }
+        if c.pong_timeout.is_zero()
+            || c.close_timeout.is_zero()
+            || c.idle_timeout == Some(Duration::ZERO)
+        {
             return Err(ConfigError("timeouts must be longer than zero"));
         }
         Ok(c)

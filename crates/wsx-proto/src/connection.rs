@@ -168,6 +168,8 @@ struct Partial {
     /// Assembled payload (unused when delivering fragments).
     buf: BytesMut,
     len: u64,
+    /// Frames so far (for `max_fragments`).
+    frames: usize,
 }
 
 /// Read at least this much per read call; big enough for many small frames.
@@ -215,6 +217,12 @@ pub struct Connection {
     pong_deadline: Option<Instant>,
     close_deadline: Option<Instant>,
     rtt: Option<Duration>,
+    /// When the idle timeout is next checked (`Config::idle_timeout`).
+    idle_deadline: Option<Instant>,
+    /// Arrival of the last received text/binary frame.
+    last_data_rx: Option<Instant>,
+    /// A data frame was sent since the last idle check.
+    sent_data: bool,
 }
 
 impl Connection {
@@ -237,6 +245,7 @@ impl Connection {
 
     fn new(role: Role, config: Config, rng: Option<Box<ChaCha12Rng>>, now: Instant) -> Self {
         let next_ping = config.ping_interval().map(|i| now + i);
+        let idle_deadline = config.idle_timeout().map(|t| now + t);
         Connection {
             role,
             config,
@@ -258,6 +267,9 @@ impl Connection {
             pong_deadline: None,
             close_deadline: None,
             rtt: None,
+            idle_deadline,
+            last_data_rx: None,
+            sent_data: false,
         }
     }
 
@@ -359,6 +371,23 @@ impl Connection {
                 }
             }
         }
+        if let (Some(d), Some(idle)) = (self.idle_deadline, self.config.idle_timeout()) {
+            if now >= d {
+                // Sends carry no timestamp: count one as happening now.
+                let sent = std::mem::take(&mut self.sent_data).then_some(now + idle);
+                let next = self.last_data_rx.map(|t| t + idle).max(sent);
+                match next.filter(|n| *n > now) {
+                    Some(n) => self.idle_deadline = Some(n),
+                    None => {
+                        self.idle_deadline = None;
+                        let reason = format!("idle: no messages for {} s", idle.as_secs_f64());
+                        let _ =
+                            self.close(Some(CloseFrame::new(CloseCode::GOING_AWAY, reason)), now);
+                        return;
+                    }
+                }
+            }
+        }
         if let (Some(t), Some(interval)) = (self.next_ping, self.config.ping_interval()) {
             if now >= t {
                 self.next_ping = Some(now + interval);
@@ -382,10 +411,15 @@ impl Connection {
         if self.state == State::Done {
             return None;
         }
-        [self.close_deadline, self.pong_deadline, self.next_ping]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.close_deadline,
+            self.pong_deadline,
+            self.next_ping,
+            self.idle_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Bytes waiting to be written, as a [`bytes::Buf`]: write its chunks,
@@ -518,7 +552,14 @@ impl Connection {
         }
         let (kind, so_far) = match (h.opcode, &self.msg) {
             (OpCode::CONTINUATION, None) => return Err(ProtocolError::UnexpectedContinuation),
-            (OpCode::CONTINUATION, Some(m)) => (m.kind, m.len),
+            (OpCode::CONTINUATION, Some(m)) => {
+                if m.frames >= self.config.max_fragments() {
+                    return Err(ProtocolError::TooManyFragments {
+                        max: self.config.max_fragments(),
+                    });
+                }
+                (m.kind, m.len)
+            }
             (op, Some(_)) => return Err(ProtocolError::ExpectedContinuation(op)),
             (OpCode::TEXT, None) => (DataKind::Text, 0),
             (_, None) => (DataKind::Binary, 0),
@@ -570,6 +611,7 @@ impl Connection {
         h: FrameHeader,
         payload: Bytes,
     ) -> Result<Option<Event>, ProtocolError> {
+        self.last_data_rx = self.last_rx;
         let first = h.opcode != OpCode::CONTINUATION;
         let kind = match (&self.msg, h.opcode) {
             (Some(m), _) => m.kind,
@@ -583,11 +625,12 @@ impl Connection {
             self.msg = if h.fin {
                 None
             } else {
-                let len = self.msg.as_ref().map_or(0, |m| m.len) + payload.len() as u64;
+                let (len, frames) = self.msg.as_ref().map_or((0, 0), |m| (m.len, m.frames));
                 Some(Partial {
                     kind,
                     buf: BytesMut::new(),
-                    len,
+                    len: len + payload.len() as u64,
+                    frames: frames + 1,
                 })
             };
             return Ok(Some(Event::Fragment(Fragment {
@@ -606,12 +649,14 @@ impl Connection {
                     kind,
                     buf,
                     len: payload.len() as u64,
+                    frames: 1,
                 });
                 return Ok(None);
             }
             (Some(mut m), fin) => {
                 m.buf.extend_from_slice(&payload);
                 m.len += payload.len() as u64;
+                m.frames += 1;
                 if !fin {
                     self.msg = Some(m);
                     return Ok(None);
@@ -673,6 +718,7 @@ impl Connection {
         self.close_deadline = None;
         self.pong_deadline = None;
         self.next_ping = None;
+        self.idle_deadline = None;
         self.pending_closed = Some(Box::new(Closed {
             code,
             reason,
@@ -704,6 +750,8 @@ impl Connection {
             return Err(SendError::FragmentSequence(
                 "a fragmented message is being sent; finish it with a fin fragment first",
             ));
+        } else {
+            self.sent_data = true;
         }
         self.write_frame_bytes(op, true, payload);
         Ok(())
@@ -724,6 +772,7 @@ impl Connection {
                 "a fragmented message is being sent; finish it with a fin fragment first",
             ));
         }
+        self.sent_data |= !prepared.is_control;
         self.out.push_payload(prepared.frame.clone());
         Ok(())
     }
@@ -751,6 +800,7 @@ impl Connection {
                 ))
             }
         };
+        self.sent_data = true;
         self.send_partial = if fragment.fin {
             None
         } else {
@@ -776,6 +826,7 @@ impl Connection {
         self.sent_close = frame;
         self.state = State::CloseSent;
         self.close_deadline = Some(now + self.config.close_timeout());
+        self.idle_deadline = None;
         Ok(())
     }
 

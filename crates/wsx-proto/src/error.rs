@@ -72,6 +72,12 @@ pub enum ProtocolError {
         /// The configured limit.
         max: usize,
     },
+    /// A message split into more frames than `max_fragments`.
+    #[error("message split into more than {max} frames exceeds max_fragments; a flood of tiny or empty fragments (raise max_fragments if the peer legitimately fragments this finely)")]
+    TooManyFragments {
+        /// The configured limit.
+        max: usize,
+    },
 }
 
 impl ProtocolError {
@@ -81,9 +87,9 @@ impl ProtocolError {
             ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
                 CloseCode::INVALID_PAYLOAD
             }
-            ProtocolError::FrameTooLarge { .. } | ProtocolError::MessageTooLarge { .. } => {
-                CloseCode::MESSAGE_TOO_BIG
-            }
+            ProtocolError::FrameTooLarge { .. }
+            | ProtocolError::MessageTooLarge { .. }
+            | ProtocolError::TooManyFragments { .. } => CloseCode::MESSAGE_TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
         }
     }

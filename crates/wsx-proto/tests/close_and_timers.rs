@@ -555,3 +555,70 @@ fn auto_pong_between_fragments_of_an_outgoing_message() {
     s.send_fragment(frag(b"cd", false, true)).unwrap();
     assert_eq!(drain(&mut s), hex("02 02 61 62 8a 01 70 80 02 63 64"));
 }
+
+// ---- idle timeout -----------------------------------------------------------
+
+fn idle(t: u64) -> Config {
+    Config::builder()
+        .idle_timeout(Some(secs(t)))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn idle_connection_is_closed_with_1001_after_the_timeout() {
+    let t0 = Instant::now();
+    let mut s = Connection::server(idle(60), t0);
+    assert_eq!(s.poll_timeout(), Some(t0 + secs(60)));
+    // A message at 50 s moves the deadline to 110 s.
+    assert_eq!(
+        feed(&mut s, &to(S, FIN | TEXT, b"hi"), t0 + secs(50)).len(),
+        1
+    );
+    s.handle_timeout(t0 + secs(60));
+    assert!(!s.is_closing());
+    assert_eq!(s.poll_timeout(), Some(t0 + secs(110)));
+    // Pings do not count as activity.
+    let ev = feed(&mut s, &to(S, FIN | PING, b""), t0 + secs(100));
+    assert!(matches!(ev[..], [Event::Ping(_)]));
+    drain(&mut s);
+    s.handle_timeout(t0 + secs(109));
+    assert!(!s.is_closing());
+    s.handle_timeout(t0 + secs(110));
+    assert!(s.is_closing(), "idle for 60 s: close started");
+    let out = parse_frames(&drain(&mut s));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].payload[..2], 1001u16.to_be_bytes());
+    assert!(String::from_utf8_lossy(&out[0].payload[2..]).contains("idle"));
+    // The close timer now runs; the peer's reply completes a clean close.
+    assert_eq!(s.poll_timeout(), Some(t0 + secs(115)));
+    let closed = only_closed(feed(
+        &mut s,
+        &to(S, FIN | CLOSE, &close_payload(1001, b"")),
+        t0 + secs(111),
+    ));
+    assert_eq!(closed.initiator, Initiator::Local);
+    assert_eq!(closed.code, CloseCode::GOING_AWAY);
+}
+
+#[test]
+fn sending_postpones_the_idle_close() {
+    let t0 = Instant::now();
+    let mut s = Connection::server(idle(60), t0);
+    s.send(Message::text("update")).unwrap();
+    drain(&mut s);
+    s.handle_timeout(t0 + secs(60));
+    assert!(!s.is_closing(), "a message was sent in the period");
+    assert_eq!(s.poll_timeout(), Some(t0 + secs(120)));
+    s.handle_timeout(t0 + secs(120));
+    assert!(s.is_closing());
+}
+
+#[test]
+fn idle_timeout_off_by_default() {
+    let t0 = Instant::now();
+    let mut s = server(t0);
+    assert_eq!(s.poll_timeout(), None);
+    s.handle_timeout(t0 + secs(100_000));
+    assert!(!s.is_closing());
+}

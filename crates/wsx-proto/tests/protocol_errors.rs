@@ -509,3 +509,63 @@ fn events_before_the_bad_frame_are_delivered_first() {
     let ops: Vec<u8> = frames.iter().map(|f| f.b0).collect();
     assert_eq!(ops, [FIN | PONG, FIN | CLOSE]);
 }
+
+fn max_fragments(n: usize, deliver: bool) -> Config {
+    Config::builder()
+        .max_fragments(n)
+        .deliver_fragments(deliver)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn fragment_cap_is_inclusive_and_fails_with_1009() {
+    for deliver in [false, true] {
+        let t0 = Instant::now();
+        let mut c = conn(S, max_fragments(4, deliver), t0);
+        // Exactly 4 frames: one message.
+        let mut wire = to(S, TEXT, b"a");
+        wire.extend(to(S, CONT, b""));
+        wire.extend(to(S, CONT, b"b"));
+        wire.extend(to(S, FIN | CONT, b"c"));
+        let ev = feed(&mut c, &wire, t0);
+        assert!(
+            !ev.iter().any(|e| matches!(e, Event::Closed(_))),
+            "{}",
+            summary(&ev)
+        );
+        // The next message: a 5th frame is one too many.
+        let mut wire = to(S, BINARY, b"");
+        for _ in 0..4 {
+            wire.extend(to(S, CONT, b""));
+        }
+        let ev = feed(&mut c, &wire, t0);
+        let closed = the_closed(&ev).clone();
+        assert_eq!(closed.code, CloseCode::MESSAGE_TOO_BIG);
+        assert!(closed.reason.contains("max_fragments"), "{}", closed.reason);
+        let out = parse_frames(&drain(&mut c));
+        assert_eq!(out.last().unwrap().payload[..2], 1009u16.to_be_bytes());
+    }
+}
+
+#[test]
+fn empty_fragment_flood_is_cut_off_by_the_default_cap() {
+    // 100,000 one-byte fragments: closed at the 65,537th, with the
+    // assembled message bounded by what arrived before.
+    let t0 = Instant::now();
+    let mut c = conn(S, Config::default(), t0);
+    let mut wire = to(S, TEXT, b"x");
+    let one = to(S, CONT, b"x");
+    for _ in 1..100_000 {
+        wire.extend_from_slice(&one);
+    }
+    let ev = feed(&mut c, &wire, t0);
+    let closed = the_closed(&ev);
+    assert_eq!(closed.code, CloseCode::MESSAGE_TOO_BIG);
+    assert!(
+        closed.reason.contains("65536"),
+        "names the limit: {}",
+        closed.reason
+    );
+    assert_eq!(ev.len(), 1, "no message delivered: {}", summary(&ev));
+}

@@ -2,9 +2,11 @@
 //! response builder, the client's request builder and response checker.
 
 mod client;
+mod origin;
 mod server;
 
 pub use client::{ClientHandshake, ClientHandshakeError, ClientRequest, Handshaken, Rejection};
+pub use origin::{OriginPatternError, OriginPolicy};
 pub use server::{
     is_upgrade_request, Accept, HandshakeError, HandshakeErrorKind, ParsedRequest, ServerHandshake,
     Upgrade,

@@ -37,6 +37,9 @@ pub enum HandshakeErrorKind {
     BadKey,
     /// `Sec-WebSocket-Extensions` unparseable (400).
     BadExtensions(String),
+    /// A browser on another site (this `Origin`) asked to connect and the
+    /// [`super::OriginPolicy`] does not allow it (403).
+    OriginNotAllowed(String),
     /// The application refused the upgrade with this status and body.
     Rejected(StatusCode, String),
 }
@@ -65,6 +68,7 @@ fn describe(kind: &HandshakeErrorKind) -> String {
         UnsupportedVersion(Some(v)) => format!("unsupported Sec-WebSocket-Version {v:?}; this server speaks version 13"),
         BadKey => "Sec-WebSocket-Key must be present once and be the base64 of 16 bytes (RFC 6455 §4.1)".into(),
         BadExtensions(e) => e.clone(),
+        OriginNotAllowed(o) => format!("origin {o:?} is not allowed: cross-site WebSocket connections are refused to protect this server's users (same-origin policy); if that site is yours, allowlist it (OriginPolicy::allow, or `wsx serve --origin {o}`)"),
         Rejected(_, body) => body.clone(),
     }
 }
@@ -92,6 +96,7 @@ impl HandshakeError {
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             UnsupportedVersion(Some(_)) => StatusCode::UPGRADE_REQUIRED,
             Rejected(s, _) => *s,
+            OriginNotAllowed(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         }
     }
