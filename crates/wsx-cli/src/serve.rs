@@ -57,9 +57,9 @@ pub struct ServeArgs {
     /// Serve files from DIR for plain HTTP GETs (index.html for directories).
     #[arg(long, value_name = "DIR")]
     pub r#static: Option<PathBuf>,
-    /// Allowed Origin (repeatable): `https://example.com` or
-    /// `https://*.example.com`. Without it, only same-origin browsers (Origin
-    /// host equal to Host) and non-browser clients (no Origin) are accepted.
+    /// Also allow this Origin (repeatable): `https://example.com` or
+    /// `https://*.example.com`. Same-origin browsers (Origin host equal to
+    /// Host) and non-browser clients (no Origin) are always accepted.
     #[arg(long, value_name = "PATTERN")]
     pub origin: Vec<String>,
     /// Accept any Origin (disables cross-site WebSocket hijacking protection).
@@ -68,9 +68,11 @@ pub struct ServeArgs {
     /// Refuse connections past this many (503 with Retry-After).
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
-    /// Keepalive: ping every SECS seconds, drop peers that do not answer.
-    #[arg(long, value_name = "SECS")]
-    pub ping_interval: Option<f64>,
+    /// Keepalive: ping every SECS seconds, drop peers that do not answer
+    /// within 10 s (0: off). Keeps load balancers from closing idle
+    /// connections and finds clients that vanished without a FIN.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub ping_interval: f64,
     /// On SIGINT/SIGTERM, wait up to SECS for clients to answer the 1001 close.
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     pub drain: f64,
@@ -269,8 +271,7 @@ struct SharedExec {
 
 /// Runs the server; returns the exit code.
 pub async fn run(args: ServeArgs) -> u8 {
-    let ping = args
-        .ping_interval
+    let ping = Some(args.ping_interval)
         .filter(|s| *s > 0.0)
         .map(Duration::from_secs_f64);
     let protocol = match crate::protocol_config(args.max_message, ping) {
@@ -286,11 +287,20 @@ pub async fn run(args: ServeArgs) -> u8 {
             return 2;
         }
     }
+    let mut origin = if args.allow_any_origin {
+        tracing::warn!("--allow-any-origin: any web site can open WebSockets to this server with its visitors' cookies (cross-site WebSocket hijacking protection is off)");
+        wsx::OriginPolicy::allow_any()
+    } else {
+        wsx::OriginPolicy::same_origin()
+    };
     for p in &args.origin {
-        if !p.contains("://") {
-            eprintln!("wsx: --origin {p:?}: expected scheme://host[:port], e.g. https://example.com or https://*.example.com");
-            return 2;
-        }
+        origin = match origin.allow(p) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("wsx: --origin: {e}");
+                return 2;
+            }
+        };
     }
     let listen = args.listen;
     let server = match wsx::Server::bind(listen).await {
@@ -302,6 +312,7 @@ pub async fn run(args: ServeArgs) -> u8 {
     };
     let config = wsx::ServerConfig {
         protocol,
+        origin,
         ..Default::default()
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -421,11 +432,7 @@ async fn handle(state: Arc<State>, tcp: TcpStream, peer: SocketAddr) {
         let query = req.uri().query().unwrap_or("");
         cgi_env(&state, peer, &path, query, req.headers())
     });
-    let origin_state = state.clone();
-    let ws = match incoming
-        .accept(move |up| origin_check(&origin_state.args, up).map(|()| Default::default()))
-        .await
-    {
+    let ws = match incoming.accept(|_| Ok(Default::default())).await {
         Ok(ws) => ws,
         Err(e) => {
             state.metrics.rejected.fetch_add(1, Relaxed);
@@ -884,45 +891,6 @@ async fn exec_shared(state: &State, ws: WebSocket<TcpStream>) -> End {
     counts.flush(&state.metrics);
     let _ = writer_handle.await;
     reader_end(&reader, result)
-}
-
-/// Origin policy: no Origin (not a browser) is fine; otherwise same origin
-/// as Host, or an allowlisted pattern, or `--allow-any-origin`.
-fn origin_check(args: &ServeArgs, up: &wsx::Upgrade) -> Result<(), wsx::HandshakeError> {
-    let Some(origin) = up.origin() else {
-        return Ok(());
-    };
-    if args.allow_any_origin || origin_allowed(&args.origin, origin, up.headers()) {
-        return Ok(());
-    }
-    Err(wsx::HandshakeError::rejected(
-        StatusCode::FORBIDDEN,
-        format!(
-            "origin {origin:?} is not allowed: cross-site WebSocket connections are refused (allow it with --origin {origin})"
-        ),
-    ))
-}
-
-fn origin_allowed(patterns: &[String], origin: &str, headers: &http::HeaderMap) -> bool {
-    let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-    if patterns.is_empty() {
-        // Same origin: the Origin's host[:port] equals the Host header.
-        let host = headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        return origin.split_once("://").is_some_and(|(_, h)| h == host);
-    }
-    patterns.iter().any(|p| {
-        let p = p.trim_end_matches('/').to_ascii_lowercase();
-        match p.split_once("://*.") {
-            Some((scheme, suffix)) => origin
-                .strip_prefix(&format!("{scheme}://"))
-                .is_some_and(|host| host.ends_with(&format!(".{suffix}"))),
-            None => p == origin,
-        }
-    })
 }
 
 /// Plain HTTP: the test page, metrics, static files, or 426.

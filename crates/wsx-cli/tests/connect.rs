@@ -262,7 +262,10 @@ fn header_reporting_server() -> u16 {
     server(|_, tcp| async move {
         let seen = Arc::new(Mutex::new(String::new()));
         let seen2 = seen.clone();
-        let config = wsx::ServerConfig::default();
+        let config = wsx::ServerConfig {
+            origin: wsx::OriginPolicy::allow_any(),
+            ..Default::default()
+        };
         let ws = wsx::accept_with(tcp, &config, move |up| {
             let h = |n: &str| {
                 up.headers()

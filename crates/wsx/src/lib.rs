@@ -32,16 +32,22 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod broadcast;
 mod client;
 mod error;
+mod serve;
 mod server;
 mod socket;
 mod split;
 
+pub use broadcast::{Broadcast, BroadcastConfig, Delivery, SlowConsumer, Subscription};
 pub use client::{client, connect, connect_with, ClientConfig};
 pub use error::{Error, Result};
-pub use server::{accept, accept_with, read_request, Incoming, Server, ServerConfig};
-pub use socket::{WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER};
+pub use serve::{Accepted, ServerHandle};
+pub use server::{
+    accept, accept_with, read_request, Incoming, Server, ServerConfig, DEFAULT_SERVER_PING_INTERVAL,
+};
+pub use socket::{TrySendError, WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER};
 pub use split::{WsReader, WsWriter};
 
 pub use wsx_proto;
@@ -50,7 +56,9 @@ pub use wsx_proto;
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
-pub use wsx_proto::handshake::{Accept, ClientRequest, HandshakeError, Handshaken, Upgrade};
+pub use wsx_proto::handshake::{
+    Accept, ClientRequest, HandshakeError, Handshaken, OriginPatternError, OriginPolicy, Upgrade,
+};
 pub use wsx_proto::{
     CloseCause, CloseCode, CloseFrame, Closed, Config, DataKind, Event, Fragment, Initiator,
     Message, PreparedMessage, Role, Utf8Bytes,

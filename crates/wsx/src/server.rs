@@ -5,7 +5,7 @@ use crate::socket::{now, WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use wsx_proto::handshake::{Accept, HandshakeError, ServerHandshake, Upgrade};
+use wsx_proto::handshake::{Accept, HandshakeError, OriginPolicy, ServerHandshake, Upgrade};
 use wsx_proto::Connection;
 
 /// Server settings.
@@ -23,16 +23,38 @@ pub struct ServerConfig {
     /// Subprotocols this server speaks, in order of preference; the first
     /// one the client also offers is selected.
     pub protocols: Vec<String>,
+    /// Which browser origins may connect. Default: same origin only
+    /// (cross-site WebSocket hijacking protection; see [`OriginPolicy`]).
+    pub origin: OriginPolicy,
+    /// [`Server::serve`] answers 503 (with `Retry-After`) past this many
+    /// open connections. Default `None`: the process's file-descriptor
+    /// limit is the cap (and `serve` backs off, not spins, when it is hit).
+    pub max_connections: Option<usize>,
+    /// After [`ServerHandle::shutdown`], how long [`Server::serve`] waits
+    /// for connections to finish their close handshake (1001) before
+    /// dropping them. Default 5 s.
+    pub shutdown_timeout: Duration,
 }
+
+/// Servers ping every 30 s by default: load balancers and NATs drop
+/// connections idle for 60 s or more (AWS ALB: 60 s), and a peer that
+/// vanished without a FIN is found within 40 s (ping + 10 s pong timeout).
+pub const DEFAULT_SERVER_PING_INTERVAL: Duration = Duration::from_secs(30);
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            protocol: wsx_proto::Config::default(),
+            protocol: wsx_proto::Config::builder()
+                .ping_interval(Some(DEFAULT_SERVER_PING_INTERVAL))
+                .build()
+                .expect("valid defaults"),
             max_handshake_bytes: wsx_proto::handshake::DEFAULT_MAX_HANDSHAKE_BYTES,
             handshake_timeout: Duration::from_secs(10),
             write_buffer_high_water: DEFAULT_WRITE_BUFFER_HIGH_WATER,
             protocols: Vec::new(),
+            origin: OriginPolicy::same_origin(),
+            max_connections: None,
+            shutdown_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -164,7 +186,10 @@ async fn read_head<S: AsyncRead + Unpin>(
 /// Writes a final response, half-closes, and reads what the client still
 /// sends (briefly, boundedly): closing with unread data resets the
 /// connection, and the reset can destroy the response before it is read.
-async fn send_and_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, response: &[u8]) {
+pub(crate) async fn send_and_close<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    response: &[u8],
+) {
     // Best effort: the client may already be gone.
     let _ = stream.write_all(response).await;
     let _ = stream.shutdown().await;
@@ -206,8 +231,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
         &self.stream
     }
 
-    /// Validates the upgrade (RFC 6455 §4.2.1), lets `decide` accept or refuse
-    /// it, and answers 101 (or the error).
+    /// Validates the upgrade (RFC 6455 §4.2.1), checks its `Origin` against
+    /// `config.origin` (403), lets `decide` accept or refuse it (the accept
+    /// hook: authenticate by header, cookie or query token here), and
+    /// answers 101 (or the error).
     ///
     /// # Errors
     /// An invalid upgrade request or a refusal (both answered with their HTTP
@@ -221,6 +248,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
     {
         let config = &self.config;
         let decided = Upgrade::new(self.request).and_then(|upgrade| {
+            config.origin.check_upgrade(&upgrade)?;
             let mut accept = decide(&upgrade)?;
             if accept.protocol.is_none() {
                 let supported: Vec<&str> = config.protocols.iter().map(String::as_str).collect();
@@ -286,7 +314,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
     }
 }
 
-/// Binds a listener; a thin wrapper that sets `TCP_NODELAY` on accepted sockets.
+/// A listening server: [`Server::serve`] runs the accept loop with every
+/// limit applied and a graceful shutdown; [`Server::accept_tcp`] and
+/// [`Server::accept`] are the building blocks for a loop of your own.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), wsx::Error> {
@@ -296,8 +326,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
 /// ```
 #[derive(Debug)]
 pub struct Server {
-    listener: TcpListener,
-    config: ServerConfig,
+    pub(crate) listener: TcpListener,
+    pub(crate) config: ServerConfig,
+    pub(crate) handle: crate::serve::ServerHandle,
 }
 
 impl Server {
@@ -309,6 +340,7 @@ impl Server {
         Ok(Server {
             listener: TcpListener::bind(addr).await?,
             config: ServerConfig::default(),
+            handle: crate::serve::ServerHandle::new(),
         })
     }
 

@@ -65,6 +65,8 @@ pub struct WebSocket<S> {
     read_eof: bool,
     /// `recv` already returned the end (Ok(None) or the error).
     end_reported: bool,
+    /// Set by [`crate::Server::serve`]: when it fires, close with 1001.
+    shutdown: Option<Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>>,
 }
 
 impl<S> std::fmt::Debug for WebSocket<S> {
@@ -101,7 +103,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             close_deadline: None,
             read_eof: false,
             end_reported: false,
+            shutdown: None,
         }
+    }
+
+    /// Closes with 1001 ("server shutting down") when `token` is cancelled,
+    /// as soon as the application next polls `recv`.
+    pub(crate) fn with_shutdown(mut self, token: tokio_util::sync::CancellationToken) -> Self {
+        self.shutdown = Some(Box::pin(token.cancelled_owned()));
+        self
     }
 
     pub(crate) fn with_protocol(mut self, protocol: Option<String>) -> Self {
@@ -210,6 +220,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     continue;
                 }
                 return Poll::Ready(Ok(Some(ev)));
+            }
+            if let Some(signal) = &mut self.shutdown {
+                if signal.as_mut().poll(cx).is_ready() {
+                    self.shutdown = None;
+                    if !self.conn.is_closing() {
+                        let frame = CloseFrame::new(
+                            wsx_proto::CloseCode::GOING_AWAY,
+                            "server shutting down",
+                        );
+                        let _ = self.conn.close(Some(frame), now());
+                    }
+                    continue;
+                }
             }
             // Need input. First push out what is queued (replies, our own
             // messages): a Pending here only means the socket is full.
@@ -474,6 +497,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.flush().await
     }
 
+    /// Queues `msg` if the queue is below the high-water mark and writes
+    /// what the socket takes now, without waiting; when the queue is full,
+    /// hands `msg` back ([`TrySendError::Full`]) so the caller can drop it,
+    /// keep it, or wait with [`WebSocket::send`].
+    ///
+    /// ```no_run
+    /// # async fn run(ws: &mut wsx::WebSocket<tokio::net::TcpStream>) -> Result<(), wsx::Error> {
+    /// match ws.try_send(wsx::Message::text("tick")) {
+    ///     Ok(()) => {}
+    ///     Err(wsx::TrySendError::Full(_msg)) => { /* the peer is slow: skip this tick */ }
+    ///     Err(wsx::TrySendError::Error(e)) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// `Full(msg)`; or `Error`: the connection is closing, a control payload
+    /// exceeds 125 bytes, or an I/O error.
+    pub fn try_send(&mut self, msg: Message) -> std::result::Result<(), TrySendError> {
+        // Nothing waits on this poll: with `&mut self`, any other pending
+        // operation on this socket re-registers its waker when next polled.
+        self.try_send_cx(msg, &mut Context::from_waker(std::task::Waker::noop()))
+    }
+
+    pub(crate) fn try_send_cx(
+        &mut self,
+        msg: Message,
+        cx: &mut Context<'_>,
+    ) -> std::result::Result<(), TrySendError> {
+        let cx = &mut *cx;
+        if self.conn.pending_output() >= self.high_water {
+            if let Poll::Ready(Err(e)) = self.poll_write_out(cx) {
+                return Err(TrySendError::Error(e.into()));
+            }
+            if self.conn.pending_output() >= self.high_water {
+                return Err(TrySendError::Full(msg));
+            }
+        }
+        self.conn
+            .send(msg)
+            .map_err(|e| TrySendError::Error(e.into()))?;
+        match self.poll_write_out(cx) {
+            Poll::Ready(Err(e)) => Err(TrySendError::Error(e.into())),
+            _ => Ok(()),
+        }
+    }
+
     /// Queues `msg` without flushing, waiting first while the queue is above
     /// the high-water mark. Small messages queued together leave in one
     /// write; `recv` and `flush` write them.
@@ -559,6 +629,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     pub(crate) fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         self.poll_flush_all(cx)
+    }
+}
+
+/// Why [`WebSocket::try_send`] did not queue a message.
+#[derive(Debug)]
+pub enum TrySendError {
+    /// The write queue is at its high-water mark (the peer reads slower than
+    /// we send); the message is handed back.
+    Full(Message),
+    /// The message cannot be sent at all.
+    Error(Error),
+}
+
+impl std::fmt::Display for TrySendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str(
+                "write queue full: the peer reads slower than messages are sent (message handed back)",
+            ),
+            TrySendError::Error(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for TrySendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TrySendError::Full(_) => None,
+            TrySendError::Error(e) => Some(e),
+        }
     }
 }
 

@@ -140,6 +140,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
         self.flush().await
     }
 
+    /// See [`WebSocket::try_send`]: queues without waiting, or hands the
+    /// message back when the write queue is full.
+    ///
+    /// # Errors
+    /// As [`WebSocket::try_send`].
+    pub fn try_send(&mut self, msg: Message) -> std::result::Result<(), crate::TrySendError> {
+        // Register the shared waker: a half waiting on the socket is woken.
+        let mut cx = Context::from_waker(&self.shared.waker);
+        lock(&self.shared.ws).try_send_cx(msg, &mut cx)
+    }
+
     /// See [`WebSocket::feed`].
     ///
     /// # Errors

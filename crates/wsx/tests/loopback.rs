@@ -256,11 +256,11 @@ async fn handshake_refused_by_the_accept_callback() {
     let srv: JoinHandle<wsx::Error> = tokio::spawn(async move {
         let (tcp, _) = server.accept_tcp().await.unwrap();
         let r = wsx::accept_with(tcp, &ServerConfig::default(), |upgrade| {
-            assert_eq!(upgrade.origin(), Some("http://evil.example"));
+            assert_eq!(upgrade.headers()["x-token"], "wrong");
             assert_eq!(upgrade.path(), "/chat");
             Err(HandshakeError::rejected(
-                StatusCode::FORBIDDEN,
-                "origin not allowed",
+                StatusCode::UNAUTHORIZED,
+                "token not valid",
             ))
         })
         .await;
@@ -268,23 +268,23 @@ async fn handshake_refused_by_the_accept_callback() {
     });
     let req = wsx::ClientRequest::new(&format!("ws://{addr}/chat"))
         .unwrap()
-        .header("Origin", "http://evil.example")
+        .header("X-Token", "wrong")
         .unwrap();
     let err = wsx::connect_with(&req, &wsx::ClientConfig::default())
         .await
         .expect_err("refused");
     assert!(err.is_handshake(), "{err}");
     let (status, body) = rejection(&err);
-    assert_eq!(status, 403);
+    assert_eq!(status, 401);
     let body = String::from_utf8(body).unwrap();
-    assert!(body.contains("origin not allowed"), "{body:?}");
-    assert!(err.to_string().contains("403"), "{err}");
+    assert!(body.contains("token not valid"), "{body:?}");
+    assert!(err.to_string().contains("401"), "{err}");
 
     let server_err = srv.await.unwrap();
     assert!(server_err.is_handshake());
     assert_eq!(
         server_err.server_handshake().unwrap().status(),
-        StatusCode::FORBIDDEN
+        StatusCode::UNAUTHORIZED
     );
 }
 
