@@ -110,7 +110,7 @@ async fn slow_reader_of_1_gib_keeps_server_memory_bounded() {
     assert!(
         stuck_at * MSG < 64 << 20,
         "the server sent {} MiB to a client that reads nothing",
-        stuck_at * MSG >> 20
+        (stuck_at * MSG) >> 20
     );
     let stalled_rss = rss_kib();
     let mut peak = stalled_rss;
@@ -130,7 +130,7 @@ async fn slow_reader_of_1_gib_keeps_server_memory_bounded() {
     let growth = peak.saturating_sub(base);
     eprintln!(
         "1 GiB to a slow reader: server stalled after {} MiB sent; process RSS {} MiB before, {} MiB while stalled, peak {} MiB (growth {} MiB)",
-        stuck_at * MSG >> 20,
+        (stuck_at * MSG) >> 20,
         base >> 10,
         stalled_rss >> 10,
         peak >> 10,
@@ -186,7 +186,7 @@ async fn unread_messages_push_back_on_the_sender() {
     );
     eprintln!(
         "unread receiver: the sender queued {queued} x 64 KiB ({} MiB) before try_send said Full",
-        queued * MSG >> 20
+        (queued * MSG) >> 20
     );
     go.send(()).unwrap();
     ws.send(Message::Binary(payload)).await.unwrap();
