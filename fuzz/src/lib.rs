@@ -238,6 +238,9 @@ pub struct EventChecker {
     fragment_len: usize,
     /// `(max_frame_size, max_message_size)`: no delivered data may exceed them.
     pub limits: Option<(usize, usize)>,
+    /// Frames of the open fragmented message so far, and `max_fragments`.
+    fragment_frames: usize,
+    max_fragments: usize,
 }
 
 impl EventChecker {
@@ -245,6 +248,7 @@ impl EventChecker {
     pub fn for_config(config: &wsx_proto::Config) -> Self {
         EventChecker {
             limits: Some((config.max_frame_size(), config.max_message_size())),
+            max_fragments: config.max_fragments(),
             ..Default::default()
         }
     }
@@ -301,8 +305,18 @@ impl EventChecker {
                 self.check_size("fragment", f.data.len(), true);
                 if f.first {
                     self.fragment_len = 0;
+                    self.fragment_frames = 0;
                 }
                 self.fragment_len += f.data.len();
+                self.fragment_frames += 1;
+                if self.max_fragments > 0 {
+                    assert!(
+                        self.fragment_frames <= self.max_fragments,
+                        "message delivered in {} frames past max_fragments {}",
+                        self.fragment_frames,
+                        self.max_fragments
+                    );
+                }
                 self.check_size("fragmented message", self.fragment_len, false);
                 match (&mut self.fragment, f.first) {
                     (None, true) => {}
@@ -361,14 +375,18 @@ pub fn chunks(data: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
 
 /// A small configuration chosen by `flags`, so the fuzzer reaches the limits:
 /// bit 0 delivers fragments; bits 1-2 pick `max_frame_size` (64 KiB, 16, 200,
-/// 4096); bits 3-4 pick `max_message_size` (64 KiB, 1000, 24, 130).
+/// 4096); bits 3-4 pick `max_message_size` (64 KiB, 1000, 24, 130); bits
+/// 5-6 pick `max_fragments` (the default, 1, 3, 16).
 pub fn small_config(flags: u8) -> wsx_proto::Config {
     let frame = [64 << 10, 16, 200, 4096][usize::from((flags >> 1) & 3)];
     let message = [64 << 10, 1000, 24, 130][usize::from((flags >> 3) & 3)];
+    let fragments =
+        [wsx_proto::config::DEFAULT_MAX_FRAGMENTS, 1, 3, 16][usize::from((flags >> 5) & 3)];
     wsx_proto::Config::builder()
         .deliver_fragments(flags & 1 != 0)
         .max_frame_size(frame)
         .max_message_size(message)
+        .max_fragments(fragments)
         .build()
         .expect("valid config")
 }
