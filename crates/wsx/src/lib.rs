@@ -34,12 +34,17 @@
 
 mod client;
 mod error;
+mod reconnect;
 mod server;
 mod socket;
 mod split;
 
 pub use client::{client, connect, connect_with, ClientConfig};
 pub use error::{Error, Result};
+pub use reconnect::{
+    Backoff, Disconnect, Jitter, NotSent, ReconnectConfig, ReconnectEvent, ReconnectSender,
+    ReconnectingClient, RetryPolicy,
+};
 pub use server::{accept, accept_with, read_request, Incoming, Server, ServerConfig};
 pub use socket::{WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER};
 pub use split::{WsReader, WsWriter};
