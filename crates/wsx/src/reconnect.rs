@@ -447,8 +447,20 @@ enum Command {
     Close(Option<CloseFrame>),
 }
 
-/// A WebSocket client that reconnects with backoff; see the
-/// [module docs](self) and [`ReconnectEvent`].
+/// A WebSocket client that reconnects with backoff.
+///
+/// A background task owns the connection. It connects, delivers what
+/// arrives as [`ReconnectEvent`]s, and when the connection ends or cannot be
+/// made, asks the [`RetryPolicy`] whether to try again; if so it waits a
+/// [`Backoff`] delay (exponential, full jitter, capped) and reconnects.
+/// `Reconnecting { attempt, delay, cause }` comes before each wait and
+/// `Reconnected` after, so the application can resubscribe. Each decision
+/// is also logged (`tracing`, target `wsx::reconnect`) with its cause.
+///
+/// Messages are never queued across a reconnect: a send while there is no
+/// connection hands the message back ([`NotSent`]). What was sent on a
+/// connection that then dropped may or may not have reached the server;
+/// only the application knows what to resend after `Reconnected`.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), wsx::Error> {
