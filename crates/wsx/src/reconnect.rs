@@ -667,6 +667,10 @@ impl Task {
                     connected_before = true;
                     let since = Instant::now();
                     let ended = self.connected(ws, first).await?;
+                    // Measured at the end, not after the application took the
+                    // `Disconnected` event: a slow reader does not make a
+                    // short connection look stable.
+                    let lived = since.elapsed();
                     self.emit(ReconnectEvent::Disconnected {
                         cause: ended.cause.clone(),
                     })
@@ -675,7 +679,7 @@ impl Task {
                         tracing::debug!(%url, cause = %ended.cause, "closed by the application");
                         return Ok(());
                     }
-                    if since.elapsed() >= self.config.backoff.reset_after {
+                    if lived >= self.config.backoff.reset_after {
                         attempt = 0;
                     }
                     ended.cause

@@ -350,6 +350,27 @@ async fn a_stable_connection_resets_the_attempt_count() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_slow_application_does_not_make_a_short_connection_stable() {
+    let (req, _server) = server(vec![serve(0, 1012), serve(1, 1012), serve(0, 1012)]).await;
+    let mut cfg = config();
+    cfg.event_capacity = 1;
+    let mut client = ReconnectingClient::connect(req, cfg);
+    assert!(matches!(next(&mut client).await, ReconnectEvent::Connected));
+    assert_disconnected(&next(&mut client).await, 1012);
+    assert_reconnecting(&next(&mut client).await, 1);
+    assert!(matches!(
+        next(&mut client).await,
+        ReconnectEvent::Reconnected { attempts: 1 }
+    ));
+    // The connection ends at once, but its last message sits unread for
+    // longer than reset_after, holding up `Disconnected`.
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    assert_text(&next(&mut client).await, "0");
+    assert_disconnected(&next(&mut client).await, 1012);
+    assert_reconnecting(&next(&mut client).await, 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn max_attempts_then_gives_up() {
     let (req, _server) = server(vec![Step::Hangup, Step::Hangup, Step::Hangup]).await;
     let mut cfg = config();
