@@ -25,8 +25,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use wsx::wsx_proto::handshake::ClientHandshakeError;
 use wsx::{
-    CloseCause, CloseCode, CloseFrame, Closed, Event, Handshaken, Initiator, Message, WebSocket,
-    WsReader, WsWriter,
+    Backoff, CloseCause, CloseCode, CloseFrame, Closed, Disconnect, Event, Handshaken, Initiator,
+    Jitter, Message, WebSocket, WsReader, WsWriter,
 };
 
 /// Examples shown by `wsx connect --help`.
@@ -772,6 +772,13 @@ async fn drive(
     opts: &Opts,
 ) -> u8 {
     let mut ws = ws;
+    let backoff = Backoff {
+        // An interactive tool: a connection that held for 10 s was a real
+        // session, and the user would rather not wait half a minute.
+        reset_after: Duration::from_secs(10),
+        ..Backoff::default()
+    };
+    let mut jitter = Jitter::from_entropy();
     let mut attempt = 0u32;
     loop {
         let outcome = session(ws, input, out, opts).await;
@@ -785,12 +792,12 @@ async fn drive(
             describe_end(&outcome.end)
         ));
         // A connection that stayed up a while starts the backoff afresh.
-        if outcome.lasted >= Duration::from_secs(10) {
+        if outcome.lasted >= backoff.reset_after {
             attempt = 0;
         }
         ws = loop {
             attempt = attempt.saturating_add(1);
-            let delay = backoff(attempt);
+            let delay = backoff.delay(attempt, jitter.next_unit());
             out.info(&format!(
                 "wsx: reconnecting in {:.1} s (attempt {attempt})",
                 delay.as_secs_f64()
@@ -812,8 +819,11 @@ async fn drive(
                     break ws;
                 }
                 Err(e) => {
-                    out.info(&format!("wsx: {e}"));
-                    if !retryable(&e) {
+                    // A failed reconnect worth trying again (the server may
+                    // be restarting): the library's default retry policy.
+                    let cause = Disconnect::from(e);
+                    out.info(&format!("wsx: {cause}"));
+                    if !cause.is_transient() {
                         return EXIT_FAILURE;
                     }
                 }
@@ -844,37 +854,15 @@ async fn or_quit<T>(
     }
 }
 
-/// Full jitter: uniform in [0, min(30 s, 0.5 s · 2^(attempt-1))].
-fn backoff(attempt: u32) -> Duration {
-    let cap = (0.5 * 2f64.powi(attempt.saturating_sub(1).min(16) as i32)).min(30.0);
-    let mut b = [0u8; 8];
-    let unit = match getrandom::getrandom(&mut b) {
-        Ok(()) => (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64,
-        Err(_) => 0.5,
-    };
-    Duration::from_secs_f64(cap * unit)
-}
-
-/// The connection dropped in a way that reconnecting may fix.
+/// The connection dropped in a way that reconnecting may fix: the library's
+/// default retry policy ([`Disconnect::is_transient`]).
 fn droppable(end: &End) -> bool {
     match end {
+        // `recv_event` fails only with I/O errors, which the policy retries;
+        // an end without `Closed` is not expected, and treated alike.
         End::Io(_) | End::Gone => true,
-        End::Closed(c) => matches!(c.code.0, 1001 | 1006 | 1011 | 1012 | 1013),
+        End::Closed(c) => Disconnect::Closed(c.clone()).is_transient(),
         End::OutputClosed => false,
-    }
-}
-
-/// A failed reconnect worth trying again (the server may be restarting).
-fn retryable(e: &wsx::Error) -> bool {
-    if e.is_io() || e.is_timeout() {
-        return true;
-    }
-    match e.client_handshake() {
-        Some(ClientHandshakeError::Rejected(r)) => {
-            matches!(r.status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
-        }
-        Some(ClientHandshakeError::Closed) => true,
-        _ => false,
     }
 }
 
@@ -1144,13 +1132,5 @@ mod tests {
     fn userinfo_is_stripped() {
         assert_eq!(strip_userinfo("ws://u:p@h:1/x@y"), "ws://h:1/x@y");
         assert_eq!(strip_userinfo("ws://h/"), "ws://h/");
-    }
-
-    #[test]
-    fn backoff_is_bounded() {
-        for attempt in 1..40 {
-            let cap = (0.5 * 2f64.powi(attempt.min(17) as i32 - 1)).min(30.0);
-            assert!(backoff(attempt).as_secs_f64() <= cap);
-        }
     }
 }

@@ -35,6 +35,7 @@
 mod broadcast;
 mod client;
 mod error;
+mod reconnect;
 mod serve;
 mod server;
 mod socket;
@@ -43,6 +44,10 @@ mod split;
 pub use broadcast::{Broadcast, BroadcastConfig, Delivery, SlowConsumer, Subscription};
 pub use client::{client, connect, connect_with, ClientConfig};
 pub use error::{Error, Result};
+pub use reconnect::{
+    Backoff, Disconnect, Jitter, NotSent, ReconnectConfig, ReconnectEvent, ReconnectSender,
+    ReconnectingClient, RetryPolicy,
+};
 pub use serve::{Accepted, ServerHandle};
 pub use server::{
     accept, accept_with, read_request, Incoming, Server, ServerConfig, DEFAULT_SERVER_PING_INTERVAL,
