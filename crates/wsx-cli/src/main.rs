@@ -112,15 +112,17 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Protocol settings from the common `--max-message` flag.
+/// Protocol settings from the common `--max-message` flag and timers.
 pub fn protocol_config(
     max_message: usize,
     ping_interval: Option<std::time::Duration>,
+    idle_timeout: Option<std::time::Duration>,
 ) -> Result<wsx::Config, String> {
     wsx::Config::builder()
         .max_message_size(max_message)
         .max_frame_size(max_message)
         .ping_interval(ping_interval)
+        .idle_timeout(idle_timeout)
         .build()
         .map_err(|e| e.to_string())
 }

@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// connections and finds clients that vanished without a FIN.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub ping_interval: f64,
+    /// Close connections (1001) that sent and received no message for SECS
+    /// seconds (0: never; pings do not count).
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    pub idle_timeout: f64,
     /// On SIGINT/SIGTERM, wait up to SECS for clients to answer the 1001 close.
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     pub drain: f64,
@@ -274,7 +278,10 @@ pub async fn run(args: ServeArgs) -> u8 {
     let ping = Some(args.ping_interval)
         .filter(|s| *s > 0.0)
         .map(Duration::from_secs_f64);
-    let protocol = match crate::protocol_config(args.max_message, ping) {
+    let idle = Some(args.idle_timeout)
+        .filter(|s| *s > 0.0)
+        .map(Duration::from_secs_f64);
+    let protocol = match crate::protocol_config(args.max_message, ping, idle) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("wsx: {e}");

@@ -271,3 +271,46 @@ async fn sigterm_closes_every_client_with_1001_and_exits() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn idle_timeout_closes_quiet_connections_with_1001() {
+    let server = serve(&["--idle-timeout", "0.3"]);
+    let mut ws = client(server.port, "/").await;
+    let t0 = Instant::now();
+    assert_eq!(close_code(&mut ws).await, 1001);
+    assert!(ws.close_info().unwrap().reason.contains("idle"));
+    assert!(
+        t0.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn origin_flags_allow_listed_sites_and_refuse_others() {
+    let server = serve(&["--origin", "https://*.example.com"]);
+    let upgrade = |origin: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        write!(
+            s,
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n",
+            server.port
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    };
+    assert_eq!(upgrade("https://app.example.com"), "HTTP/1.1 101");
+    assert_eq!(
+        upgrade(&format!("http://127.0.0.1:{}", server.port)),
+        "HTTP/1.1 101"
+    );
+    assert_eq!(upgrade("https://evil.test"), "HTTP/1.1 403");
+    let bad = Command::new(env!("CARGO_BIN_EXE_wsx"))
+        .args(["serve", "--origin", "example.com"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected scheme://host"));
+}
