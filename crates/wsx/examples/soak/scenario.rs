@@ -267,8 +267,13 @@ async fn echo_handler(mut ws: WebSocket<TcpStream>, env: Arc<Env>) {
         match ws.recv().await {
             Ok(Some(m @ (Message::Text(_) | Message::Binary(_)))) => {
                 if let Err(e) = ws.send(m).await {
-                    // The peer vanished mid-echo; finish reading its end.
-                    let r = ws.recv().await;
+                    // The peer vanished mid-echo; read on to its end.
+                    let r = loop {
+                        match ws.recv().await {
+                            Ok(Some(_)) => {}
+                            r => break r,
+                        }
+                    };
                     let label = end_label(&r, ws.close_info().map(|c| c.code));
                     break format!("send failed ({}), then {label}", short(&e));
                 }
