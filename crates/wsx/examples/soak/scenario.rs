@@ -1319,6 +1319,13 @@ async fn scenario(opts: Options) -> Report {
             "{unexpected} client session(s) saw an unexpected result"
         ));
     }
+    let handler_ends: u64 = env.tally.server_ends.lock().unwrap().values().sum();
+    if handler_ends != handle.accepted() {
+        failures.push(format!(
+            "{} connections accepted but {handler_ends} handlers returned",
+            handle.accepted()
+        ));
+    }
     if handle.accepted() == 0 {
         failures.push("no connection was accepted at all".into());
     }
@@ -1389,7 +1396,7 @@ impl fmt::Display for Report {
         for (how, n) in t.server_ends.lock().unwrap().iter() {
             writeln!(f, "  {how:<63} {n:>9}")?;
         }
-        let rows: [(&str, String); 14] = [
+        let rows: [(&str, String); 15] = [
             (
                 "messages echoed (verified)",
                 t.messages_echoed.load(Relaxed).to_string(),
@@ -1404,6 +1411,15 @@ impl fmt::Display for Report {
                 ),
             ),
             ("server: accepted (101)", self.accepted.to_string()),
+            (
+                "server: handlers that returned",
+                t.server_ends
+                    .lock()
+                    .unwrap()
+                    .values()
+                    .sum::<u64>()
+                    .to_string(),
+            ),
             ("server: refused busy (503)", self.refused_busy.to_string()),
             (
                 "server: failed handshakes",
