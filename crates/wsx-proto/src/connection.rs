@@ -170,6 +170,8 @@ struct Partial {
     len: u64,
     /// Frames so far (for `max_fragments`).
     frames: usize,
+    /// Compressed (RSV1 on its first frame): `len` counts inflated bytes.
+    compressed: bool,
 }
 
 /// Read at least this much per read call; big enough for many small frames.
@@ -223,7 +225,15 @@ pub struct Connection {
     last_data_rx: Option<Instant>,
     /// A data frame was sent since the last idle check.
     sent_data: bool,
+    /// RSV bits of the frame being written (RSV1 for a compressed message).
+    next_rsv: u8,
+    /// permessage-deflate, when negotiated (the extension seam).
+    #[cfg(feature = "deflate")]
+    deflate: Option<Box<crate::deflate::Codec>>,
 }
+
+/// RSV1: "per-message compressed" under permessage-deflate (RFC 7692 §6).
+const RSV1: u8 = 0x40;
 
 impl Connection {
     /// A server-side connection. `now` starts the keepalive timer.
@@ -270,7 +280,32 @@ impl Connection {
             idle_deadline,
             last_data_rx: None,
             sent_data: false,
+            next_rsv: 0,
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
+    }
+
+    /// Turns on permessage-deflate as negotiated in the handshake; call it
+    /// before any frame is handled or sent.
+    #[cfg(feature = "deflate")]
+    pub fn enable_deflate(&mut self, negotiated: crate::deflate::Negotiated) {
+        self.deflate = Some(Box::new(crate::deflate::Codec::new(negotiated)));
+    }
+
+    /// The permessage-deflate agreement, if one was made.
+    #[cfg(feature = "deflate")]
+    pub fn deflate(&self) -> Option<&crate::deflate::Negotiated> {
+        self.deflate
+            .as_deref()
+            .map(crate::deflate::Codec::negotiated)
+    }
+
+    fn compression_on(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        return self.deflate.is_some();
+        #[cfg(not(feature = "deflate"))]
+        false
     }
 
     /// This end's role.
@@ -445,6 +480,11 @@ impl Connection {
             self.rx = BytesMut::new();
         }
         self.out.shrink_if_empty();
+        // Mid-message, the inflater holds the message's state: keep it.
+        #[cfg(feature = "deflate")]
+        if let (Some(codec), None) = (self.deflate.as_mut(), &self.msg) {
+            codec.release_idle();
+        }
     }
 
     /// The next event, parsing buffered input as needed. `None`: feed more
@@ -516,9 +556,14 @@ impl Connection {
     /// payload is text.
     fn check_header(&self, h: &FrameHeader) -> Result<bool, ProtocolError> {
         // RFC 6455 §5.2: "MUST be 0 unless an extension is negotiated that
-        // defines meanings for non-zero values". No extension is negotiated yet.
-        if h.rsv != 0 {
+        // defines meanings for non-zero values". permessage-deflate defines
+        // RSV1 on the first frame of a data message (RFC 7692 §6).
+        let rsv1 = h.rsv & RSV1 != 0 && self.compression_on();
+        if h.rsv & !if rsv1 { RSV1 } else { 0 } != 0 {
             return Err(ProtocolError::ReservedBitsSet(h.rsv >> 4));
+        }
+        if rsv1 && (h.opcode.is_control() || h.opcode == OpCode::CONTINUATION) {
+            return Err(ProtocolError::CompressedBitMisplaced(h.opcode));
         }
         if h.opcode.is_reserved() {
             return Err(ProtocolError::ReservedOpcode(h.opcode.as_u8()));
@@ -550,7 +595,7 @@ impl Connection {
                 max: max_frame,
             });
         }
-        let (kind, so_far) = match (h.opcode, &self.msg) {
+        let (kind, so_far, compressed) = match (h.opcode, &self.msg) {
             (OpCode::CONTINUATION, None) => return Err(ProtocolError::UnexpectedContinuation),
             (OpCode::CONTINUATION, Some(m)) => {
                 if m.frames >= self.config.max_fragments() {
@@ -558,21 +603,24 @@ impl Connection {
                         max: self.config.max_fragments(),
                     });
                 }
-                (m.kind, m.len)
+                (m.kind, m.len, m.compressed)
             }
             (op, Some(_)) => return Err(ProtocolError::ExpectedContinuation(op)),
-            (OpCode::TEXT, None) => (DataKind::Text, 0),
-            (_, None) => (DataKind::Binary, 0),
+            (OpCode::TEXT, None) => (DataKind::Text, 0, rsv1),
+            (_, None) => (DataKind::Binary, 0, rsv1),
         };
+        // A compressed message is measured after inflation (which stops at
+        // the limit); its frames are bounded by max_frame_size above.
         let total = so_far + h.payload_len;
         let max_msg = self.config.max_message_size();
-        if total > max_msg as u64 {
+        if !compressed && total > max_msg as u64 {
             return Err(ProtocolError::MessageTooLarge {
                 len: total,
                 max: max_msg,
             });
         }
-        Ok(kind == DataKind::Text)
+        // Compressed text is validated once inflated.
+        Ok(kind == DataKind::Text && !compressed)
     }
 
     fn handle_frame(
@@ -613,10 +661,15 @@ impl Connection {
     ) -> Result<Option<Event>, ProtocolError> {
         self.last_data_rx = self.last_rx;
         let first = h.opcode != OpCode::CONTINUATION;
-        let kind = match (&self.msg, h.opcode) {
-            (Some(m), _) => m.kind,
-            (None, OpCode::TEXT) => DataKind::Text,
-            (None, _) => DataKind::Binary,
+        let (kind, compressed, so_far) = match (&self.msg, h.opcode) {
+            (Some(m), _) => (m.kind, m.compressed, m.len),
+            (None, OpCode::TEXT) => (DataKind::Text, h.rsv & RSV1 != 0, 0),
+            (None, _) => (DataKind::Binary, h.rsv & RSV1 != 0, 0),
+        };
+        let payload = if compressed {
+            self.inflate(&payload, h.fin, so_far, kind)?
+        } else {
+            payload
         };
         if h.fin && kind == DataKind::Text {
             self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -631,6 +684,7 @@ impl Connection {
                     buf: BytesMut::new(),
                     len: len + payload.len() as u64,
                     frames: frames + 1,
+                    compressed,
                 })
             };
             return Ok(Some(Event::Fragment(Fragment {
@@ -650,6 +704,7 @@ impl Connection {
                     buf,
                     len: payload.len() as u64,
                     frames: 1,
+                    compressed,
                 });
                 return Ok(None);
             }
@@ -668,6 +723,45 @@ impl Connection {
             DataKind::Text => Event::Text(Utf8Bytes::from_validated(payload)),
             DataKind::Binary => Event::Binary(payload),
         }))
+    }
+
+    /// Inflates one frame of a compressed message, within the message limit.
+    #[cfg(feature = "deflate")]
+    fn inflate(
+        &mut self,
+        payload: &[u8],
+        fin: bool,
+        so_far: u64,
+        kind: DataKind,
+    ) -> Result<Bytes, ProtocolError> {
+        use crate::deflate::InflateError;
+        let max = self.config.max_message_size();
+        let limit = max.saturating_sub(so_far as usize);
+        let codec = self
+            .deflate
+            .as_mut()
+            .expect("RSV1 accepted only with deflate on");
+        let mut out = Vec::new();
+        codec
+            .decompress(payload, fin, &mut out, limit)
+            .map_err(|e| match e {
+                InflateError::TooLarge(n) => ProtocolError::MessageTooLarge {
+                    len: so_far + n,
+                    max,
+                },
+                InflateError::Invalid(why) => ProtocolError::InvalidCompressedData(why),
+            })?;
+        if kind == DataKind::Text {
+            self.utf8
+                .feed(&out)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(Bytes::from(out))
+    }
+
+    #[cfg(not(feature = "deflate"))]
+    fn inflate(&mut self, _: &[u8], _: bool, _: u64, _: DataKind) -> Result<Bytes, ProtocolError> {
+        unreachable!("RSV1 is refused without the deflate feature")
     }
 
     fn handle_close(&mut self, frame: Option<CloseFrame>) {
@@ -733,6 +827,16 @@ impl Connection {
     /// Queues a message. Text and binary are refused once a close frame was
     /// sent or received; so are pings and pongs.
     pub fn send(&mut self, msg: Message) -> Result<(), SendError> {
+        self.send_with(msg, true)
+    }
+
+    /// Queues a message without compressing it, whatever was negotiated
+    /// (e.g. data that is already compressed, or latency-critical).
+    pub fn send_uncompressed(&mut self, msg: Message) -> Result<(), SendError> {
+        self.send_with(msg, false)
+    }
+
+    fn send_with(&mut self, msg: Message, compress: bool) -> Result<(), SendError> {
         if self.state != State::Open {
             return Err(SendError::Closed);
         }
@@ -752,7 +856,21 @@ impl Connection {
             ));
         } else {
             self.sent_data = true;
+            #[cfg(feature = "deflate")]
+            if let Some(codec) = self
+                .deflate
+                .as_mut()
+                .filter(|c| compress && c.should_compress(payload.len()))
+            {
+                // RFC 7692 §7.2.1: the whole message, RSV1 on its frame.
+                let z = Bytes::from(codec.compress(&payload));
+                self.next_rsv = RSV1;
+                self.write_frame_bytes(op, true, z);
+                self.next_rsv = 0;
+                return Ok(());
+            }
         }
+        let _ = compress;
         self.write_frame_bytes(op, true, payload);
         Ok(())
     }
@@ -844,7 +962,7 @@ impl Connection {
     fn header(&mut self, op: OpCode, fin: bool, len: usize) -> FrameHeader {
         FrameHeader {
             fin,
-            rsv: 0,
+            rsv: self.next_rsv,
             opcode: op,
             mask: self.mask_key(),
             payload_len: len as u64,
@@ -874,7 +992,7 @@ impl Connection {
         }
         let h = FrameHeader {
             fin,
-            rsv: 0,
+            rsv: self.next_rsv,
             opcode: op,
             mask: None,
             payload_len: payload.len() as u64,

@@ -330,6 +330,9 @@ pub(crate) struct Codec {
     decompress: Option<Decompress>,
     /// The peer ended its deflate stream (BFINAL): start a new one.
     stream_ended: bool,
+    /// The compressor / inflater was used since the last `release_idle`.
+    compress_used: bool,
+    decompress_used: bool,
 }
 
 impl std::fmt::Debug for Codec {
@@ -355,7 +358,30 @@ impl Codec {
             compress: None,
             decompress: None,
             stream_ended: false,
+            compress_used: false,
+            decompress_used: false,
         }
+    }
+
+    /// Frees what an idle connection does not need: the compressor if it
+    /// was not used since the last call (a new one may start at any message
+    /// boundary: the peer's inflater just sees new blocks), and the
+    /// inflater if the peer does not carry context between messages.
+    pub(crate) fn release_idle(&mut self) {
+        if !std::mem::take(&mut self.compress_used) {
+            self.compress = None;
+        }
+        let recv_fresh = self.neg.recv_no_context_takeover() || self.stream_ended;
+        if !std::mem::take(&mut self.decompress_used) && recv_fresh {
+            self.decompress = None;
+            self.stream_ended = false;
+        }
+    }
+
+    /// Whether a compressor / inflater is allocated now.
+    #[cfg(test)]
+    pub(crate) fn allocated(&self) -> (bool, bool) {
+        (self.compress.is_some(), self.decompress.is_some())
     }
 
     pub(crate) fn negotiated(&self) -> &Negotiated {
@@ -370,6 +396,7 @@ impl Codec {
     /// Compresses one whole message (RFC 7692 §7.2.1): deflate with a sync
     /// flush, without the trailing `00 00 ff ff`.
     pub(crate) fn compress(&mut self, data: &[u8]) -> Vec<u8> {
+        self.compress_used = true;
         let (level, bits) = (self.neg.level, zlib_bits(self.neg.send_window_bits));
         let c = self.compress.get_or_insert_with(|| {
             Compress::new_with_window_bits(Compression::new(level), false, bits)
@@ -408,6 +435,7 @@ impl Codec {
         out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), InflateError> {
+        self.decompress_used = true;
         let bits = zlib_bits(self.neg.recv_window_bits());
         if self.stream_ended {
             self.stream_ended = false;
@@ -760,6 +788,40 @@ mod tests {
             "{err:?}"
         );
         assert!(out.capacity() <= (1 << 20) + 1, "{}", out.capacity());
+    }
+
+    #[test]
+    fn idle_compressor_is_released_and_the_stream_stays_valid() {
+        let (mut server, mut client) = pair(&DeflateConfig::default(), &DeflateConfig::default());
+        let msg = json(200);
+        let z = server.compress(&msg);
+        let fresh = z.len();
+        assert_eq!(inflate(&mut client, &z), msg);
+        server.release_idle(); // used since the last call: kept
+        assert!(server.allocated().0);
+        server.release_idle(); // idle for a whole period: freed
+        assert!(!server.allocated().0);
+        // A fresh compressor continues the stream: the peer's inflater,
+        // which kept its context, decodes it.
+        let z = server.compress(&msg);
+        assert_eq!(inflate(&mut client, &z), msg);
+        // The client's inflater is kept: the server may refer back to it.
+        client.release_idle();
+        client.release_idle();
+        assert!(client.allocated().1);
+        let z = server.compress(&msg);
+        assert!(
+            z.len() < fresh / 2,
+            "context taken over: {} vs {fresh} bytes",
+            z.len()
+        );
+        assert_eq!(inflate(&mut client, &z), msg);
+    }
+
+    fn json(n: usize) -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| format!("{{\"id\":{i},\"ok\":true}}").into_bytes())
+            .collect()
     }
 
     #[test]

@@ -72,6 +72,12 @@ pub enum ProtocolError {
         /// The configured limit.
         max: usize,
     },
+    /// RSV1 (compressed) on a control or continuation frame (RFC 7692 §6.1).
+    #[error("RSV1 (compressed) set on a {0} frame; permessage-deflate marks only the first frame of a data message (RFC 7692 §6.1)")]
+    CompressedBitMisplaced(OpCode),
+    /// A compressed message that does not inflate (RFC 7692 §7.2.2).
+    #[error("compressed message does not inflate: {0} (the peer's deflate stream is corrupt)")]
+    InvalidCompressedData(String),
     /// A message split into more frames than `max_fragments`.
     #[error("message split into more than {max} frames exceeds max_fragments; a flood of tiny or empty fragments (raise max_fragments if the peer legitimately fragments this finely)")]
     TooManyFragments {
@@ -84,9 +90,9 @@ impl ProtocolError {
     /// The close code to send for this error: 1002, 1007 or 1009.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
-                CloseCode::INVALID_PAYLOAD
-            }
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::InvalidCompressedData(_) => CloseCode::INVALID_PAYLOAD,
             ProtocolError::FrameTooLarge { .. }
             | ProtocolError::MessageTooLarge { .. }
             | ProtocolError::TooManyFragments { .. } => CloseCode::MESSAGE_TOO_BIG,

@@ -5,6 +5,8 @@ use crate::socket::{now, WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+#[cfg(feature = "deflate")]
+use wsx_proto::deflate::DeflateConfig;
 use wsx_proto::handshake::{ClientHandshake, ClientRequest, Handshaken};
 use wsx_proto::Connection;
 
@@ -19,6 +21,11 @@ pub struct ClientConfig {
     pub handshake_timeout: Duration,
     /// `send`/`feed` wait while more than this many bytes are queued.
     pub write_buffer_high_water: usize,
+    /// permessage-deflate to offer (RFC 7692); `None`: no compression.
+    /// Default: offered with [`DeflateConfig::default`] (every browser
+    /// does too), unless the request already offers extensions.
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for ClientConfig {
@@ -28,6 +35,8 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             write_buffer_high_water: DEFAULT_WRITE_BUFFER_HIGH_WATER,
+            #[cfg(feature = "deflate")]
+            deflate: Some(DeflateConfig::default()),
         }
     }
 }
@@ -118,6 +127,17 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     let mut seed = [0u8; 32];
     getrandom::getrandom(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
     getrandom::getrandom(&mut seed).map_err(|e| std::io::Error::other(e.to_string()))?;
+    // Offer compression unless the application wrote its own offer.
+    #[cfg(feature = "deflate")]
+    let offered;
+    #[cfg(feature = "deflate")]
+    let (req, deflate) = match &config.deflate {
+        Some(d) if req.offered_extensions().is_none() => {
+            offered = req.clone().extensions(d.offer());
+            (&offered, Some(d))
+        }
+        _ => (req, None),
+    };
     let (mut hs, request) = ClientHandshake::new(req, key);
     let fut = Box::pin(async {
         stream.write_all(&request).await?;
@@ -147,7 +167,20 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
             )))
         }
     };
-    let conn = Connection::client(config.protocol.clone(), seed, now());
+    #[allow(unused_mut)]
+    let mut conn = Connection::client(config.protocol.clone(), seed, now());
+    #[cfg(feature = "deflate")]
+    if let Some(d) = deflate {
+        match d.negotiate_client(&done.extensions) {
+            Ok(Some(negotiated)) => conn.enable_deflate(negotiated),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(Error::from(
+                    wsx_proto::handshake::ClientHandshakeError::BadExtensionResponse(e.to_string()),
+                ))
+            }
+        }
+    }
     let ws = WebSocket::from_connection(stream, conn, &done.leftover)
         .with_protocol(done.protocol.clone())
         .with_high_water(config.write_buffer_high_water);

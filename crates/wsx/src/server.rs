@@ -34,6 +34,12 @@ pub struct ServerConfig {
     /// for connections to finish their close handshake (1001) before
     /// dropping them. Default 5 s.
     pub shutdown_timeout: Duration,
+    /// permessage-deflate to accept (RFC 7692); `None`: never compress.
+    /// Default: accepted with [`wsx_proto::deflate::DeflateConfig::default`]
+    /// when the client offers it (browsers always do), unless the accept
+    /// callback sets the extensions itself.
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<wsx_proto::deflate::DeflateConfig>,
 }
 
 /// Servers ping every 30 s by default: load balancers and NATs drop
@@ -55,6 +61,8 @@ impl Default for ServerConfig {
             origin: OriginPolicy::same_origin(),
             max_connections: None,
             shutdown_timeout: Duration::from_secs(5),
+            #[cfg(feature = "deflate")]
+            deflate: Some(wsx_proto::deflate::DeflateConfig::default()),
         }
     }
 }
@@ -254,10 +262,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
                 let supported: Vec<&str> = config.protocols.iter().map(String::as_str).collect();
                 accept.protocol = upgrade.select_protocol(&supported).map(str::to_string);
             }
+            #[cfg(feature = "deflate")]
+            let deflate = match (&config.deflate, &accept.extensions) {
+                (Some(d), None) => d.negotiate_server(upgrade.extensions()),
+                _ => None,
+            };
+            #[cfg(feature = "deflate")]
+            if let Some(n) = &deflate {
+                accept.extensions = Some(n.response.clone());
+            }
+            #[cfg(not(feature = "deflate"))]
+            let deflate = ();
             let response = upgrade.accept(&accept)?;
-            Ok((response, accept.protocol))
+            Ok((response, accept.protocol, deflate))
         });
-        let (response, protocol) = match decided {
+        let (response, protocol, _deflate) = match decided {
             Ok(r) => r,
             Err(he) => {
                 send_and_close(&mut self.stream, &he.response()).await;
@@ -265,7 +284,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
             }
         };
         self.stream.write_all(&response).await?;
-        let conn = Connection::server(config.protocol.clone(), now());
+        #[allow(unused_mut)]
+        let mut conn = Connection::server(config.protocol.clone(), now());
+        #[cfg(feature = "deflate")]
+        if let Some(n) = _deflate {
+            conn.enable_deflate(n);
+        }
         Ok(
             WebSocket::from_connection(self.stream, conn, &self.leftover)
                 .with_protocol(protocol)

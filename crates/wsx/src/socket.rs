@@ -129,6 +129,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.protocol.as_deref()
     }
 
+    /// The permessage-deflate agreement, when the handshake made one.
+    #[cfg(feature = "deflate")]
+    pub fn deflate(&self) -> Option<&wsx_proto::deflate::Negotiated> {
+        self.conn.deflate()
+    }
+
     /// Client or server.
     pub fn role(&self) -> Role {
         self.conn.role()
@@ -542,6 +548,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             Poll::Ready(Err(e)) => Err(TrySendError::Error(e.into())),
             _ => Ok(()),
         }
+    }
+
+    /// As [`WebSocket::send`], but never compressed, whatever was
+    /// negotiated (already-compressed data, or latency that matters more
+    /// than bytes).
+    ///
+    /// # Errors
+    /// As [`WebSocket::send`].
+    ///
+    /// # Cancel safety
+    /// As [`WebSocket::send`].
+    pub async fn send_uncompressed(&mut self, msg: Message) -> Result<()> {
+        poll_fn(|cx| self.poll_send_ready(cx)).await?;
+        self.conn.send_uncompressed(msg)?;
+        self.flush().await
     }
 
     /// Queues `msg` without flushing, waiting first while the queue is above

@@ -562,7 +562,14 @@ async fn backpressure_bounds_the_write_buffer() {
         })
     };
 
-    let mut ws = wsx::connect(&url(addr)).await.unwrap();
+    // Uncompressed: the test counts bytes on the wire.
+    let plain = wsx::ClientConfig {
+        deflate: None,
+        ..Default::default()
+    };
+    let (mut ws, _) = wsx::connect_with(&wsx::ClientRequest::new(&url(addr)).unwrap(), &plain)
+        .await
+        .unwrap();
     // Do not read until the server is stuck on a full socket.
     if blocked_rx.await.is_err() {
         srv.await.unwrap();

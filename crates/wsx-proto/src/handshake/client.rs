@@ -101,6 +101,11 @@ impl ClientRequest {
         self
     }
 
+    /// The `Sec-WebSocket-Extensions` value offered, if any.
+    pub fn offered_extensions(&self) -> Option<&str> {
+        self.extensions.as_deref()
+    }
+
     /// Adds a header (e.g. `Origin`, `Authorization`, `Cookie`).
     ///
     /// # Errors
@@ -195,6 +200,10 @@ pub enum ClientHandshakeError {
     /// The server accepted an extension the client did not offer.
     #[error("server accepted extension {0:?}, which was not offered")]
     UnofferedExtension(String),
+    /// The server's answer to an extension offer breaks its RFC (e.g. RFC
+    /// 7692 §7.1 for permessage-deflate): the client must fail the connection.
+    #[error("{0}")]
+    BadExtensionResponse(String),
     /// The connection ended before the response head was complete.
     #[error("connection closed before the handshake response was complete: the server or a reverse proxy in front of it hung up (a proxy that does not forward the Upgrade header often does this; nginx needs `proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\";`)")]
     Closed,
