@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// connections and finds clients that vanished without a FIN.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub ping_interval: f64,
+    /// Do not accept permessage-deflate (compression is negotiated whenever
+    /// the client offers it otherwise, as browsers do).
+    #[arg(long)]
+    pub no_deflate: bool,
     /// Close connections (1001) that sent and received no message for SECS
     /// seconds (0: never; pings do not count).
     #[arg(long, value_name = "SECS", default_value_t = 0.0)]
@@ -320,6 +324,7 @@ pub async fn run(args: ServeArgs) -> u8 {
     let config = wsx::ServerConfig {
         protocol,
         origin,
+        deflate: (!args.no_deflate).then(Default::default),
         ..Default::default()
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -314,3 +314,15 @@ async fn origin_flags_allow_listed_sites_and_refuse_others() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("expected scheme://host"));
 }
+
+#[tokio::test]
+async fn deflate_is_negotiated_unless_turned_off() {
+    for (flags, want) in [(&[][..], true), (&["--no-deflate"][..], false)] {
+        let server = serve(flags);
+        let mut ws = client(server.port, "/").await;
+        assert_eq!(ws.deflate().is_some(), want, "{flags:?}");
+        let big = "{\"k\":1}".repeat(1000);
+        ws.send(Message::text(big.clone())).await.unwrap();
+        assert_eq!(recv_text(&mut ws).await, big);
+    }
+}

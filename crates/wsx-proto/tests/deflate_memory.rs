@@ -32,7 +32,12 @@ static ALLOC: Counting = Counting;
 
 fn json(n: usize) -> String {
     (0..n)
-        .map(|i| format!("{{\"id\":{i},\"name\":\"user{i}\",\"score\":{}}},", i * 7 % 1000))
+        .map(|i| {
+            format!(
+                "{{\"id\":{i},\"name\":\"user{i}\",\"score\":{}}},",
+                i * 7 % 1000
+            )
+        })
         .collect()
 }
 
@@ -74,7 +79,12 @@ fn compressor_and_inflater_memory_by_window() {
         server.send(Message::text(msg.clone())).unwrap();
         let wire = drain(&mut server);
         let compressor = LIVE.load(Relaxed) - before;
-        assert!(wire.len() < msg.len() / 3, "{} of {}", wire.len(), msg.len());
+        assert!(
+            wire.len() < msg.len() / 3,
+            "{} of {}",
+            wire.len(),
+            msg.len()
+        );
 
         let before = LIVE.load(Relaxed);
         client.handle_data(&wire, now);
@@ -85,8 +95,15 @@ fn compressor_and_inflater_memory_by_window() {
         drop(t);
         client.shrink_buffers();
         let inflater = LIVE.load(Relaxed).saturating_sub(before);
-        println!("{bits:>11} | {:>15} KiB | {:>13} KiB", compressor / 1024, inflater / 1024);
-        assert!(compressor < 600 << 10, "compressor {compressor} B at {bits} bits");
+        println!(
+            "{bits:>11} | {:>15} KiB | {:>13} KiB",
+            compressor / 1024,
+            inflater / 1024
+        );
+        assert!(
+            compressor < 600 << 10,
+            "compressor {compressor} B at {bits} bits"
+        );
         assert!(inflater < 80 << 10, "inflater {inflater} B at {bits} bits");
 
         // Idle: the compressor goes back at the second idle check.
@@ -94,6 +111,9 @@ fn compressor_and_inflater_memory_by_window() {
         server.shrink_buffers();
         server.shrink_buffers();
         let freed = before - LIVE.load(Relaxed);
-        assert!(freed * 10 >= compressor * 9, "freed {freed} of {compressor}");
+        assert!(
+            freed * 10 >= compressor * 9,
+            "freed {freed} of {compressor}"
+        );
     }
 }
