@@ -401,11 +401,35 @@ pub fn fuzz_connection(role: Role, input: &[u8]) {
     let config = small_config(flags);
     let fragments = config.deliver_fragments();
     let mut ev = EventChecker::for_config(&config);
+    // Bit 7: permessage-deflate negotiated, so RSV1 frames are inflated.
+    // Inflated fragments may then exceed max_frame_size (the frame limit
+    // is on the wire); messages still may not exceed max_message_size.
+    let deflate = flags & 0x80 != 0;
+    if deflate {
+        ev.limits = Some((config.max_message_size(), config.max_message_size()));
+    }
     let now = std::time::Instant::now();
     let mut conn = match role {
         Role::Server => Connection::server(config, now),
         Role::Client => Connection::client(config, [0; 32], now),
     };
+    if deflate {
+        use wsx_proto::deflate::DeflateConfig;
+        let d = DeflateConfig::default();
+        let offer = wsx_proto::handshake::parse_extensions(&d.offer()).expect("offer parses");
+        let server = d.negotiate_server(&offer).expect("own offer accepted");
+        let negotiated = match role {
+            Role::Server => server,
+            Role::Client => {
+                let accepted = wsx_proto::handshake::parse_extensions(&server.response)
+                    .expect("response parses");
+                d.negotiate_client(&accepted)
+                    .expect("own response valid")
+                    .expect("negotiated")
+            }
+        };
+        conn.enable_deflate(negotiated);
+    }
     let mut out = OutputChecker::new(role);
     // Total queued output when Closed was seen: it may never grow after.
     let mut frozen: Option<usize> = None;
@@ -453,7 +477,7 @@ pub fn fuzz_connection(role: Role, input: &[u8]) {
     let closed = ev.closed.clone().expect("no Closed event after handle_eof");
     let len = stream.len();
     assert!(
-        ev.data_bytes <= len,
+        deflate || ev.data_bytes <= len,
         "{} data bytes delivered from {len} input bytes",
         ev.data_bytes
     );
