@@ -447,26 +447,28 @@ impl Codec {
             .decompress
             .get_or_insert_with(|| Decompress::new_with_window_bits(false, bits));
         let inputs: [&[u8]; 2] = [data, if fin { &TAIL } else { &[] }];
+        // The output's capacity never exceeds limit + 1: inflating writes
+        // into spare capacity only, so crossing the limit is detected
+        // without inflating further (and without zero-filling buffers).
+        let cap = limit.saturating_add(1);
+        if out.capacity() - out.len() < 64 {
+            let guess = data.len().saturating_mul(4).max(1024);
+            out.reserve_exact(guess.min(cap.saturating_sub(out.len())));
+        }
         for input in inputs {
             let mut consumed = 0usize;
             loop {
-                // Room up to one byte past the limit: crossing it is
-                // detected without inflating further.
-                let room = (limit + 1).saturating_sub(out.len()).min(64 << 10);
-                let len = out.len();
-                if out.capacity() < len + room {
-                    // Grow by doubling, but never past the limit.
-                    let target = (len + room).max(out.capacity().saturating_mul(2).min(limit + 1));
-                    out.reserve_exact(target - len);
+                if out.len() == out.capacity() {
+                    // Double, capped at the limit (+1 to see it crossed).
+                    let more = out.capacity().max(1024).min(cap - out.len());
+                    out.reserve_exact(more);
                 }
-                out.resize(len + room, 0);
                 let (in0, out0) = (d.total_in(), d.total_out());
-                let status =
-                    d.decompress(&input[consumed..], &mut out[len..], FlushDecompress::Sync);
+                let status = d
+                    .decompress_vec(&input[consumed..], out, FlushDecompress::Sync)
+                    .map_err(|e| InflateError::Invalid(e.to_string()))?;
                 let produced = (d.total_out() - out0) as usize;
                 consumed += (d.total_in() - in0) as usize;
-                out.truncate(len + produced);
-                let status = status.map_err(|e| InflateError::Invalid(e.to_string()))?;
                 if out.len() > limit {
                     return Err(InflateError::TooLarge(out.len() as u64));
                 }
@@ -476,7 +478,7 @@ impl Codec {
                     self.stream_ended = true;
                     break;
                 }
-                let output_full = produced == room;
+                let output_full = out.len() == out.capacity();
                 if !output_full && (consumed == input.len() || produced == 0) {
                     break;
                 }
