@@ -3,6 +3,19 @@
 //! It speaks the protocol through `wsx-proto` (handshake, frame headers) but
 //! keeps its own lean loop: each connection pre-encodes its masked frame once,
 //! writes a whole batch of frames per syscall, and checks echoes in place.
+//!
+//! With `--deflate` it offers permessage-deflate with
+//! `client_no_context_takeover`, so every compressed frame it sends stands
+//! alone: each distinct payload is compressed (and masked) once, through a
+//! `wsx-proto` [`Connection`] with the negotiated parameters, and the same
+//! bytes are resent. The server compresses its echoes however it negotiated;
+//! they go through a `Connection` per connection (inflated, UTF-8 checked)
+//! and are compared with the payload.
+//!
+//! `--payload json` cycles through several distinct payloads, at least
+//! 64 KiB of them (twice deflate's largest window), so a server that keeps
+//! its compression context cannot just point back at an identical earlier
+//! message: it sees similar, not repeated, messages, like real traffic.
 
 use bytes::{Buf, BytesMut};
 use hdrhistogram::Histogram;
@@ -15,9 +28,21 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
+use wsx::wsx_proto::deflate::{DeflateConfig, DeflateParams};
 use wsx::wsx_proto::frame::{FrameHeader, OpCode};
 use wsx::wsx_proto::handshake::{ClientHandshake, ClientRequest};
 use wsx::wsx_proto::mask::apply_mask;
+use wsx::wsx_proto::{Config, Connection, Event, Message};
+
+/// What the messages contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Payload {
+    /// Pseudo-random bytes (letters with `--text`): incompressible.
+    Random,
+    /// JSON-like text (an array of records with repeated keys and varying
+    /// numbers and strings; deterministic), sent as text messages.
+    Json,
+}
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,7 +63,8 @@ Examples:
   wsx bench ws://127.0.0.1:9001/ -c 10 -s 65536 --depth 4 --json
   wsx bench ws://127.0.0.1:9001/ -c 50 --rate 20000 -d 30      # open loop, latency from schedule
   wsx bench ws://127.0.0.1:9001/ -c 8 --mode handshake -d 5    # connections per second
-  wsx bench ws://127.0.0.1:9001/ -c 10000 --mode idle -d 10    # hold idle connections";
+  wsx bench ws://127.0.0.1:9001/ -c 10000 --mode idle -d 10    # hold idle connections
+  wsx bench ws://127.0.0.1:9001/ -c 50 -s 16384 --payload json --deflate   # compression ratio";
 
 /// Options of `wsx bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -72,6 +98,14 @@ pub struct BenchArgs {
     /// Send text messages (default binary).
     #[arg(long)]
     pub text: bool,
+    /// Message content; `json` implies text messages.
+    #[arg(long, value_enum, default_value_t = Payload::Random)]
+    pub payload: Payload,
+    /// Offer permessage-deflate (RFC 7692) with client_no_context_takeover,
+    /// so each connection compresses its payload once and resends it; fails
+    /// if the server does not accept it. Reports bytes on the wire per message.
+    #[arg(long)]
+    pub deflate: bool,
     /// What to measure.
     #[arg(long, value_enum, default_value_t = Mode::Echo)]
     pub mode: Mode,
@@ -99,13 +133,29 @@ struct Stats {
     total: AtomicU64,
     errors: AtomicU64,
     handshakes: AtomicU64,
+    /// Bytes written / read on echo connections after the handshake
+    /// (warm-up included; the final close frame excluded).
+    wire_out: AtomicU64,
+    wire_in: AtomicU64,
+    /// Messages sent (warm-up included).
+    sent: AtomicU64,
+    /// The first connection's permessage-deflate agreement.
+    deflate: std::sync::OnceLock<DeflateParams>,
 }
 
 struct Plan {
     addr: SocketAddr,
     req: ClientRequest,
-    frame: Arc<Vec<u8>>,
-    payload: Arc<Vec<u8>>,
+    /// The masked frames (plain) and payloads, sent in turn.
+    frames: Vec<Vec<u8>>,
+    payloads: Vec<Vec<u8>>,
+    /// The compressed masked frames, made by the first connection that
+    /// negotiated deflate, with its parameters.
+    deflate_frames: std::sync::OnceLock<(DeflateParams, Vec<Vec<u8>>)>,
+    /// Text messages (`--text` or `--payload json`).
+    text: bool,
+    /// What we offer with `--deflate`.
+    deflate: Option<DeflateConfig>,
     args: BenchArgs,
     /// Set once every connection is open: when measuring starts and ends.
     clock: tokio::sync::watch::Receiver<Option<Clock>>,
@@ -153,7 +203,10 @@ fn run_inner(args: BenchArgs) -> Result<u8, String> {
     if args.connections == 0 || args.depth == 0 || args.threads == 0 {
         return Err("connections, depth and threads must be at least 1".into());
     }
-    let req = ClientRequest::new(&args.url).map_err(|e| e.to_string())?;
+    let mut req = ClientRequest::new(&args.url).map_err(|e| e.to_string())?;
+    if args.deflate && args.raw_tcp {
+        return Err("--deflate needs a WebSocket server, not --raw-tcp".into());
+    }
     if req.is_secure() {
         return Err("wss:// is not supported by wsx bench yet".into());
     }
@@ -161,8 +214,22 @@ fn run_inner(args: BenchArgs) -> Result<u8, String> {
         .map_err(|e| format!("cannot resolve {}: {e}", req.host()))?
         .next()
         .ok_or("host resolves to no address")?;
-    let payload = make_payload(args.size, args.text);
-    let frame = Arc::new(encode_frame(&payload, args.text));
+    let text = args.text || args.payload == Payload::Json;
+    let payloads: Vec<Vec<u8>> = match args.payload {
+        Payload::Random => vec![make_payload(args.size, text)],
+        Payload::Json => (0..json_payloads(args.size))
+            .map(|k| make_json(args.size, k as u64))
+            .collect(),
+    };
+    let frames = payloads.iter().map(|p| encode_frame(p, text)).collect();
+    // Every compressed frame must stand alone for it to be resent as is.
+    let deflate = args.deflate.then(|| DeflateConfig {
+        no_context_takeover: true,
+        ..DeflateConfig::default()
+    });
+    if let Some(d) = &deflate {
+        req = req.extensions(d.offer());
+    }
     let stats = Arc::new(Stats::default());
 
     // Connections first, then the clock starts for everyone at once.
@@ -189,8 +256,11 @@ fn run_inner(args: BenchArgs) -> Result<u8, String> {
     let plan = Arc::new(Plan {
         addr,
         req,
-        frame,
-        payload: Arc::new(payload),
+        frames,
+        payloads,
+        deflate_frames: std::sync::OnceLock::new(),
+        text,
+        deflate,
         args: args.clone(),
         clock: clock_rx,
         per_conn_limit,
@@ -331,6 +401,84 @@ fn make_payload(size: usize, text: bool) -> Vec<u8> {
         .collect()
 }
 
+/// How many distinct JSON payloads: at least 64 KiB in all (twice the
+/// largest deflate window), between 4 and 256.
+fn json_payloads(size: usize) -> usize {
+    (64 * 1024usize).div_ceil(size.max(1)).clamp(4, 256)
+}
+
+/// JSON-like text of exactly `size` bytes: an array of event records with
+/// the same keys each time and varying numbers and strings (deterministic
+/// for a `seed`), the remainder filled by one `{"n":"..."}` record or
+/// spaces. Compresses roughly like real API traffic (repeated keys, digits,
+/// short words).
+pub fn make_json(size: usize, seed: u64) -> Vec<u8> {
+    const USERS: [&str; 8] = [
+        "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+    ];
+    const KINDS: [&str; 4] = ["trade", "quote", "cancel", "fill"];
+    const SYMBOLS: [&str; 6] = ["BTC-USD", "ETH-USD", "SOL-USD", "EUR-USD", "AAPL", "MSFT"];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut out = String::with_capacity(size + 256);
+    out.push('[');
+    let mut ts: u64 = 1_767_225_600_000 + seed * 60_000;
+    for id in seed * 1000.. {
+        ts += rnd() % 50;
+        let r = rnd();
+        let rec = format!(
+            r#"{{"id":{},"ts":{ts},"type":"{}","user":"{}_{:03}","symbol":"{}","price":{}.{:02},"qty":{}.{:04},"side":"{}","ok":{}}}"#,
+            100_000 + id * 7 + r % 5,
+            KINDS[(r >> 8) as usize % KINDS.len()],
+            USERS[(r >> 12) as usize % USERS.len()],
+            (r >> 16) % 1000,
+            SYMBOLS[(r >> 26) as usize % SYMBOLS.len()],
+            100 + (r >> 30) % 60_000,
+            (r >> 46) % 100,
+            (r >> 53) % 20,
+            rnd() % 10_000,
+            if r & 1 == 0 { "buy" } else { "sell" },
+            r & 2 == 0,
+        );
+        let sep = usize::from(out.len() > 1);
+        // Room for this record and the closing bracket.
+        if out.len() + sep + rec.len() + 1 > size {
+            break;
+        }
+        if sep == 1 {
+            out.push(',');
+        }
+        out.push_str(&rec);
+    }
+    // Fill the rest: a record with a string of the right length, else spaces.
+    let sep = usize::from(out.len() > 1);
+    let filler = r#"{"n":""}"#.len() + sep;
+    let room = size.saturating_sub(out.len() + 1);
+    if room >= filler {
+        if sep == 1 {
+            out.push(',');
+        }
+        out.push_str(r#"{"n":""#);
+        for _ in 0..room - filler {
+            out.push((b'a' + (rnd() % 26) as u8) as char);
+        }
+        out.push_str(r#""}"#);
+    }
+    out.push(']');
+    let mut b = out.into_bytes();
+    b.resize(size.max(b.len()), b' ');
+    if b.len() > size {
+        // Below 2 bytes no JSON fits: spaces.
+        b = vec![b' '; size];
+    }
+    b
+}
+
 fn encode_frame(payload: &[u8], text: bool) -> Vec<u8> {
     let key = (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -417,14 +565,22 @@ async fn connect_tcp(plan: &Plan, i: usize) -> Result<TcpStream, String> {
     Ok(tcp)
 }
 
-async fn open_raw(plan: &Plan, i: usize) -> Result<(TcpStream, BytesMut), String> {
+async fn open_raw(plan: &Plan, i: usize) -> Result<Opened, String> {
     Ok((
         connect_tcp(plan, i).await?,
         BytesMut::with_capacity(64 * 1024),
+        None,
     ))
 }
 
-async fn open(plan: &Plan, i: usize) -> Result<(TcpStream, BytesMut), String> {
+/// The stream, bytes that came after the 101, and the deflate agreement.
+type Opened = (
+    TcpStream,
+    BytesMut,
+    Option<wsx::wsx_proto::deflate::Negotiated>,
+);
+
+async fn open(plan: &Plan, i: usize) -> Result<Opened, String> {
     let mut tcp = connect_tcp(plan, i).await?;
     let mut key = [0u8; 16];
     key[..8].copy_from_slice(&(i as u64).to_le_bytes());
@@ -439,7 +595,22 @@ async fn open(plan: &Plan, i: usize) -> Result<(TcpStream, BytesMut), String> {
         if let Some(done) = hs.handle_data(&buf[..n]).map_err(|e| e.to_string())? {
             let mut rest = BytesMut::with_capacity(64 * 1024);
             rest.extend_from_slice(&done.leftover);
-            return Ok((tcp, rest));
+            let negotiated = match &plan.deflate {
+                None => None,
+                Some(d) => match d.negotiate_client(&done.extensions) {
+                    Ok(Some(n)) => Some(n),
+                    Ok(None) => {
+                        return Err("--deflate: the server declined permessage-deflate \
+                                    (no permessage-deflate in its Sec-WebSocket-Extensions)"
+                            .into())
+                    }
+                    Err(e) => return Err(format!("--deflate: {e}")),
+                },
+            };
+            if let Some(n) = &negotiated {
+                let _ = plan.stats.deflate.set(n.params);
+            }
+            return Ok((tcp, rest, negotiated));
         }
     }
 }
@@ -462,7 +633,7 @@ async fn connection(plan: Arc<Plan>, i: usize) -> Outcome {
 }
 
 async fn idle(plan: &Plan, i: usize) -> Result<(), String> {
-    let (mut tcp, _) = open(plan, i).await?;
+    let (mut tcp, _, _) = open(plan, i).await?;
     plan.stats.connected.fetch_add(1, Relaxed);
     let clock = plan.clock().await;
     let mut buf = [0u8; 256];
@@ -484,7 +655,7 @@ async fn handshakes(plan: &Plan, i: usize, hist: &mut Histogram<u64>) -> Result<
         if t >= clock.end {
             return Ok(());
         }
-        let (mut tcp, _) = open(plan, i).await?;
+        let (mut tcp, _, _) = open(plan, i).await?;
         let done = Instant::now();
         if t >= clock.measure_from {
             let _ = hist.record((done - t).as_nanos() as u64);
@@ -508,18 +679,165 @@ fn close_frame() -> Vec<u8> {
     f
 }
 
+/// Where echoes are parsed: in place (plain frames, raw TCP), or through a
+/// `wsx-proto` connection (permessage-deflate: inflated, then compared).
+enum Rx {
+    Frames(BytesMut),
+    Proto(Box<Connection>),
+}
+
+impl Rx {
+    fn buffer(&mut self) -> &mut BytesMut {
+        match self {
+            Rx::Frames(b) => {
+                if b.capacity() - b.len() < 16 * 1024 {
+                    b.reserve(64 * 1024);
+                }
+                b
+            }
+            Rx::Proto(c) => c.recv_buffer(),
+        }
+    }
+
+    fn received(&mut self, now: Instant) {
+        if let Rx::Proto(c) = self {
+            c.handle_received(now.into_std());
+        }
+    }
+
+    /// The next echo: `Some(Some(matches))`, `Some(None)` for a control
+    /// frame, `None` when no whole message is buffered.
+    fn next_echo(
+        &mut self,
+        raw: bool,
+        frame: &[u8],
+        payload: &[u8],
+    ) -> Result<Option<Option<bool>>, String> {
+        match self {
+            Rx::Frames(b) => Ok(next_echo(b, raw, frame, payload)?.map(|(consumed, ok)| {
+                b.advance(consumed);
+                ok
+            })),
+            Rx::Proto(c) => match c.poll_event() {
+                None => Ok(None),
+                Some(Event::Text(t)) => Ok(Some(Some(t.as_bytes()[..] == *payload))),
+                Some(Event::Binary(b)) => Ok(Some(Some(b[..] == *payload))),
+                Some(Event::Ping(_) | Event::Pong(_) | Event::Fragment(_)) => Ok(Some(None)),
+                Some(Event::Closed(c)) => Err(format!(
+                    "connection closed mid-benchmark: {} {}",
+                    c.code.0, c.reason
+                )),
+            },
+        }
+    }
+
+    /// Moves what the connection queued (pongs) to `out`.
+    fn take_output(&mut self, out: &mut Vec<u8>) {
+        if let Rx::Proto(c) = self {
+            let t = c.transmit();
+            while t.has_remaining() {
+                let chunk = t.chunk();
+                let n = chunk.len();
+                out.extend_from_slice(chunk);
+                t.advance(n);
+            }
+        }
+    }
+}
+
+/// The compressed frames for `negotiated`: shared by every connection with
+/// the same agreement (the first one makes them), else made for this one.
+fn deflate_frames<'a>(
+    plan: &'a Plan,
+    conn: &mut Connection,
+    negotiated: DeflateParams,
+    own: &'a mut Vec<Vec<u8>>,
+) -> Result<&'a [Vec<u8>], String> {
+    let make = |conn: &mut Connection| -> Result<Vec<Vec<u8>>, String> {
+        plan.payloads
+            .iter()
+            .map(|p| compressed_frame(conn, p, plan.text))
+            .collect()
+    };
+    if plan.deflate_frames.get().is_none() {
+        let frames = make(conn)?;
+        let _ = plan.deflate_frames.set((negotiated, frames));
+    }
+    match plan.deflate_frames.get() {
+        Some((p, frames)) if *p == negotiated => Ok(frames),
+        _ => {
+            *own = make(conn)?;
+            Ok(own)
+        }
+    }
+}
+
+/// A client connection with permessage-deflate on, fed what followed the 101.
+fn deflate_connection(
+    negotiated: wsx::wsx_proto::deflate::Negotiated,
+    leftover: &[u8],
+    i: usize,
+) -> Connection {
+    let mut seed = [7u8; 32];
+    seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    let now = std::time::Instant::now();
+    let mut c = Connection::client(Config::default(), seed, now);
+    c.enable_deflate(negotiated);
+    if !leftover.is_empty() {
+        c.handle_data(leftover, now);
+    }
+    c
+}
+
+/// Our message as the connection frames it: compressed (above the
+/// threshold) and masked. Resent as is: client_no_context_takeover makes
+/// each compressed message independent of the ones before it.
+fn compressed_frame(c: &mut Connection, payload: &[u8], text: bool) -> Result<Vec<u8>, String> {
+    let msg = if text {
+        let s = std::str::from_utf8(payload).map_err(|e| e.to_string())?;
+        Message::text(s.to_owned())
+    } else {
+        Message::binary(bytes::Bytes::copy_from_slice(payload))
+    };
+    c.send(msg).map_err(|e| e.to_string())?;
+    let mut frame = Vec::new();
+    let t = c.transmit();
+    while t.has_remaining() {
+        let chunk = t.chunk();
+        let n = chunk.len();
+        frame.extend_from_slice(chunk);
+        t.advance(n);
+    }
+    Ok(frame)
+}
+
 async fn echo(plan: &Plan, i: usize, hist: &mut Histogram<u64>) -> Result<(), String> {
-    let (mut tcp, mut rbuf) = if plan.args.raw_tcp {
+    let (mut tcp, rbuf, negotiated) = if plan.args.raw_tcp {
         open_raw(plan, i).await?
     } else {
         open(plan, i).await?
     };
+    // With deflate, a Connection decodes the echoes and made our frame.
+    let mut rx = match negotiated {
+        None => Rx::Frames(rbuf),
+        Some(n) => Rx::Proto(Box::new(deflate_connection(n, &rbuf, i))),
+    };
+    let mut own_frames = Vec::new();
+    let frames: &[Vec<u8>] = match &mut rx {
+        Rx::Frames(_) => &plan.frames,
+        Rx::Proto(conn) => {
+            let params = conn.deflate().expect("deflate enabled").params;
+            deflate_frames(plan, conn, params, &mut own_frames)?
+        }
+    };
+    let payloads = &plan.payloads;
+    let k = frames.len() as u64;
+    let pick = |i: u64| (i % k) as usize;
     plan.stats.connected.fetch_add(1, Relaxed);
     let clock = plan.clock().await;
     tokio::time::sleep_until(clock.start).await;
-    let frame = &plan.frame[..];
-    let payload = &plan.payload[..];
-    let mut wbuf: Vec<u8> = Vec::with_capacity(frame.len() * plan.args.depth);
+    let (mut wire_out, mut wire_in, mut sent_reported) = (0u64, 0u64, 0u64);
+    let mut wbuf: Vec<u8> = Vec::with_capacity(frames[0].len() * plan.args.depth);
     let mut sent_at: VecDeque<Instant> = VecDeque::with_capacity(plan.args.depth);
     let mut echoed: u64 = 0;
     let mut errors: u64 = 0;
@@ -538,28 +856,26 @@ async fn echo(plan: &Plan, i: usize, hist: &mut Histogram<u64>) -> Result<(), St
         let now = Instant::now();
         for _ in 0..plan.args.depth {
             if may_send(sent) {
-                wbuf.extend_from_slice(frame);
+                wbuf.extend_from_slice(&frames[pick(sent)]);
                 sent_at.push_back(now);
                 sent += 1;
             }
         }
         tcp.write_all(&wbuf).await.map_err(|e| e.to_string())?;
+        wire_out += wbuf.len() as u64;
         wbuf.clear();
     }
     let mut stop_sending = false;
     loop {
-        if rbuf.capacity() - rbuf.len() < 16 * 1024 {
-            rbuf.reserve(64 * 1024);
-        }
         let n = match interval {
-            None => tcp.read_buf(&mut rbuf).await.map_err(|e| e.to_string())?,
+            None => tcp.read_buf(rx.buffer()).await.map_err(|e| e.to_string())?,
             Some(iv) => {
                 tokio::select! {
-                    r = tcp.read_buf(&mut rbuf) => r.map_err(|e| e.to_string())?,
+                    r = tcp.read_buf(rx.buffer()) => r.map_err(|e| e.to_string())?,
                     _ = tokio::time::sleep_until(next_send), if !stop_sending => {
                         let now = Instant::now();
                         while next_send <= now && sent_at.len() < 100_000 && may_send(sent) {
-                            wbuf.extend_from_slice(frame);
+                            wbuf.extend_from_slice(&frames[pick(sent)]);
                             sent_at.push_back(next_send);
                             next_send += iv;
                             sent += 1;
@@ -568,6 +884,7 @@ async fn echo(plan: &Plan, i: usize, hist: &mut Histogram<u64>) -> Result<(), St
                             stop_sending = true;
                         }
                         tcp.write_all(&wbuf).await.map_err(|e| e.to_string())?;
+                        wire_out += wbuf.len() as u64;
                         wbuf.clear();
                         continue;
                     }
@@ -580,11 +897,16 @@ async fn echo(plan: &Plan, i: usize, hist: &mut Histogram<u64>) -> Result<(), St
                 sent_at.len()
             ));
         }
+        wire_in += n as u64;
         let now = Instant::now();
         let measuring = now >= clock.measure_from;
         let mut new_echoes = 0u64;
-        while let Some((consumed, echo_ok)) = next_echo(&rbuf, plan.args.raw_tcp, frame, payload)? {
-            rbuf.advance(consumed);
+        rx.received(now);
+        while let Some(echo_ok) = rx.next_echo(
+            plan.args.raw_tcp,
+            &frames[pick(echoed)],
+            &payloads[pick(echoed)],
+        )? {
             // Pings and pongs from the server are not echoes.
             let Some(ok) = echo_ok else { continue };
             if !ok {
@@ -601,7 +923,7 @@ async fn echo(plan: &Plan, i: usize, hist: &mut Histogram<u64>) -> Result<(), St
             total_echoes += 1;
             let done = limit.is_some_and(|l| echoed >= l) || now >= clock.end;
             if interval.is_none() && !done && may_send(sent) {
-                wbuf.extend_from_slice(frame);
+                wbuf.extend_from_slice(&frames[pick(sent)]);
                 sent_at.push_back(now);
                 sent += 1;
             }
@@ -620,10 +942,21 @@ async fn echo(plan: &Plan, i: usize, hist: &mut Histogram<u64>) -> Result<(), St
             plan.stats.errors.fetch_add(errors, Relaxed);
             errors = 0;
         }
+        // Pongs the Connection queued for the server's pings.
+        rx.take_output(&mut wbuf);
         if !wbuf.is_empty() {
             tcp.write_all(&wbuf).await.map_err(|e| e.to_string())?;
+            wire_out += wbuf.len() as u64;
             wbuf.clear();
         }
+        plan.stats
+            .wire_out
+            .fetch_add(std::mem::take(&mut wire_out), Relaxed);
+        plan.stats
+            .wire_in
+            .fetch_add(std::mem::take(&mut wire_in), Relaxed);
+        plan.stats.sent.fetch_add(sent - sent_reported, Relaxed);
+        sent_reported = sent;
         if stop_sending && sent_at.is_empty() {
             break;
         }
@@ -696,6 +1029,15 @@ fn report(
     };
     let rate = count as f64 / secs.max(1e-9);
     let mbps = rate * args.size as f64 / 1e6;
+    // Bytes on the wire per message each way (warm-up included), and their
+    // ratio to the payload: the compression ratio with --deflate.
+    let sent = stats.sent.load(Relaxed);
+    let total = stats.total.load(Relaxed);
+    let per = |bytes: u64, n: u64| (n > 0).then(|| bytes as f64 / n as f64);
+    let wire_sent = per(stats.wire_out.load(Relaxed), sent);
+    let wire_recv = per(stats.wire_in.load(Relaxed), total);
+    let ratio = |w: Option<f64>| w.filter(|_| args.size > 0).map(|w| w / args.size as f64);
+    let deflate = stats.deflate.get();
     let q = |p: f64| {
         if hist.is_empty() {
             0
@@ -712,7 +1054,20 @@ fn report(
             "size": args.size,
             "depth": args.depth,
             "rate": args.rate,
-            "text": args.text,
+            "text": args.text || args.payload == Payload::Json,
+            "payload": format!("{:?}", args.payload).to_lowercase(),
+            "deflate": {
+                "offered": args.deflate,
+                "negotiated": deflate.is_some(),
+                "params": deflate.map(|p| serde_json::json!({
+                    "server_no_context_takeover": p.server_no_context_takeover,
+                    "client_no_context_takeover": p.client_no_context_takeover,
+                    "server_max_window_bits": p.server_max_window_bits,
+                    "client_max_window_bits": p.client_max_window_bits,
+                })),
+            },
+            "wire_bytes_per_message": { "sent": wire_sent, "received": wire_recv },
+            "wire_ratio": { "sent": ratio(wire_sent), "received": ratio(wire_recv) },
             "seconds": secs,
             "messages": messages,
             "messages_total": stats.total.load(Relaxed),
@@ -730,7 +1085,11 @@ fn report(
         println!("{v}");
         return;
     }
-    let kind = if args.text { "text" } else { "binary" };
+    let kind = match (args.payload, args.text) {
+        (Payload::Json, _) => "JSON text",
+        (Payload::Random, true) => "text",
+        (Payload::Random, false) => "binary",
+    };
     println!(
         "target      {}  ({:?} mode, {} connections, {} connected)",
         args.url, args.mode, args.connections, connected
@@ -751,6 +1110,36 @@ fn report(
                 fmt_int(rate as u64),
                 mbps
             );
+            match (args.deflate, deflate) {
+                (false, _) => println!("deflate     off"),
+                (true, None) => println!("deflate     offered, NOT negotiated"),
+                (true, Some(p)) => println!(
+                    "deflate     negotiated (server: window {}{}; client: window {}{})",
+                    p.server_max_window_bits,
+                    if p.server_no_context_takeover {
+                        ", no context takeover"
+                    } else {
+                        ", context takeover"
+                    },
+                    p.client_max_window_bits,
+                    if p.client_no_context_takeover {
+                        ", no context takeover"
+                    } else {
+                        ", context takeover"
+                    },
+                ),
+            }
+            if let (Some(s), Some(r)) = (wire_sent, wire_recv) {
+                let pct = |w: Option<f64>| {
+                    w.map_or_else(String::new, |w| format!(" ({:.1}% of payload)", 100.0 * w))
+                };
+                println!(
+                    "wire        sent {s:.1} B/msg{}  received {r:.1} B/msg{}  (payload {} B)",
+                    pct(ratio(wire_sent)),
+                    pct(ratio(wire_recv)),
+                    args.size
+                );
+            }
         }
         Mode::Handshake => println!(
             "throughput  {} handshakes  {} handshakes/s",

@@ -72,6 +72,94 @@ fn counts_add_up_against_wsx_serve() {
     assert!(v["handshakes"].as_u64().unwrap() > 10, "{v}");
 }
 
+/// `--deflate --payload json` against `wsx serve` (which accepts deflate):
+/// negotiated, every echo inflated and verified, far fewer bytes on the wire
+/// than payload bytes both ways; without `--deflate` the wire carries the
+/// payload plus frame headers.
+#[test]
+fn deflate_json_against_wsx_serve() {
+    let server = serve(&[]);
+    let url = server.url();
+    for size in ["1024", "16384"] {
+        let (code, v, err) = bench(&[
+            &url,
+            "-c",
+            "4",
+            "-s",
+            size,
+            "--depth",
+            "4",
+            "-n",
+            "400",
+            "--warmup",
+            "0",
+            "--payload",
+            "json",
+            "--deflate",
+        ]);
+        assert_eq!(code, 0, "{v} {err}");
+        assert_eq!(v["errors"], 0, "{v}");
+        assert_eq!(v["connected"], 4, "{v}");
+        assert_eq!(v["messages"], 400, "{v}");
+        assert_eq!(v["messages_total"], 400, "{v}");
+        assert_eq!(v["text"], true, "{v}");
+        assert_eq!(v["deflate"]["offered"], true, "{v}");
+        assert_eq!(v["deflate"]["negotiated"], true, "{v}");
+        assert_eq!(
+            v["deflate"]["params"]["client_no_context_takeover"], true,
+            "{v}"
+        );
+        // JSON-like text compresses to well under half, both ways.
+        for way in ["sent", "received"] {
+            let r = v["wire_ratio"][way].as_f64().unwrap();
+            assert!(r > 0.01 && r < 0.5, "{way}: {r} {v}");
+        }
+    }
+    // Compression off: payload + header (+ 4-byte mask key when sent).
+    let (code, v, err) = bench(&[
+        &url,
+        "-c",
+        "2",
+        "-s",
+        "1024",
+        "-n",
+        "100",
+        "--warmup",
+        "0",
+        "--payload",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["deflate"]["negotiated"], false, "{v}");
+    assert_eq!(v["wire_bytes_per_message"]["sent"], 1032.0, "{v}");
+    assert_eq!(v["wire_bytes_per_message"]["received"], 1028.0, "{v}");
+}
+
+/// `--deflate` against a server that does not accept it: a clear failure.
+#[test]
+fn deflate_declined_is_an_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            std::thread::spawn(move || corrupting_echo(&mut s));
+        }
+    });
+    let url = format!("ws://127.0.0.1:{port}/");
+    let (code, v, _) = bench(&[&url, "-c", "2", "-n", "10", "--warmup", "0", "--deflate"]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["deflate"]["negotiated"], false, "{v}");
+    assert_eq!(v["messages"], 0, "{v}");
+    assert!(
+        v["first_error"]
+            .as_str()
+            .unwrap()
+            .contains("declined permessage-deflate"),
+        "{v}"
+    );
+}
+
 /// A server that flips one byte of every 10th echo: each must be counted.
 #[test]
 fn corrupted_echoes_are_errors() {
