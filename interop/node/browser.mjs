@@ -29,7 +29,6 @@ try {
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
     ],
   });
-  report.browser = `Chromium ${context.browser()?.version() ?? ''}`.trim();
   const page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(30000);
   await page.goto(`${base}/`);
@@ -40,7 +39,8 @@ try {
 
   const sent = suite();
   const msgs = sent.map((m) => (m.text !== undefined ? { text: m.text } : { b64: m.binary.toString('base64') }));
-  report.browser = `Chromium ${context.browser()?.version() ?? (await page.evaluate(() => navigator.userAgent.match(/Chrom[a-z]*\/([\d.]+)/)?.[1]))}`;
+  // A persistent context has no Browser object: the version comes from the page.
+  report.browser = `Chromium ${await page.evaluate(() => navigator.userAgent.match(/Chrome\/([\d.]+)/)?.[1])}`;
   const r = await page.evaluate(async ({ url, msgs }) => {
     const decode = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const sent = msgs.map((m) => (m.text !== undefined ? m.text : decode(m.b64)));
