@@ -39,8 +39,10 @@ try {
 
   const sent = suite();
   const msgs = sent.map((m) => (m.text !== undefined ? { text: m.text } : { b64: m.binary.toString('base64') }));
-  // A persistent context has no Browser object: the version comes from the page.
-  report.browser = `Chromium ${await page.evaluate(() => navigator.userAgent.match(/Chrome\/([\d.]+)/)?.[1])}`;
+  // A persistent context has no Browser object (and the user agent string is
+  // reduced to 156.0.0.0): ask the DevTools protocol.
+  const product = (await (await context.newCDPSession(page)).send('Browser.getVersion')).product;
+  report.browser = `Chromium ${product.replace(/^[^/]*\//, '')}`;
   const r = await page.evaluate(async ({ url, msgs }) => {
     const decode = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const sent = msgs.map((m) => (m.text !== undefined ? m.text : decode(m.b64)));
