@@ -38,6 +38,7 @@ pub const EXAMPLES: &str = "Examples:
   echo ping | wsx connect --once ws://host/rpc        # send, print the first reply, exit
   wsx connect -H 'Authorization: Bearer TOKEN' --origin https://app.example ws://host/
   wsx connect --subprotocol graphql-transport-ws ws://host/graphql
+  echo hi | wsx connect -v ws://127.0.0.1:9001/      # also print the negotiated extensions (stderr)
   wsx connect --reconnect --ping-interval 20 ws://host/stream
 
 Interactive commands:
@@ -115,6 +116,10 @@ pub struct ConnectArgs {
     /// Largest accepted message, in bytes.
     #[arg(long, default_value_t = crate::default_max_message())]
     pub max_message: usize,
+    /// Print the negotiated subprotocol and extensions (e.g. permessage-deflate
+    /// and its parameters) to stderr after the handshake.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 fn parse_positive_secs(s: &str) -> Result<Duration, String> {
@@ -154,6 +159,11 @@ pub async fn run(args: ConnectArgs) -> u8 {
             return EXIT_FAILURE;
         }
     };
+    if args.verbose {
+        for line in negotiated_lines(&ws, &hs) {
+            eprintln!("wsx: {line}");
+        }
+    }
     let (tx, rx) = mpsc::channel(64);
     let mut input = InputQueue {
         rx,
@@ -278,6 +288,52 @@ fn strip_userinfo(url: &str) -> String {
 fn display_url(req: &wsx::ClientRequest) -> String {
     let scheme = if req.is_secure() { "wss" } else { "ws" };
     format!("{scheme}://{}{}", req.host_header(), req.path_and_query())
+}
+
+/// `-v`: what the handshake agreed on, e.g.
+/// `extensions: permessage-deflate; server_max_window_bits=12` and the
+/// compression parameters in force.
+fn negotiated_lines(ws: &WebSocket<TcpStream>, hs: &Handshaken) -> Vec<String> {
+    let header = |name: &str| {
+        let values: Vec<&str> = hs
+            .response
+            .headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if values.is_empty() {
+            "none".to_string()
+        } else {
+            values.join(", ")
+        }
+    };
+    let mut lines = vec![
+        format!("subprotocol: {}", header("sec-websocket-protocol")),
+        format!("extensions: {}", header("sec-websocket-extensions")),
+    ];
+    lines.push(match ws.deflate() {
+        Some(d) => {
+            let p = &d.params;
+            format!(
+                "compression: permessage-deflate (server window 2^{}{}, client window 2^{}{})",
+                p.server_max_window_bits,
+                if p.server_no_context_takeover {
+                    ", no context takeover"
+                } else {
+                    ""
+                },
+                p.client_max_window_bits,
+                if p.client_no_context_takeover {
+                    ", no context takeover"
+                } else {
+                    ""
+                },
+            )
+        }
+        None => "compression: off".to_string(),
+    });
+    lines
 }
 
 /// Warns when subprotocols were offered and the server chose none.

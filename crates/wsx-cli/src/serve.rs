@@ -459,7 +459,8 @@ async fn handle(state: Arc<State>, tcp: TcpStream, peer: SocketAddr) {
     };
     state.metrics.open.fetch_add(1, Relaxed);
     state.metrics.total.fetch_add(1, Relaxed);
-    tracing::info!(%peer, path, "open");
+    let extensions = ws.deflate().map_or("none", |d| d.response.as_str());
+    tracing::info!(%peer, path, extensions, "open");
     let end = if state.args.broadcast {
         broadcast(&state, ws, &path).await
     } else if let (Some(cmd), Some(env)) = (&state.args.exec, exec_env) {
