@@ -120,6 +120,13 @@ pub struct ConnectArgs {
     /// and its parameters) to stderr after the handshake.
     #[arg(short = 'v', long)]
     pub verbose: bool,
+    /// Do not offer permessage-deflate (offered by default, as browsers do).
+    #[arg(long)]
+    pub no_deflate: bool,
+    /// Compression level when permessage-deflate is negotiated: 0 (none) to
+    /// 9 (smallest, slowest).
+    #[arg(long, value_name = "0-9", default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub deflate_level: u32,
 }
 
 fn parse_positive_secs(s: &str) -> Result<Duration, String> {
@@ -265,6 +272,10 @@ fn build_request(args: &ConnectArgs) -> Result<(wsx::ClientRequest, wsx::ClientC
         .map_err(|e| e.to_string())?;
     let config = wsx::ClientConfig {
         protocol,
+        deflate: (!args.no_deflate).then(|| wsx::wsx_proto::deflate::DeflateConfig {
+            level: args.deflate_level,
+            ..Default::default()
+        }),
         ..Default::default()
     };
     Ok((req, config))

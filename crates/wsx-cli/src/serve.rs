@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// the client offers it otherwise, as browsers do).
     #[arg(long)]
     pub no_deflate: bool,
+    /// Compression level for permessage-deflate: 0 (none) to 9 (smallest,
+    /// slowest). 6 is zlib's default; 1 costs far less CPU per message.
+    #[arg(long, value_name = "0-9", default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub deflate_level: u32,
     /// Close connections (1001) that sent and received no message for SECS
     /// seconds (0: never; pings do not count).
     #[arg(long, value_name = "SECS", default_value_t = 0.0)]
@@ -324,7 +328,10 @@ pub async fn run(args: ServeArgs) -> u8 {
     let config = wsx::ServerConfig {
         protocol,
         origin,
-        deflate: (!args.no_deflate).then(Default::default),
+        deflate: (!args.no_deflate).then(|| wsx::wsx_proto::deflate::DeflateConfig {
+            level: args.deflate_level,
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

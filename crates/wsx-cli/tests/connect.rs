@@ -684,3 +684,22 @@ mod repl {
         assert!(t.is_cooked(), "terminal left in raw mode");
     }
 }
+
+#[test]
+fn deflate_is_offered_unless_turned_off() {
+    let server = echo_server();
+    let url = server.url();
+    let (code, out, err) = run(&["-v", &url], b"{\"a\":1}\n");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "{\"a\":1}\n");
+    assert!(err.contains("permessage-deflate"), "{err}");
+    let (code, out, err) = run(
+        &["-v", "--no-deflate", "--deflate-level", "1", &url],
+        b"x\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "x\n");
+    assert!(!err.contains("permessage-deflate"), "{err}");
+    let (code, _, err) = run(&["--deflate-level", "10", &url], b"");
+    assert_eq!(code, 2, "{err}");
+}
