@@ -21,9 +21,9 @@ use std::future::Future;
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use wsx::wsx_proto::handshake::ClientHandshakeError;
+use wsx::MaybeTlsStream;
 use wsx::{
     Backoff, CloseCause, CloseCode, CloseFrame, Closed, Disconnect, Event, Handshaken, Initiator,
     Jitter, Message, WebSocket, WsReader, WsWriter,
@@ -304,7 +304,7 @@ fn display_url(req: &wsx::ClientRequest) -> String {
 /// `-v`: what the handshake agreed on, e.g.
 /// `extensions: permessage-deflate; server_max_window_bits=12` and the
 /// compression parameters in force.
-fn negotiated_lines(ws: &WebSocket<TcpStream>, hs: &Handshaken) -> Vec<String> {
+fn negotiated_lines(ws: &WebSocket<MaybeTlsStream>, hs: &Handshaken) -> Vec<String> {
     let header = |name: &str| {
         let values: Vec<&str> = hs
             .response
@@ -825,13 +825,13 @@ struct Shared {
     reply: Notify,
 }
 
-type Reader = WsReader<TcpStream>;
-type Writer = WsWriter<TcpStream>;
+type Reader = WsReader<MaybeTlsStream>;
+type Writer = WsWriter<MaybeTlsStream>;
 
 /// Runs sessions until one ends for good (reconnecting in between with
 /// `--reconnect`); returns the exit code.
 async fn drive(
-    ws: WebSocket<TcpStream>,
+    ws: WebSocket<MaybeTlsStream>,
     req: &wsx::ClientRequest,
     config: &wsx::ClientConfig,
     input: &mut InputQueue,
@@ -1009,7 +1009,7 @@ fn report(o: &Outcome, out: &Out) {
 /// One connection: prints what arrives, sends what the user gives, until
 /// the connection ends (or stdout goes away).
 async fn session(
-    ws: WebSocket<TcpStream>,
+    ws: WebSocket<MaybeTlsStream>,
     input: &mut InputQueue,
     out: &Out,
     opts: &Opts,

@@ -10,13 +10,13 @@ mod common;
 
 use common::serve;
 
-async fn client(port: u16, path: &str) -> wsx::WebSocket<tokio::net::TcpStream> {
+async fn client(port: u16, path: &str) -> wsx::WebSocket<wsx::MaybeTlsStream> {
     wsx::connect(&format!("ws://127.0.0.1:{port}{path}"))
         .await
         .unwrap()
 }
 
-async fn recv_text(ws: &mut wsx::WebSocket<tokio::net::TcpStream>) -> String {
+async fn recv_text(ws: &mut wsx::WebSocket<wsx::MaybeTlsStream>) -> String {
     let m = tokio::time::timeout(Duration::from_secs(10), ws.recv())
         .await
         .expect("timed out waiting for a message")
@@ -28,7 +28,7 @@ async fn recv_text(ws: &mut wsx::WebSocket<tokio::net::TcpStream>) -> String {
 }
 
 /// Reads until the end and returns the close code.
-async fn close_code(ws: &mut wsx::WebSocket<tokio::net::TcpStream>) -> u16 {
+async fn close_code(ws: &mut wsx::WebSocket<wsx::MaybeTlsStream>) -> u16 {
     loop {
         match tokio::time::timeout(Duration::from_secs(10), ws.recv())
             .await

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Kind, Result};
 use crate::socket::{now, WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER};
+use crate::stream::MaybeTlsStream;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -19,6 +20,12 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// The server must answer the handshake within this time. Default 10 s.
     pub handshake_timeout: Duration,
+    /// The TLS handshake (`wss://`) must complete within this time. Default 10 s.
+    pub tls_timeout: Duration,
+    /// TLS settings for `wss://` (see [`crate::tls::TlsClientOptions`]);
+    /// `None`: system and bundled roots, no client certificate.
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// `send`/`feed` wait while more than this many bytes are queued.
     pub write_buffer_high_water: usize,
     /// permessage-deflate to offer (RFC 7692); `None`: no compression.
@@ -34,6 +41,9 @@ impl Default for ClientConfig {
             protocol: wsx_proto::Config::default(),
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
+            tls_timeout: Duration::from_secs(10),
+            #[cfg(feature = "tls")]
+            tls: None,
             write_buffer_high_water: DEFAULT_WRITE_BUFFER_HIGH_WATER,
             #[cfg(feature = "deflate")]
             deflate: Some(DeflateConfig::default()),
@@ -63,7 +73,7 @@ const REJECTION_BODY_WAIT: Duration = Duration::from_millis(500);
 ///
 /// # Cancel safety
 /// Not cancel safe: dropping it mid-handshake drops the connection.
-pub async fn connect(url: &str) -> Result<WebSocket<TcpStream>> {
+pub async fn connect(url: &str) -> Result<WebSocket<MaybeTlsStream>> {
     let req = ClientRequest::new(url)?;
     Ok(connect_with(&req, &ClientConfig::default()).await?.0)
 }
@@ -79,10 +89,11 @@ pub async fn connect(url: &str) -> Result<WebSocket<TcpStream>> {
 pub async fn connect_with(
     req: &ClientRequest,
     config: &ClientConfig,
-) -> Result<(WebSocket<TcpStream>, Handshaken)> {
+) -> Result<(WebSocket<MaybeTlsStream>, Handshaken)> {
+    #[cfg(not(feature = "tls"))]
     if req.is_secure() {
         return Err(Error::new(Kind::Unsupported(format!(
-            "{req}: wss:// (TLS) is not supported by this build yet; use ws://"
+            "{req}: wss:// needs wsx's `tls` feature, which this build lacks; use ws://"
         ))));
     }
     let addr = (req.host(), req.port());
@@ -107,7 +118,25 @@ pub async fn connect_with(
         }
     };
     let _ = tcp.set_nodelay(true);
-    client(tcp, req, config).await
+    #[cfg(feature = "tls")]
+    if req.is_secure() {
+        let tls_config = match &config.tls {
+            Some(c) => c.clone(),
+            None => crate::tls::default_client_config()?,
+        };
+        let tls = tokio::time::timeout(
+            config.tls_timeout,
+            crate::tls::connect(tls_config, req.host(), tcp),
+        )
+        .await
+        .map_err(|_| {
+            Error::new(Kind::Timeout(
+                "the TLS handshake did not complete within the TLS timeout (is this port speaking TLS?)",
+            ))
+        })??;
+        return client(MaybeTlsStream::Tls(Box::new(tls)), req, config).await;
+    }
+    client(MaybeTlsStream::Plain(tcp), req, config).await
 }
 
 /// Runs the client handshake on an established stream (TCP, TLS, a proxy
@@ -160,6 +189,13 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         }
     });
     let done = match tokio::time::timeout(config.handshake_timeout, fut).await {
+        #[cfg(feature = "tls")]
+        Ok(Err(e)) if e.is_io() => {
+            return Err(match e.into_io() {
+                Ok(io) => crate::tls::explain_late(req.host(), io),
+                Err(e) => e,
+            })
+        }
         Ok(r) => r?,
         Err(_) => {
             return Err(Error::new(Kind::Timeout(

@@ -29,11 +29,23 @@ pub(crate) enum Kind {
     Timeout(&'static str),
     /// A feature or URL this build cannot serve.
     Unsupported(String),
+    /// TLS failed: certificates, keys, or the handshake (in words).
+    #[allow(dead_code)]
+    Tls(String),
 }
 
 impl Error {
     pub(crate) fn new(kind: Kind) -> Self {
         Error { kind }
+    }
+
+    /// The I/O error inside, or the error itself back.
+    #[allow(dead_code)]
+    pub(crate) fn into_io(self) -> std::result::Result<io::Error, Error> {
+        match self.kind {
+            Kind::Io(e) => Ok(e),
+            kind => Err(Error::new(kind)),
+        }
     }
 
     /// An I/O error on the transport.
@@ -58,6 +70,12 @@ impl Error {
     /// The peer broke the protocol (we sent 1002/1007/1009 and closed).
     pub fn is_protocol(&self) -> bool {
         matches!(&self.kind, Kind::Closed(c) if matches!(c.cause, Some(wsx_proto::CloseCause::Protocol(_))))
+    }
+
+    /// TLS failed: a certificate the client does not trust (expired, wrong
+    /// host, unknown CA), a refused client certificate, unusable PEM files.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.kind, Kind::Tls(_))
     }
 
     /// A step did not finish in time.
@@ -109,6 +127,7 @@ impl fmt::Display for Error {
             Kind::Send(e) => write!(f, "{e}"),
             Kind::Timeout(what) => write!(f, "timed out: {what}"),
             Kind::Unsupported(what) => write!(f, "{what}"),
+            Kind::Tls(what) => write!(f, "{what}"),
         }
     }
 }

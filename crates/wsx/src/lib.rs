@@ -40,6 +40,9 @@ mod serve;
 mod server;
 mod socket;
 mod split;
+mod stream;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use broadcast::{Broadcast, BroadcastConfig, Delivery, SlowConsumer, Subscription};
 pub use client::{client, connect, connect_with, ClientConfig};
@@ -54,6 +57,7 @@ pub use server::{
 };
 pub use socket::{TrySendError, WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER};
 pub use split::{WsReader, WsWriter};
+pub use stream::MaybeTlsStream;
 
 pub use wsx_proto;
 

@@ -19,7 +19,6 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use wsx_proto::handshake::{ClientHandshakeError, ClientRequest};
@@ -735,7 +734,7 @@ impl Task {
     /// message, in order.
     async fn connected(
         &mut self,
-        mut ws: WebSocket<TcpStream>,
+        mut ws: WebSocket<crate::MaybeTlsStream>,
         first: ReconnectEvent,
     ) -> Result<Ended, Stop> {
         // One event at a time waits for room in the queue; meanwhile the
@@ -791,7 +790,10 @@ impl Task {
 /// The next message when `want` (the socket's own `recv`, which also
 /// answers pings and runs timers); otherwise only writes what is queued and
 /// waits forever (the socket is not read while an event waits for room).
-async fn next_message(ws: &mut WebSocket<TcpStream>, want: bool) -> crate::Result<Option<Message>> {
+async fn next_message(
+    ws: &mut WebSocket<crate::MaybeTlsStream>,
+    want: bool,
+) -> crate::Result<Option<Message>> {
     if want {
         return ws.recv().await;
     }
@@ -803,7 +805,7 @@ async fn next_message(ws: &mut WebSocket<TcpStream>, want: bool) -> crate::Resul
 
 /// The application dropped the client: close with 1001 and wait for the
 /// server's reply (bounded by the close timeout), discarding messages.
-async fn shut_down(mut ws: WebSocket<TcpStream>) -> Stop {
+async fn shut_down(mut ws: WebSocket<crate::MaybeTlsStream>) -> Stop {
     tracing::debug!("reconnecting client dropped: closing the connection with 1001");
     let _ = ws
         .close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "")))

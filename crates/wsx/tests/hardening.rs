@@ -72,7 +72,7 @@ async fn raw_upgrade(addr: SocketAddr, host: &str, extra: &str) -> String {
 
 /// A client without compression: these tests measure bytes on the wire,
 /// and their repetitive payloads would compress to almost nothing.
-async fn plain_connect(addr: SocketAddr) -> wsx::WebSocket<TcpStream> {
+async fn plain_connect(addr: SocketAddr) -> wsx::WebSocket<wsx::MaybeTlsStream> {
     let req = wsx::ClientRequest::new(&format!("ws://{addr}/")).unwrap();
     let config = wsx::ClientConfig {
         deflate: None,
@@ -619,8 +619,11 @@ type Progress = std::sync::Arc<std::sync::atomic::AtomicUsize>;
 
 /// Reads `FAN_COUNT` messages, checking order; counts them in `Progress`.
 fn fast_reader(
-    mut ws: wsx::WebSocket<TcpStream>,
-) -> (Progress, tokio::task::JoinHandle<wsx::WebSocket<TcpStream>>) {
+    mut ws: wsx::WebSocket<wsx::MaybeTlsStream>,
+) -> (
+    Progress,
+    tokio::task::JoinHandle<wsx::WebSocket<wsx::MaybeTlsStream>>,
+) {
     let progress = Progress::default();
     let p = progress.clone();
     let task = tokio::spawn(async move {

@@ -52,7 +52,9 @@ async fn echo_server(config: ServerConfig) -> SocketAddr {
 }
 
 /// Closes from the client side and checks the clean end.
-async fn close_clean(ws: &mut WebSocket<TcpStream>) {
+async fn close_clean<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    ws: &mut WebSocket<S>,
+) {
     ws.close(Some(CloseFrame::new(CloseCode::NORMAL, "done")))
         .await
         .unwrap();

@@ -1,0 +1,353 @@
+//! wss://: TLS through rustls.
+//!
+//! The crypto provider (ring) is chosen here and passed to every rustls
+//! builder explicitly, so no combination of features in an application's
+//! dependency graph can leave rustls without a process-wide default
+//! provider and panic at runtime.
+
+use crate::error::{Error, Kind, Result};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use tokio::net::TcpStream;
+
+fn provider() -> Arc<CryptoProvider> {
+    static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
+}
+
+fn tls_err(what: String) -> Error {
+    Error::new(Kind::Tls(what))
+}
+
+/// Where a client's trusted root certificates come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Roots {
+    /// Mozilla's roots, compiled in (webpki-roots): the same everywhere.
+    Bundled,
+    /// The operating system's store (rustls-native-certs).
+    System,
+    /// Both (the default): corporate CAs installed on the machine work,
+    /// and so do public sites on machines with an empty store.
+    #[default]
+    Both,
+    /// None: only [`TlsClientOptions::extra_roots`].
+    None,
+}
+
+/// Client TLS settings; [`TlsClientOptions::build`] makes the rustls
+/// configuration to put in [`crate::ClientConfig::tls`].
+#[derive(Debug, Default)]
+pub struct TlsClientOptions {
+    /// Trusted roots.
+    pub roots: Roots,
+    /// More trusted CAs (e.g. a private CA: [`load_certs`] of `--ca FILE`).
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    /// A client certificate chain and key, for servers that require
+    /// mutual TLS.
+    pub client_auth: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    /// DANGEROUS: accept any server certificate (no authentication at all:
+    /// anyone on the path can read and change the traffic). For tests
+    /// against self-signed servers only.
+    pub danger_accept_invalid_certs: bool,
+}
+
+impl TlsClientOptions {
+    /// The rustls client configuration (ALPN `http/1.1`).
+    ///
+    /// # Errors
+    /// An unusable client certificate or key, or no trusted roots at all.
+    pub fn build(&self) -> Result<Arc<rustls::ClientConfig>> {
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_err(e.to_string()))?;
+        let builder = if self.danger_accept_invalid_certs {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnything))
+        } else {
+            let mut store = RootCertStore::empty();
+            if matches!(self.roots, Roots::Bundled | Roots::Both) {
+                store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            }
+            if matches!(self.roots, Roots::System | Roots::Both) {
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = store.add(cert);
+                }
+            }
+            for cert in &self.extra_roots {
+                store.add(cert.clone()).map_err(|e| {
+                    tls_err(format!("CA certificate not usable as a trust root: {e}"))
+                })?;
+            }
+            if store.is_empty() {
+                return Err(tls_err(
+                    "no trusted root certificates (the system store is empty; use Roots::Bundled or add a CA)".into(),
+                ));
+            }
+            builder.with_root_certificates(store)
+        };
+        let mut config = match &self.client_auth {
+            Some((chain, key)) => builder
+                .with_client_auth_cert(chain.clone(), key.clone_key())
+                .map_err(|e| tls_err(format!("client certificate or key not usable: {e}")))?,
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// The client configuration used when [`crate::ClientConfig::tls`] is
+/// `None`: system and bundled roots.
+pub(crate) fn default_client_config() -> Result<Arc<rustls::ClientConfig>> {
+    static C: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    if let Some(c) = C.get() {
+        return Ok(c.clone());
+    }
+    let c = TlsClientOptions::default().build()?;
+    Ok(C.get_or_init(|| c).clone())
+}
+
+/// Reads every certificate of a PEM file.
+///
+/// # Errors
+/// The file cannot be read or holds no certificate.
+pub fn load_certs(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>> {
+    let path = path.as_ref();
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<std::result::Result<_, _>>())
+        .map_err(|e| tls_err(format!("{}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(tls_err(format!(
+            "{}: no PEM certificate (expected -----BEGIN CERTIFICATE-----)",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// Reads the private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
+///
+/// # Errors
+/// The file cannot be read or holds no key.
+pub fn load_key(path: impl AsRef<Path>) -> Result<PrivateKeyDer<'static>> {
+    let path = path.as_ref();
+    PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        tls_err(format!(
+            "{}: no usable PEM private key ({e}); expected -----BEGIN PRIVATE KEY----- (or RSA/EC)",
+            path.display()
+        ))
+    })
+}
+
+/// A server configuration from a certificate chain and its key (ALPN
+/// `http/1.1`). With `client_roots`, clients must present a certificate
+/// signed by one of them (mutual TLS).
+///
+/// # Errors
+/// A key that does not match the certificate, or unusable client roots.
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_roots: Option<Vec<CertificateDer<'static>>>,
+) -> Result<Arc<rustls::ServerConfig>> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_err(e.to_string()))?;
+    let builder = match client_roots {
+        Some(roots) => {
+            let mut store = RootCertStore::empty();
+            for c in roots {
+                store
+                    .add(c)
+                    .map_err(|e| tls_err(format!("client CA not usable: {e}")))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(store),
+                provider(),
+            )
+            .build()
+            .map_err(|e| tls_err(format!("client CA not usable: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| tls_err(format!("certificate and key do not go together: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// [`server_config`] from PEM files.
+///
+/// # Errors
+/// As [`load_certs`], [`load_key`] and [`server_config`].
+pub fn server_config_from_pem(
+    cert: impl AsRef<Path>,
+    key: impl AsRef<Path>,
+) -> Result<Arc<rustls::ServerConfig>> {
+    server_config(load_certs(cert)?, load_key(key)?, None)
+}
+
+/// A self-signed certificate for development (`wsx serve --tls-self-signed`).
+#[derive(Debug)]
+pub struct SelfSigned {
+    /// The server configuration using it.
+    pub config: Arc<rustls::ServerConfig>,
+    /// The certificate, PEM (give it to clients as a CA: `--ca`).
+    pub cert_pem: String,
+    /// SHA-256 of the certificate, as colon-separated hex (what browsers show).
+    pub fingerprint: String,
+}
+
+/// Generates a self-signed certificate for `names` (DNS names or IP
+/// addresses) and a server configuration with it.
+///
+/// # Errors
+/// A name rcgen cannot put in a certificate.
+pub fn self_signed(names: &[&str]) -> Result<SelfSigned> {
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let ck = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| tls_err(format!("cannot generate a certificate: {e}")))?;
+    let der = ck.cert.der().clone();
+    let fingerprint = fingerprint(&der);
+    let key = PrivateKeyDer::Pkcs8(ck.key_pair.serialize_der().into());
+    Ok(SelfSigned {
+        config: server_config(vec![der], key, None)?,
+        cert_pem: ck.cert.pem(),
+        fingerprint,
+    })
+}
+
+/// SHA-256 fingerprint of a DER certificate, `AB:CD:...`.
+pub fn fingerprint(der: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Runs the client side of TLS on `tcp` for `host`, and explains failures.
+pub(crate) async fn connect(
+    config: Arc<rustls::ClientConfig>,
+    host: &str,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| tls_err(format!("{host:?} is not a valid TLS server name")))?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| explain(host, e))
+}
+
+/// An I/O error that carries a TLS alert (with TLS 1.3 a refused client
+/// certificate surfaces on the first read after the handshake), in words.
+pub(crate) fn explain_late(host: &str, e: io::Error) -> Error {
+    if e.get_ref()
+        .and_then(|r| r.downcast_ref::<rustls::Error>())
+        .is_some()
+    {
+        explain(host, e)
+    } else {
+        Error::new(Kind::Io(e))
+    }
+}
+
+/// A TLS failure in words: which check failed and what to do.
+fn explain(host: &str, e: io::Error) -> Error {
+    use rustls::CertificateError as C;
+    let Some(tls) = e.get_ref().and_then(|r| r.downcast_ref::<rustls::Error>()) else {
+        return Error::new(Kind::Io(io::Error::new(
+            e.kind(),
+            format!("TLS handshake with {host}: {e} (is this port speaking TLS? for plain WebSocket use ws://)"),
+        )));
+    };
+    let why = match tls {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::Expired | C::ExpiredContext { .. } => {
+                "the server's certificate has expired (or this machine's clock is wrong)".to_string()
+            }
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "the server's certificate is not valid yet (check this machine's clock)".to_string()
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => format!(
+                "the server's certificate is not valid for {host:?} (wrong host name in the URL, or the server sends another site's certificate)"
+            ),
+            C::UnknownIssuer => "the server's certificate is signed by an unknown CA (a private or self-signed CA: trust it with --ca FILE / TlsClientOptions::extra_roots)".to_string(),
+            C::Revoked => "the server's certificate was revoked".to_string(),
+            C::BadSignature => "the server's certificate has a bad signature".to_string(),
+            other => format!("the server's certificate was rejected: {other:?}"),
+        },
+        rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => {
+            "the server requires a client certificate (mutual TLS): pass --cert and --key (TlsClientOptions::client_auth)".to_string()
+        }
+        rustls::Error::AlertReceived(alert) => format!(
+            "the server refused the TLS handshake ({alert:?}; if it requires a client certificate, pass --cert and --key)"
+        ),
+        rustls::Error::NoApplicationProtocol => {
+            "no common ALPN protocol (the server does not offer http/1.1)".to_string()
+        }
+        other => format!("{other}"),
+    };
+    tls_err(format!("TLS handshake with {host} failed: {why}"))
+}
+
+/// DANGEROUS: a verifier that accepts every certificate.
+#[derive(Debug)]
+struct AcceptAnything;
+
+impl ServerCertVerifier for AcceptAnything {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &provider().signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &provider().signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

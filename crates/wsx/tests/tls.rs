@@ -1,0 +1,235 @@
+//! wss:// on loopback with a CA and certificates generated here: round
+//! trip, wrong host, unknown CA, mutual TLS, self-signed development mode.
+#![cfg(feature = "tls")]
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use wsx::tls::{Roots, TlsClientOptions};
+use wsx::{ClientConfig, ClientRequest, Message};
+
+struct Pki {
+    ca: rcgen::Certificate,
+    ca_key: KeyPair,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "wsx test CA");
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = params.self_signed(&ca_key).unwrap();
+        Pki { ca, ca_key }
+    }
+
+    fn ca_der(&self) -> CertificateDer<'static> {
+        self.ca.der().clone()
+    }
+
+    /// A certificate for `names`, signed by the CA.
+    fn leaf(&self, names: &[&str]) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        (
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+    }
+}
+
+/// A wss echo server: TLS with `config`, then `wsx::accept`.
+async fn wss_echo(config: Arc<rustls::ServerConfig>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut ws) = wsx::accept(tls).await else {
+                    return;
+                };
+                while let Ok(Some(m)) = ws.recv().await {
+                    if matches!(m, Message::Text(_) | Message::Binary(_))
+                        && ws.send(m).await.is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn client_config(opts: TlsClientOptions) -> ClientConfig {
+    ClientConfig {
+        tls: Some(opts.build().unwrap()),
+        ..Default::default()
+    }
+}
+
+fn trusting(pki: &Pki) -> TlsClientOptions {
+    TlsClientOptions {
+        roots: Roots::None,
+        extra_roots: vec![pki.ca_der()],
+        ..Default::default()
+    }
+}
+
+async fn connect(
+    url: &str,
+    config: &ClientConfig,
+) -> wsx::Result<wsx::WebSocket<wsx::MaybeTlsStream>> {
+    wsx::connect_with(&ClientRequest::new(url).unwrap(), config)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+#[tokio::test]
+async fn wss_echo_round_trip_with_a_private_ca() {
+    let pki = Pki::new();
+    let (chain, key) = pki.leaf(&["localhost"]);
+    let addr = wss_echo(wsx::tls::server_config(chain, key, None).unwrap()).await;
+    let config = client_config(trusting(&pki));
+    let mut ws = connect(&format!("wss://localhost:{}/chat", addr.port()), &config)
+        .await
+        .unwrap();
+    let tls = ws.get_ref().tls().expect("a TLS session");
+    assert_eq!(tls.alpn_protocol(), Some(&b"http/1.1"[..]));
+    assert!(tls.protocol_version().is_some());
+    assert!(ws.deflate().is_some(), "compression works over TLS too");
+    for m in [
+        Message::text("hello over TLS"),
+        Message::binary(vec![0xab; 300_000]),
+        Message::text("{\"k\":1}".repeat(5000)),
+    ] {
+        ws.send(m.clone()).await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Some(m));
+    }
+    ws.close(None).await.unwrap();
+    while ws.recv().await.unwrap().is_some() {}
+}
+
+#[tokio::test]
+async fn wrong_host_and_unknown_ca_are_refused_in_words() {
+    let pki = Pki::new();
+    let (chain, key) = pki.leaf(&["localhost"]);
+    let addr = wss_echo(wsx::tls::server_config(chain, key, None).unwrap()).await;
+    // The certificate names localhost, not 127.0.0.1.
+    let err = connect(
+        &format!("wss://127.0.0.1:{}/", addr.port()),
+        &client_config(trusting(&pki)),
+    )
+    .await
+    .expect_err("wrong host");
+    assert!(err.is_tls(), "{err}");
+    assert!(
+        err.to_string().contains("not valid for \"127.0.0.1\""),
+        "{err}"
+    );
+    // Public roots only: the private CA is unknown.
+    let public = client_config(TlsClientOptions {
+        roots: Roots::Bundled,
+        ..Default::default()
+    });
+    let err = connect(&format!("wss://localhost:{}/", addr.port()), &public)
+        .await
+        .expect_err("unknown CA");
+    assert!(err.is_tls(), "{err}");
+    assert!(err.to_string().contains("unknown CA"), "{err}");
+    assert!(
+        err.to_string().contains("--ca"),
+        "says how to fix it: {err}"
+    );
+}
+
+#[tokio::test]
+async fn mutual_tls_required_and_satisfied() {
+    let pki = Pki::new();
+    let (chain, key) = pki.leaf(&["localhost"]);
+    let addr =
+        wss_echo(wsx::tls::server_config(chain, key, Some(vec![pki.ca_der()])).unwrap()).await;
+    let url = format!("wss://localhost:{}/", addr.port());
+    // Without a client certificate: refused.
+    let err = connect(&url, &client_config(trusting(&pki)))
+        .await
+        .expect_err("no client certificate");
+    assert!(err.is_tls(), "{err}");
+    assert!(
+        err.to_string().contains("requires a client certificate"),
+        "{err}"
+    );
+    // With one signed by the CA the server trusts: accepted.
+    let (client_chain, client_key) = pki.leaf(&["client.test"]);
+    let mut opts = trusting(&pki);
+    opts.client_auth = Some((client_chain, client_key));
+    let mut ws = connect(&url, &client_config(opts)).await.unwrap();
+    ws.send(Message::text("mtls")).await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Some(Message::text("mtls")));
+}
+
+#[tokio::test]
+async fn self_signed_development_certificate() {
+    let dev = wsx::tls::self_signed(&["localhost", "127.0.0.1"]).unwrap();
+    assert_eq!(dev.fingerprint.len(), 32 * 3 - 1, "{}", dev.fingerprint);
+    assert!(dev.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    let addr = wss_echo(dev.config.clone()).await;
+    let url = format!("wss://127.0.0.1:{}/", addr.port());
+    // Trusting the printed certificate works...
+    let ca = CertificateDer::from_pem_slice(dev.cert_pem.as_bytes()).unwrap();
+    use rustls::pki_types::pem::PemObject;
+    let mut ws = connect(
+        &url,
+        &client_config(TlsClientOptions {
+            roots: Roots::None,
+            extra_roots: vec![ca],
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap();
+    ws.send(Message::text("dev")).await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Some(Message::text("dev")));
+    // ...and so does the explicitly dangerous option; the default does not.
+    let insecure = client_config(TlsClientOptions {
+        danger_accept_invalid_certs: true,
+        ..Default::default()
+    });
+    assert!(connect(&url, &insecure).await.is_ok());
+    assert!(connect(&url, &ClientConfig::default())
+        .await
+        .unwrap_err()
+        .is_tls());
+}
+
+#[tokio::test]
+async fn plain_server_on_a_wss_url_is_explained() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let _ = wsx::accept(tcp).await;
+    });
+    let err = connect(
+        &format!("wss://localhost:{}/", addr.port()),
+        &ClientConfig::default(),
+    )
+    .await
+    .expect_err("not TLS");
+    assert!(err.to_string().contains("TLS"), "{err}");
+}
