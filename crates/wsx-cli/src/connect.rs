@@ -120,6 +120,20 @@ pub struct ConnectArgs {
     /// and its parameters) to stderr after the handshake.
     #[arg(short = 'v', long)]
     pub verbose: bool,
+    /// Trust this CA (PEM) for wss://, besides the system and bundled roots
+    /// (e.g. a private CA, or the certificate `wsx serve --tls-self-signed` printed).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+    /// Client certificate chain (PEM) for servers that require mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+    /// DANGEROUS: do not verify the server's certificate (tests against
+    /// self-signed servers only; anyone on the path can read and alter traffic).
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
     /// Do not offer permessage-deflate (offered by default, as browsers do).
     #[arg(long)]
     pub no_deflate: bool,
@@ -276,6 +290,12 @@ fn build_request(args: &ConnectArgs) -> Result<(wsx::ClientRequest, wsx::ClientC
             level: args.deflate_level,
             ..Default::default()
         }),
+        tls: crate::client_tls(
+            args.ca.as_deref(),
+            args.cert.as_deref(),
+            args.key.as_deref(),
+            args.insecure,
+        )?,
         ..Default::default()
     };
     Ok((req, config))

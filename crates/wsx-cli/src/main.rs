@@ -127,6 +127,35 @@ pub fn protocol_config(
         .map_err(|e| e.to_string())
 }
 
+/// TLS client settings from `--ca`, `--cert`/`--key` and `--insecure`;
+/// `None` when none is given (system and bundled roots).
+pub fn client_tls(
+    ca: Option<&std::path::Path>,
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+    insecure: bool,
+) -> Result<Option<std::sync::Arc<wsx::tls::rustls::ClientConfig>>, String> {
+    if ca.is_none() && cert.is_none() && !insecure {
+        return Ok(None);
+    }
+    let mut opts = wsx::tls::TlsClientOptions {
+        danger_accept_invalid_certs: insecure,
+        ..Default::default()
+    };
+    if insecure {
+        eprintln!("wsx: warning: --insecure: the server's certificate is not checked");
+    }
+    if let Some(ca) = ca {
+        opts.extra_roots = wsx::tls::load_certs(ca).map_err(|e| format!("--ca: {e}"))?;
+    }
+    if let (Some(cert), Some(key)) = (cert, key) {
+        let chain = wsx::tls::load_certs(cert).map_err(|e| format!("--cert: {e}"))?;
+        let key = wsx::tls::load_key(key).map_err(|e| format!("--key: {e}"))?;
+        opts.client_auth = Some((chain, key));
+    }
+    opts.build().map(Some).map_err(|e| e.to_string())
+}
+
 /// The default `--max-message`.
 pub fn default_max_message() -> usize {
     wsx::wsx_proto::config::DEFAULT_MAX_MESSAGE_SIZE

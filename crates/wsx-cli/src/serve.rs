@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
+use wsx::MaybeTlsStream;
 use wsx::{CloseCode, CloseFrame, Message, PreparedMessage, WebSocket};
 
 /// Examples shown by `wsx serve --help`.
@@ -73,6 +74,22 @@ pub struct ServeArgs {
     /// connections and finds clients that vanished without a FIN.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub ping_interval: f64,
+    /// Serve wss:// with this certificate chain (PEM; with --tls-key).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve wss:// with a self-signed certificate generated at start (for
+    /// development): its SHA-256 fingerprint is printed and the certificate
+    /// written to a file to give clients (`wsx connect --ca FILE`).
+    #[arg(long)]
+    pub tls_self_signed: bool,
     /// Do not accept permessage-deflate (compression is negotiated whenever
     /// the client offers it otherwise, as browsers do).
     #[arg(long)]
@@ -218,7 +235,7 @@ type Room = HashMap<u64, mpsc::Sender<Out>>;
 /// Drains a client's queue to its socket, flushing when the queue runs dry.
 /// A dropped queue means the client was too slow (1008); shutdown sends 1001.
 async fn writer_loop(
-    mut writer: wsx::WsWriter<TcpStream>,
+    mut writer: wsx::WsWriter<MaybeTlsStream>,
     mut rx: mpsc::Receiver<Out>,
     mut shutdown: watch::Receiver<bool>,
     sent: Arc<AtomicU64>,
@@ -264,6 +281,8 @@ async fn writer_loop(
 }
 
 struct State {
+    /// Set for wss://.
+    tls: Option<wsx::tls::tokio_rustls::TlsAcceptor>,
     args: ServeArgs,
     config: wsx::ServerConfig,
     metrics: Metrics,
@@ -335,7 +354,17 @@ pub async fn run(args: ServeArgs) -> u8 {
         ..Default::default()
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let tls = match tls_acceptor(&args, listen) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("wsx: {e}");
+            return 2;
+        }
+    };
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let http = if tls.is_some() { "https" } else { "http" };
     let state = Arc::new(State {
+        tls,
         config,
         metrics: Metrics::default(),
         rooms: Mutex::new(HashMap::new()),
@@ -355,7 +384,7 @@ pub async fn run(args: ServeArgs) -> u8 {
         "echo"
     };
     tracing::info!(
-        "{mode} server listening on ws://{listen} (test page: http://{listen}/, metrics: http://{listen}/metrics)"
+        "{mode} server listening on {scheme}://{listen} (test page: {http}://{listen}/, metrics: {http}://{listen}/metrics)"
     );
     let signal = shutdown_signal();
     tokio::pin!(signal);
@@ -419,7 +448,24 @@ async fn shutdown_signal() {
 }
 
 async fn handle(state: Arc<State>, tcp: TcpStream, peer: SocketAddr) {
-    let incoming = match wsx::read_request(tcp, &state.config).await {
+    let stream = match &state.tls {
+        None => MaybeTlsStream::Plain(tcp),
+        Some(acceptor) => {
+            // The TLS handshake counts against the handshake deadline too.
+            match tokio::time::timeout(state.config.handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => MaybeTlsStream::TlsServer(Box::new(tls)),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+    };
+    let incoming = match wsx::read_request(stream, &state.config).await {
         Ok(i) => i,
         Err(e) => {
             tracing::debug!(%peer, "bad request: {e}");
@@ -510,7 +556,7 @@ where
     }
 }
 
-async fn echo(state: &State, mut ws: WebSocket<TcpStream>) -> End {
+async fn echo(state: &State, mut ws: WebSocket<MaybeTlsStream>) -> End {
     let mut shutdown = state.shutdown.clone();
     let mut counts = Counts::default();
     let result = loop {
@@ -544,7 +590,7 @@ async fn echo(state: &State, mut ws: WebSocket<TcpStream>) -> End {
 
 /// `--broadcast`: a room per path; each message is encoded once and queued
 /// to every member, each with a bounded queue.
-async fn broadcast(state: &State, ws: WebSocket<TcpStream>, path: &str) -> End {
+async fn broadcast(state: &State, ws: WebSocket<MaybeTlsStream>, path: &str) -> End {
     let id = state.next_id.fetch_add(1, Relaxed);
     let (tx, rx) = mpsc::channel::<Out>(state.args.queue.max(1));
     state
@@ -610,7 +656,7 @@ async fn broadcast(state: &State, ws: WebSocket<TcpStream>, path: &str) -> End {
     reader_end(&reader, result)
 }
 
-fn reader_end(reader: &wsx::WsReader<TcpStream>, result: Result<(), wsx::Error>) -> End {
+fn reader_end(reader: &wsx::WsReader<MaybeTlsStream>, result: Result<(), wsx::Error>) -> End {
     match result {
         Ok(()) => {
             let c = reader.close_info();
@@ -704,7 +750,7 @@ fn exit_close(status: Option<std::process::ExitStatus>) -> CloseFrame {
 /// `--exec`: one program per connection.
 async fn exec_one(
     state: &State,
-    mut ws: WebSocket<TcpStream>,
+    mut ws: WebSocket<MaybeTlsStream>,
     cmd: &str,
     env: Vec<(String, String)>,
 ) -> End {
@@ -858,7 +904,7 @@ async fn shared_program(state: &State) -> Option<(mpsc::Sender<Bytes>, Arc<Mutex
 }
 
 /// `--exec-shared`: every client talks to the one program.
-async fn exec_shared(state: &State, ws: WebSocket<TcpStream>) -> End {
+async fn exec_shared(state: &State, ws: WebSocket<MaybeTlsStream>) -> End {
     let Some((stdin, clients)) = shared_program(state).await else {
         let mut ws = ws;
         let _ = ws
@@ -914,7 +960,7 @@ async fn exec_shared(state: &State, ws: WebSocket<TcpStream>) -> End {
 }
 
 /// Plain HTTP: the test page, metrics, static files, or 426.
-async fn http_response(state: &State, incoming: wsx::Incoming<TcpStream>) {
+async fn http_response(state: &State, incoming: wsx::Incoming<MaybeTlsStream>) {
     let req = incoming.request();
     let path = req.uri().path().to_string();
     if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
@@ -1049,3 +1095,33 @@ document.getElementById('f').onsubmit = ev => {
 };
 </script></body></html>
 "#;
+
+/// The TLS acceptor for `--tls-cert/--tls-key` or `--tls-self-signed`.
+fn tls_acceptor(
+    args: &ServeArgs,
+    listen: SocketAddr,
+) -> Result<Option<wsx::tls::tokio_rustls::TlsAcceptor>, String> {
+    let config = if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        wsx::tls::server_config_from_pem(cert, key).map_err(|e| e.to_string())?
+    } else if args.tls_self_signed {
+        let ip = listen.ip().to_string();
+        let mut names = vec!["localhost", ip.as_str()];
+        names.dedup();
+        let dev = wsx::tls::self_signed(&names).map_err(|e| e.to_string())?;
+        let path = std::env::temp_dir().join(format!("wsx-self-signed-{}.pem", listen.port()));
+        std::fs::write(&path, &dev.cert_pem)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        eprintln!(
+            "wsx: self-signed certificate for {} (development only)\nwsx:   SHA-256 fingerprint {}\nwsx:   certificate: {} (clients: wsx connect --ca {} wss://localhost:{}/)",
+            names.join(", "),
+            dev.fingerprint,
+            path.display(),
+            path.display(),
+            listen.port()
+        );
+        dev.config
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(wsx::tls::tokio_rustls::TlsAcceptor::from(config)))
+}

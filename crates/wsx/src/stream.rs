@@ -1,4 +1,4 @@
-//! The stream under a client connection: TCP, or TLS over TCP.
+//! The stream under a connection: TCP, or TLS over TCP (either side).
 
 use std::io;
 use std::pin::Pin;
@@ -6,14 +6,18 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// A client connection's stream: plain TCP (`ws://`) or TLS (`wss://`).
+/// A connection's stream: plain TCP (`ws://`) or TLS (`wss://`), client
+/// or server side.
 #[derive(Debug)]
 pub enum MaybeTlsStream {
     /// `ws://`.
     Plain(TcpStream),
-    /// `wss://`.
+    /// `wss://`, client side.
     #[cfg(feature = "tls")]
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// `wss://`, server side (an accepted TLS connection).
+    #[cfg(feature = "tls")]
+    TlsServer(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
 impl MaybeTlsStream {
@@ -23,6 +27,8 @@ impl MaybeTlsStream {
             MaybeTlsStream::Plain(s) => s,
             #[cfg(feature = "tls")]
             MaybeTlsStream::Tls(s) => s.get_ref().0,
+            #[cfg(feature = "tls")]
+            MaybeTlsStream::TlsServer(s) => s.get_ref().0,
         }
     }
 
@@ -34,6 +40,8 @@ impl MaybeTlsStream {
             MaybeTlsStream::Plain(_) => None,
             #[cfg(feature = "tls")]
             MaybeTlsStream::Tls(s) => Some(s.get_ref().1),
+            #[cfg(feature = "tls")]
+            MaybeTlsStream::TlsServer(_) => None,
         }
     }
 }
@@ -48,6 +56,8 @@ impl AsyncRead for MaybeTlsStream {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             #[cfg(feature = "tls")]
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
+            MaybeTlsStream::TlsServer(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -62,6 +72,8 @@ impl AsyncWrite for MaybeTlsStream {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             #[cfg(feature = "tls")]
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            MaybeTlsStream::TlsServer(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
     fn poll_write_vectored(
@@ -73,6 +85,8 @@ impl AsyncWrite for MaybeTlsStream {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             #[cfg(feature = "tls")]
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "tls")]
+            MaybeTlsStream::TlsServer(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
     fn is_write_vectored(&self) -> bool {
@@ -80,6 +94,8 @@ impl AsyncWrite for MaybeTlsStream {
             MaybeTlsStream::Plain(s) => s.is_write_vectored(),
             #[cfg(feature = "tls")]
             MaybeTlsStream::Tls(s) => s.is_write_vectored(),
+            #[cfg(feature = "tls")]
+            MaybeTlsStream::TlsServer(s) => s.is_write_vectored(),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -87,6 +103,8 @@ impl AsyncWrite for MaybeTlsStream {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_flush(cx),
             #[cfg(feature = "tls")]
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            #[cfg(feature = "tls")]
+            MaybeTlsStream::TlsServer(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -94,6 +112,8 @@ impl AsyncWrite for MaybeTlsStream {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             #[cfg(feature = "tls")]
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            #[cfg(feature = "tls")]
+            MaybeTlsStream::TlsServer(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

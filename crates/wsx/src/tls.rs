@@ -16,6 +16,9 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use tokio::net::TcpStream;
 
+pub use rustls;
+pub use tokio_rustls;
+
 fn provider() -> Arc<CryptoProvider> {
     static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
