@@ -130,6 +130,11 @@ pub struct ConnectArgs {
     /// The client certificate's private key (PEM).
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<std::path::PathBuf>,
+    /// Connect through this proxy: http://[user:pass@]host:port (CONNECT) or
+    /// socks5://[user:pass@]host:port. Without it, HTTPS_PROXY (wss://),
+    /// HTTP_PROXY (ws://) or ALL_PROXY are used unless NO_PROXY covers the host.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
     /// DANGEROUS: do not verify the server's certificate (tests against
     /// self-signed servers only; anyone on the path can read and alter traffic).
     #[arg(long, short = 'k')]
@@ -290,6 +295,10 @@ fn build_request(args: &ConnectArgs) -> Result<(wsx::ClientRequest, wsx::ClientC
             level: args.deflate_level,
             ..Default::default()
         }),
+        proxy: match &args.proxy {
+            Some(p) => Some(wsx::Proxy::parse(p).map_err(|e| format!("--proxy: {e}"))?),
+            None => wsx::Proxy::from_env(req.is_secure(), req.host()).map_err(|e| e.to_string())?,
+        },
         tls: crate::client_tls(
             args.ca.as_deref(),
             args.cert.as_deref(),

@@ -85,3 +85,88 @@ fn pem_files_and_bad_paths() {
     assert!(err.contains("private key"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A one-connection HTTP CONNECT proxy on a thread; returns its port and
+/// the CONNECT target it saw.
+fn one_shot_connect_proxy() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (client, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(client.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let target = line.split_whitespace().nth(1).unwrap().to_string();
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h).unwrap();
+            if h == "\r\n" {
+                break;
+            }
+        }
+        tx.send(target.clone()).unwrap();
+        let upstream = std::net::TcpStream::connect(&target).unwrap();
+        let mut c2 = client.try_clone().unwrap();
+        c2.write_all(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+        let mut up2 = upstream.try_clone().unwrap();
+        let t = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if up2.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = up2.shutdown(std::net::Shutdown::Write);
+        });
+        let mut up = upstream;
+        let _ = std::io::copy(&mut up, &mut c2);
+        let _ = c2.shutdown(std::net::Shutdown::Write);
+        let _ = t.join();
+    });
+    (port, rx)
+}
+
+#[test]
+fn connect_through_a_proxy_from_the_flag_and_the_environment() {
+    let server = serve(&[]);
+    let url = format!("ws://localhost:{}/", server.port);
+    let (proxy, seen) = one_shot_connect_proxy();
+    let (code, out, err) = connect(
+        &["--proxy", &format!("http://127.0.0.1:{proxy}"), &url],
+        "via flag\n",
+    );
+    assert_eq!((code, out.as_str()), (0, "via flag\n"), "{err}");
+    assert_eq!(seen.recv().unwrap(), format!("localhost:{}", server.port));
+    // From HTTP_PROXY, unless NO_PROXY covers the host.
+    let (proxy, seen) = one_shot_connect_proxy();
+    let run_env = |no_proxy: &str, input: &str| {
+        let out = Command::new(WSX)
+            .args(["connect", &url])
+            .env("HTTP_PROXY", format!("http://127.0.0.1:{proxy}"))
+            .env("NO_PROXY", no_proxy)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+                c.wait_with_output()
+            })
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(run_env("localhost", "direct\n"), "direct\n");
+    assert!(seen.try_recv().is_err(), "NO_PROXY honoured");
+    assert_eq!(run_env("example.org", "via env\n"), "via env\n");
+    assert_eq!(seen.recv().unwrap(), format!("localhost:{}", server.port));
+    let (code, _, err) = connect(&["--proxy", "ftp://x", &url], "");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unsupported proxy scheme"), "{err}");
+}

@@ -22,6 +22,12 @@ pub struct ClientConfig {
     pub handshake_timeout: Duration,
     /// The TLS handshake (`wss://`) must complete within this time. Default 10 s.
     pub tls_timeout: Duration,
+    /// Reach the server through this proxy (HTTP CONNECT or SOCKS5); the
+    /// TCP connect timeout then covers reaching the proxy and its tunnel.
+    /// `None` (the default): direct. [`crate::Proxy::from_env`] reads
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`; the library does
+    /// not read them unasked.
+    pub proxy: Option<crate::Proxy>,
     /// TLS settings for `wss://` (see [`crate::tls::TlsClientOptions`]);
     /// `None`: system and bundled roots, no client certificate.
     #[cfg(feature = "tls")]
@@ -42,6 +48,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             tls_timeout: Duration::from_secs(10),
+            proxy: None,
             #[cfg(feature = "tls")]
             tls: None,
             write_buffer_high_water: DEFAULT_WRITE_BUFFER_HIGH_WATER,
@@ -96,26 +103,18 @@ pub async fn connect_with(
             "{req}: wss:// needs wsx's `tls` feature, which this build lacks; use ws://"
         ))));
     }
-    let addr = (req.host(), req.port());
-    let tcp = match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => {
-            let hint = match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => {
-                    ": nothing is listening there (is the server running, and on this port?)"
-                }
-                _ => "",
-            };
-            return Err(Error::new(Kind::Io(std::io::Error::new(
-                e.kind(),
-                format!("cannot connect to {}:{}: {e}{hint}", req.host(), req.port()),
-            ))));
-        }
-        Err(_) => {
-            return Err(Error::new(Kind::Timeout(
-                "TCP connect did not complete within the connect timeout",
-            )))
-        }
+    let tcp = match &config.proxy {
+        Some(proxy) => tokio::time::timeout(
+            config.connect_timeout,
+            proxy.connect(req.host(), req.port()),
+        )
+        .await
+        .map_err(|_| {
+            Error::new(Kind::Timeout(
+                "the proxy did not open the tunnel within the connect timeout",
+            ))
+        })??,
+        None => direct(req, config).await?,
     };
     let _ = tcp.set_nodelay(true);
     #[cfg(feature = "tls")]
@@ -137,6 +136,32 @@ pub async fn connect_with(
         return client(MaybeTlsStream::Tls(Box::new(tls)), req, config).await;
     }
     client(MaybeTlsStream::Plain(tcp), req, config).await
+}
+
+/// TCP straight to the server, within the connect timeout.
+async fn direct(req: &ClientRequest, config: &ClientConfig) -> Result<TcpStream> {
+    let addr = (req.host(), req.port());
+    let tcp = match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => {
+            let hint = match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    ": nothing is listening there (is the server running, and on this port?)"
+                }
+                _ => "",
+            };
+            return Err(Error::new(Kind::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot connect to {}:{}: {e}{hint}", req.host(), req.port()),
+            ))));
+        }
+        Err(_) => {
+            return Err(Error::new(Kind::Timeout(
+                "TCP connect did not complete within the connect timeout",
+            )))
+        }
+    };
+    Ok(tcp)
 }
 
 /// Runs the client handshake on an established stream (TCP, TLS, a proxy

@@ -32,6 +32,8 @@ pub(crate) enum Kind {
     /// TLS failed: certificates, keys, or the handshake (in words).
     #[allow(dead_code)]
     Tls(String),
+    /// The proxy could not be reached or refused the tunnel.
+    Proxy(String),
 }
 
 impl Error {
@@ -76,6 +78,12 @@ impl Error {
     /// host, unknown CA), a refused client certificate, unusable PEM files.
     pub fn is_tls(&self) -> bool {
         matches!(self.kind, Kind::Tls(_))
+    }
+
+    /// The proxy could not be reached, wanted credentials, or refused the
+    /// tunnel.
+    pub fn is_proxy(&self) -> bool {
+        matches!(self.kind, Kind::Proxy(_))
     }
 
     /// A step did not finish in time.
@@ -128,6 +136,7 @@ impl fmt::Display for Error {
             Kind::Timeout(what) => write!(f, "timed out: {what}"),
             Kind::Unsupported(what) => write!(f, "{what}"),
             Kind::Tls(what) => write!(f, "{what}"),
+            Kind::Proxy(what) => write!(f, "proxy: {what}"),
         }
     }
 }

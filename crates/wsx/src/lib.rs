@@ -35,6 +35,7 @@
 mod broadcast;
 mod client;
 mod error;
+mod proxy;
 mod reconnect;
 mod serve;
 mod server;
@@ -47,6 +48,7 @@ pub mod tls;
 pub use broadcast::{Broadcast, BroadcastConfig, Delivery, SlowConsumer, Subscription};
 pub use client::{client, connect, connect_with, ClientConfig};
 pub use error::{Error, Result};
+pub use proxy::{Proxy, ProxyKind};
 pub use reconnect::{
     Backoff, Disconnect, Jitter, NotSent, ReconnectConfig, ReconnectEvent, ReconnectSender,
     ReconnectingClient, RetryPolicy,
