@@ -238,9 +238,11 @@ pub struct EventChecker {
     fragment_len: usize,
     /// `(max_frame_size, max_message_size)`: no delivered data may exceed them.
     pub limits: Option<(usize, usize)>,
-    /// Frames of the open fragmented message so far, and `max_fragments`.
+    /// Frames of the open fragmented message so far, `max_fragments` and
+    /// `min_fragment_average`.
     fragment_frames: usize,
     max_fragments: usize,
+    min_average: usize,
 }
 
 impl EventChecker {
@@ -249,6 +251,7 @@ impl EventChecker {
         EventChecker {
             limits: Some((config.max_frame_size(), config.max_message_size())),
             max_fragments: config.max_fragments(),
+            min_average: config.min_fragment_average(),
             ..Default::default()
         }
     }
@@ -309,6 +312,16 @@ impl EventChecker {
                 }
                 self.fragment_len += f.data.len();
                 self.fragment_frames += 1;
+                // Bytes before this frame were enough for its number.
+                let before = self.fragment_len - f.data.len();
+                if self.min_average > 0 && self.fragment_frames > 1025 {
+                    assert!(
+                        (self.fragment_frames - 1 - 1024) * self.min_average < before,
+                        "frame {} delivered after {before} bytes, below min_fragment_average {}",
+                        self.fragment_frames,
+                        self.min_average
+                    );
+                }
                 if self.max_fragments > 0 {
                     assert!(
                         self.fragment_frames <= self.max_fragments,

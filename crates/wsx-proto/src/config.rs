@@ -22,6 +22,7 @@ pub struct Config {
     close_timeout: Duration,
     deliver_fragments: bool,
     max_fragments: usize,
+    min_fragment_average: usize,
     idle_timeout: Option<Duration>,
 }
 
@@ -34,12 +35,21 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
 pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for the peer's close frame after sending ours.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Most frames one message may have: 65,536. Without a cap, a peer can send
-/// empty continuation frames forever — no memory grows, but the connection
-/// burns CPU and never completes a message. 65,536 admits every legitimate
-/// fragmentation we know (the Autobahn suite's largest is 4 MiB in 64-byte
-/// fragments, exactly 65,536) while a flood ends after ~400 KB of headers.
-pub const DEFAULT_MAX_FRAGMENTS: usize = 65_536;
+/// Most frames one message may have, whatever their size: 1,048,576 (with
+/// the 16 MiB message limit, 16-byte fragments).
+pub const DEFAULT_MAX_FRAGMENTS: usize = 1 << 20;
+/// Past the first [`FREE_FRAGMENTS`] frames of a message, its frames must
+/// carry this many payload bytes on average. Without such a rule a peer can
+/// send empty or 1-byte continuation frames forever: no memory grows, but the
+/// connection burns CPU and never completes a message. 16 bytes admits every
+/// legitimate fragmentation we know (the Autobahn suite's finest is 4 MiB in
+/// 64-byte fragments) while a flood of 1-byte fragments ends after ~1,100
+/// frames.
+pub const DEFAULT_MIN_FRAGMENT_AVERAGE: usize = 16;
+/// Frames of a message that may be of any size (tiny or empty) before
+/// [`DEFAULT_MIN_FRAGMENT_AVERAGE`] applies: per-byte fragmentation of short
+/// messages (as some test suites do) stays legal.
+pub const FREE_FRAGMENTS: usize = 1024;
 
 impl Default for Config {
     fn default() -> Self {
@@ -51,6 +61,7 @@ impl Default for Config {
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             deliver_fragments: false,
             max_fragments: DEFAULT_MAX_FRAGMENTS,
+            min_fragment_average: DEFAULT_MIN_FRAGMENT_AVERAGE,
             idle_timeout: None,
         }
     }
@@ -91,10 +102,16 @@ impl Config {
         self.deliver_fragments
     }
     /// Most data frames one message may have; the next one fails the
-    /// connection with 1009. Bounds floods of tiny or empty fragments.
-    /// Default [`DEFAULT_MAX_FRAGMENTS`].
+    /// connection with 1009. Default [`DEFAULT_MAX_FRAGMENTS`].
     pub fn max_fragments(&self) -> usize {
         self.max_fragments
+    }
+    /// Past the first [`FREE_FRAGMENTS`] frames, a message's frames must
+    /// average at least this many payload bytes, or the connection fails
+    /// with 1009: floods of tiny or empty fragments end early. 0 turns the
+    /// rule off. Default [`DEFAULT_MIN_FRAGMENT_AVERAGE`].
+    pub fn min_fragment_average(&self) -> usize {
+        self.min_fragment_average
     }
     /// Close the connection (1001, "idle") when no text or binary message
     /// was received or sent for this long; pings and pongs do not count.
@@ -149,6 +166,11 @@ impl ConfigBuilder {
     /// See [`Config::max_fragments`].
     pub fn max_fragments(mut self, frames: usize) -> Self {
         self.0.max_fragments = frames;
+        self
+    }
+    /// See [`Config::min_fragment_average`].
+    pub fn min_fragment_average(mut self, bytes: usize) -> Self {
+        self.0.min_fragment_average = bytes;
         self
     }
     /// See [`Config::idle_timeout`].

@@ -603,6 +603,17 @@ impl Connection {
                         max: self.config.max_fragments(),
                     });
                 }
+                let avg = self.config.min_fragment_average() as u64;
+                if avg > 0
+                    && m.frames >= crate::config::FREE_FRAGMENTS
+                    && (m.frames - crate::config::FREE_FRAGMENTS) as u64 * avg >= m.len
+                {
+                    return Err(ProtocolError::TinyFragments {
+                        frames: m.frames + 1,
+                        bytes: m.len,
+                        average: self.config.min_fragment_average(),
+                    });
+                }
                 (m.kind, m.len, m.compressed)
             }
             (op, Some(_)) => return Err(ProtocolError::ExpectedContinuation(op)),

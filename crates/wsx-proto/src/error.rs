@@ -78,6 +78,16 @@ pub enum ProtocolError {
     /// A compressed message that does not inflate (RFC 7692 §7.2.2).
     #[error("compressed message does not inflate: {0} (the peer's deflate stream is corrupt)")]
     InvalidCompressedData(String),
+    /// A flood of tiny or empty fragments (`min_fragment_average`).
+    #[error("message of {bytes} bytes in {frames} frames: a flood of tiny or empty fragments (past the first 1024 frames they must average {average} bytes; see min_fragment_average)")]
+    TinyFragments {
+        /// Frames so far, this one included.
+        frames: usize,
+        /// Payload bytes so far.
+        bytes: u64,
+        /// The configured minimum average.
+        average: usize,
+    },
     /// A message split into more frames than `max_fragments`.
     #[error("message split into more than {max} frames exceeds max_fragments; a flood of tiny or empty fragments (raise max_fragments if the peer legitimately fragments this finely)")]
     TooManyFragments {
@@ -95,7 +105,8 @@ impl ProtocolError {
             | ProtocolError::InvalidCompressedData(_) => CloseCode::INVALID_PAYLOAD,
             ProtocolError::FrameTooLarge { .. }
             | ProtocolError::MessageTooLarge { .. }
-            | ProtocolError::TooManyFragments { .. } => CloseCode::MESSAGE_TOO_BIG,
+            | ProtocolError::TooManyFragments { .. }
+            | ProtocolError::TinyFragments { .. } => CloseCode::MESSAGE_TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
         }
     }

@@ -549,9 +549,9 @@ fn fragment_cap_is_inclusive_and_fails_with_1009() {
 }
 
 #[test]
-fn empty_fragment_flood_is_cut_off_by_the_default_cap() {
-    // 100,000 one-byte fragments: closed at the 65,537th, with the
-    // assembled message bounded by what arrived before.
+fn tiny_fragment_floods_are_cut_off_by_the_default_rule() {
+    // 100,000 one-byte fragments: past the first 1,024 frames they must
+    // average 16 bytes, so the flood ends at frame 1,094 with 1009.
     let t0 = Instant::now();
     let mut c = conn(S, Config::default(), t0);
     let mut wire = to(S, TEXT, b"x");
@@ -561,11 +561,57 @@ fn empty_fragment_flood_is_cut_off_by_the_default_cap() {
     }
     let ev = feed(&mut c, &wire, t0);
     let closed = the_closed(&ev);
-    assert_eq!(closed.code, CloseCode::MESSAGE_TOO_BIG);
+    assert_eq!(closed.code, CloseCode::MESSAGE_TOO_BIG, "{}", closed.reason);
     assert!(
-        closed.reason.contains("65536"),
-        "names the limit: {}",
+        closed.reason.contains("1094 frames") && closed.reason.contains("tiny"),
+        "names the flood: {}",
         closed.reason
     );
     assert_eq!(ev.len(), 1, "no message delivered: {}", summary(&ev));
+    // Empty fragments: at frame 1,025.
+    let mut c = conn(S, Config::default(), t0);
+    let mut wire = to(S, BINARY, b"");
+    let empty = to(S, CONT, b"");
+    for _ in 0..2000 {
+        wire.extend_from_slice(&empty);
+    }
+    let ev = feed(&mut c, &wire, t0);
+    assert!(
+        the_closed(&ev).reason.contains("1025 frames"),
+        "{}",
+        the_closed(&ev).reason
+    );
+}
+
+#[test]
+fn fine_but_legitimate_fragmentation_is_accepted() {
+    // Autobahn 9.3.1: 4 MiB of text in 64-byte fragments (65,536 of them,
+    // and an empty final one), and per-byte fragmentation of a short text.
+    let t0 = Instant::now();
+    let mut c = conn(S, Config::default(), t0);
+    let chunk = [b'a'; 64];
+    let mut wire = to(S, TEXT, &chunk);
+    let cont = to(S, CONT, &chunk);
+    for _ in 1..65_536 {
+        wire.extend_from_slice(&cont);
+    }
+    wire.extend(to(S, FIN | CONT, b""));
+    let ev = feed(&mut c, &wire, t0);
+    assert!(
+        matches!(&ev[..], [Event::Text(t)] if t.len() == 4 << 20),
+        "{}",
+        summary(&ev)
+    );
+    let mut wire = Vec::new();
+    for (i, b) in b"per-byte fragments".iter().enumerate() {
+        let op = if i == 0 { TEXT } else { CONT };
+        let fin = if i == 17 { FIN } else { 0 };
+        wire.extend(to(S, op | fin, &[*b]));
+    }
+    let ev = feed(&mut c, &wire, t0);
+    assert!(
+        matches!(&ev[..], [Event::Text(t)] if t.as_str() == "per-byte fragments"),
+        "{}",
+        summary(&ev)
+    );
 }
