@@ -74,7 +74,8 @@ pub struct ServeArgs {
     /// connections and finds clients that vanished without a FIN.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub ping_interval: f64,
-    /// Serve wss:// with this certificate chain (PEM; with --tls-key).
+    /// Serve wss:// with this certificate chain (PEM; with --tls-key). SIGHUP
+    /// reloads both files (renewals) without dropping connections.
     #[arg(
         long,
         value_name = "FILE",
@@ -1102,7 +1103,33 @@ fn tls_acceptor(
     listen: SocketAddr,
 ) -> Result<Option<wsx::tls::tokio_rustls::TlsAcceptor>, String> {
     let config = if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        wsx::tls::server_config_from_pem(cert, key).map_err(|e| e.to_string())?
+        let store = wsx::tls::CertStore::new();
+        let load = {
+            let (cert, key) = (cert.clone(), key.clone());
+            move |store: &wsx::tls::CertStore| -> Result<(), wsx::Error> {
+                store.set_default(wsx::tls::load_certs(&cert)?, wsx::tls::load_key(&key)?)
+            }
+        };
+        load(&store).map_err(|e| e.to_string())?;
+        // SIGHUP: load the files again (renewed certificates); open
+        // connections keep theirs, and a bad file keeps the old one.
+        #[cfg(unix)]
+        {
+            let store = store.clone();
+            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .map_err(|e| format!("cannot listen for SIGHUP: {e}"))?;
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    match load(&store) {
+                        Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                        Err(e) => tracing::error!(
+                            "SIGHUP: TLS certificate not reloaded, keeping the old one: {e}"
+                        ),
+                    }
+                }
+            });
+        }
+        store.server_config(None).map_err(|e| e.to_string())?
     } else if args.tls_self_signed {
         let ip = listen.ip().to_string();
         let mut names = vec!["localhost", ip.as_str()];

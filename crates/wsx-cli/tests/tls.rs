@@ -170,3 +170,63 @@ fn connect_through_a_proxy_from_the_flag_and_the_environment() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("unsupported proxy scheme"), "{err}");
 }
+
+#[test]
+fn sighup_reloads_the_certificate_and_keeps_connections() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("wsx-tls-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str| {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
+        let ca = dir.join(name);
+        std::fs::write(&ca, ck.cert.pem()).unwrap();
+        ca.to_str().unwrap().to_string()
+    };
+    let old = write("old.pem");
+    let server = serve(&[
+        "--tls-cert",
+        dir.join("cert.pem").to_str().unwrap(),
+        "--tls-key",
+        dir.join("key.pem").to_str().unwrap(),
+    ]);
+    let url = format!("wss://localhost:{}/", server.port);
+    // A connection that stays open across the reload.
+    let mut open = Command::new(WSX)
+        .args(["connect", "--ca", &old, &url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = open.stdin.take().unwrap();
+    let mut lines = BufReader::new(open.stdout.take().unwrap()).lines();
+    writeln!(stdin, "before").unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "before");
+
+    let new = write("new.pem");
+    let ok = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    // New handshakes see the new certificate (give the signal a moment).
+    let mut reloaded = false;
+    for _ in 0..50 {
+        if connect(&["--ca", &new, &url], "x\n").0 == 0 {
+            reloaded = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(reloaded, "the new certificate was not served after SIGHUP");
+    let (code, _, err) = connect(&["--ca", &old, &url], "x\n");
+    assert_ne!(code, 0, "the old certificate is gone: {err}");
+    // The open connection still works.
+    writeln!(stdin, "after").unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "after");
+    drop(stdin);
+    let _ = open.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -165,21 +165,7 @@ pub fn server_config(
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_err(e.to_string()))?;
     let builder = match client_roots {
-        Some(roots) => {
-            let mut store = RootCertStore::empty();
-            for c in roots {
-                store
-                    .add(c)
-                    .map_err(|e| tls_err(format!("client CA not usable: {e}")))?;
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(store),
-                provider(),
-            )
-            .build()
-            .map_err(|e| tls_err(format!("client CA not usable: {e}")))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+        Some(roots) => builder.with_client_cert_verifier(client_verifier(roots)?),
         None => builder.with_no_client_auth(),
     };
     let mut config = builder
@@ -198,6 +184,137 @@ pub fn server_config_from_pem(
     key: impl AsRef<Path>,
 ) -> Result<Arc<rustls::ServerConfig>> {
     server_config(load_certs(cert)?, load_key(key)?, None)
+}
+
+/// Server certificates that can be replaced while the server runs (new
+/// handshakes get the new certificate; open connections are untouched) and
+/// chosen by SNI name. Cheap to clone: clones share the certificates.
+///
+/// ```no_run
+/// # fn run() -> Result<(), wsx::Error> {
+/// use wsx::tls::{load_certs, load_key, CertStore};
+/// let certs = CertStore::new();
+/// certs.set_default(load_certs("site.pem")?, load_key("site.key")?)?;
+/// certs.add("api.example.com", load_certs("api.pem")?, load_key("api.key")?)?;
+/// let acceptor = wsx::tls::tokio_rustls::TlsAcceptor::from(certs.server_config(None)?);
+/// // Later, e.g. on SIGHUP: certs.set_default(new_chain, new_key)?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct CertStore {
+    inner: Arc<std::sync::RwLock<StoreInner>>,
+}
+
+#[derive(Debug, Default)]
+struct StoreInner {
+    default: Option<Arc<rustls::sign::CertifiedKey>>,
+    by_name: std::collections::HashMap<String, Arc<rustls::sign::CertifiedKey>>,
+}
+
+fn certified(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::sign::CertifiedKey>> {
+    if chain.is_empty() {
+        return Err(tls_err("empty certificate chain".into()));
+    }
+    rustls::sign::CertifiedKey::from_der(chain, key, &provider())
+        .map(Arc::new)
+        .map_err(|e| tls_err(format!("certificate and key do not go together: {e}")))
+}
+
+impl CertStore {
+    /// An empty store (handshakes fail until a certificate is set).
+    pub fn new() -> Self {
+        CertStore::default()
+    }
+
+    /// Sets (or replaces) the certificate for clients that send no SNI
+    /// name or one without its own certificate.
+    ///
+    /// # Errors
+    /// A key that does not match the certificate, or an empty chain: the
+    /// previous certificate stays.
+    pub fn set_default(
+        &self,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<()> {
+        let ck = certified(chain, key)?;
+        self.inner
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .default = Some(ck);
+        Ok(())
+    }
+
+    /// Sets (or replaces) the certificate for SNI name `name`.
+    ///
+    /// # Errors
+    /// As [`CertStore::set_default`].
+    pub fn add(
+        &self,
+        name: &str,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<()> {
+        let ck = certified(chain, key)?;
+        self.inner
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_name
+            .insert(name.to_ascii_lowercase(), ck);
+        Ok(())
+    }
+
+    /// A server configuration that takes its certificates from this store
+    /// (ALPN `http/1.1`; with `client_roots`, mutual TLS).
+    ///
+    /// # Errors
+    /// Unusable client roots.
+    pub fn server_config(
+        &self,
+        client_roots: Option<Vec<CertificateDer<'static>>>,
+    ) -> Result<Arc<rustls::ServerConfig>> {
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_err(e.to_string()))?;
+        let builder = match client_roots {
+            Some(roots) => builder.with_client_cert_verifier(client_verifier(roots)?),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(Arc::new(self.clone()));
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+impl rustls::server::ResolvesServerCert for CertStore {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        hello
+            .server_name()
+            .and_then(|n| inner.by_name.get(&n.to_ascii_lowercase()))
+            .or(inner.default.as_ref())
+            .cloned()
+    }
+}
+
+fn client_verifier(
+    roots: Vec<CertificateDer<'static>>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
+    let mut store = RootCertStore::empty();
+    for c in roots {
+        store
+            .add(c)
+            .map_err(|e| tls_err(format!("client CA not usable: {e}")))?;
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider())
+        .build()
+        .map_err(|e| tls_err(format!("client CA not usable: {e}")))
 }
 
 /// A self-signed certificate for development (`wsx serve --tls-self-signed`).

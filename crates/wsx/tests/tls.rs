@@ -19,9 +19,12 @@ impl Pki {
     fn new() -> Pki {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Distinct names: clients pick the issuer by name.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         params
             .distinguished_name
-            .push(rcgen::DnType::CommonName, "wsx test CA");
+            .push(rcgen::DnType::CommonName, format!("wsx test CA {n}"));
         let ca_key = KeyPair::generate().unwrap();
         let ca = params.self_signed(&ca_key).unwrap();
         Pki { ca, ca_key }
@@ -232,4 +235,83 @@ async fn plain_server_on_a_wss_url_is_explained() {
     .await
     .expect_err("not TLS");
     assert!(err.to_string().contains("TLS"), "{err}");
+}
+
+#[tokio::test]
+async fn certificate_reload_keeps_open_connections() {
+    let (old_ca, new_ca) = (Pki::new(), Pki::new());
+    let store = wsx::tls::CertStore::new();
+    let (chain, key) = old_ca.leaf(&["localhost"]);
+    store.set_default(chain, key).unwrap();
+    let addr = wss_echo(store.server_config(None).unwrap()).await;
+    let url = format!("wss://localhost:{}/", addr.port());
+    let mut open = connect(&url, &client_config(trusting(&old_ca)))
+        .await
+        .unwrap();
+    // Renew: a certificate from another CA replaces the old one.
+    let (chain, key) = new_ca.leaf(&["localhost"]);
+    store.set_default(chain, key).unwrap();
+    // A key that does not match its certificate is refused; the new one stays.
+    let (chain, _) = new_ca.leaf(&["localhost"]);
+    let (_, other_key) = new_ca.leaf(&["localhost"]);
+    assert!(store.set_default(chain, other_key).unwrap_err().is_tls());
+    // The open connection is untouched...
+    open.send(Message::text("still here")).await.unwrap();
+    assert_eq!(
+        open.recv().await.unwrap(),
+        Some(Message::text("still here"))
+    );
+    // ...new handshakes get the new certificate.
+    let err = connect(&url, &client_config(trusting(&old_ca)))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown CA"), "{err}");
+    let mut fresh = connect(&url, &client_config(trusting(&new_ca)))
+        .await
+        .unwrap();
+    fresh.send(Message::text("renewed")).await.unwrap();
+    assert_eq!(fresh.recv().await.unwrap(), Some(Message::text("renewed")));
+}
+
+#[tokio::test]
+async fn sni_picks_the_certificate_by_name() {
+    let pki = Pki::new();
+    let store = wsx::tls::CertStore::new();
+    for name in ["a.test", "b.test"] {
+        let (chain, key) = pki.leaf(&[name]);
+        store.add(name, chain, key).unwrap();
+    }
+    let (chain, key) = pki.leaf(&["localhost"]);
+    store.set_default(chain, key).unwrap();
+    let addr = wss_echo(store.server_config(None).unwrap()).await;
+    let tls = trusting(&pki).build().unwrap();
+    for name in ["a.test", "b.test"] {
+        // The names do not resolve: connect by address, send the name as SNI.
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let server_name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+        let stream = tokio_rustls::TlsConnector::from(tls.clone())
+            .connect(server_name, tcp)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let req = ClientRequest::new(&format!("wss://{name}/")).unwrap();
+        let (mut ws, _) = wsx::client(stream, &req, &ClientConfig::default())
+            .await
+            .unwrap();
+        ws.send(Message::text(name)).await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Some(Message::text(name)));
+    }
+    // Without SNI (an IP address), the default certificate.
+    let err = connect(
+        &format!("wss://127.0.0.1:{}/", addr.port()),
+        &client_config(trusting(&pki)),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("not valid for"), "{err}");
+    connect(
+        &format!("wss://localhost:{}/", addr.port()),
+        &client_config(trusting(&pki)),
+    )
+    .await
+    .unwrap();
 }
