@@ -17,6 +17,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 use wsx::wsx_proto::handshake::{
     ClientHandshake, ClientHandshakeError, ClientRequest, ExtensionOffer, Handshaken, Rejection,
 };
+use wsx::MaybeTlsStream;
 use wsx::{CloseCode, CloseFrame, Closed, Message, WebSocket};
 
 /// Examples shown by `wsx probe --help`.
@@ -32,7 +33,7 @@ when a step fails, the likely cause is explained on stderr.
 
 Exit codes: 0 handshake and ping OK (a close that is not clean is reported as a
 warning); 2 anything else: bad URL or flags, DNS failure, connection refused,
-a timeout, a non-101 answer, a bad 101, no pong, wss:// (not supported yet).";
+a timeout, a TLS failure, a non-101 answer, a bad 101, no pong.";
 
 /// Options of `wsx probe`.
 #[derive(Debug, Clone, clap::Args)]
@@ -50,6 +51,19 @@ pub struct ProbeArgs {
     /// Offer this subprotocol (repeatable, in order of preference).
     #[arg(long = "subprotocol", value_name = "NAME")]
     pub subprotocols: Vec<String>,
+    /// Trust this CA (PEM) for wss://, besides the system and bundled roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+    /// Client certificate chain (PEM) for mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+    /// DANGEROUS: do not verify the server's certificate (the probe still
+    /// reports it).
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
     /// Time limit of each step, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub timeout: f64,
@@ -113,6 +127,7 @@ impl Failure {
 struct Timings {
     dns: Option<Duration>,
     tcp: Option<Duration>,
+    tls: Option<Duration>,
     http: Option<Duration>,
     ping: Option<Duration>,
     close: Option<Duration>,
@@ -218,18 +233,13 @@ impl Probe {
         let (req, extra) = build_request(args)?;
         self.host = Some(req.host().to_string());
         self.port = Some(req.port());
-        if req.is_secure() {
-            return Err(Failure::new(
-                "tls",
-                "wss:// is not supported by this build yet",
-            )
-            .hint(
-                "probe a plain ws:// port (e.g. the backend behind the TLS proxy), or use a TLS-capable client for wss://",
-            ));
-        }
-
         let addrs = self.resolve(&req).await?;
-        let mut stream = self.connect(&addrs).await?;
+        let tcp = self.connect(&addrs).await?;
+        let mut stream = if req.is_secure() {
+            self.tls(tcp, &req, args).await?
+        } else {
+            MaybeTlsStream::Plain(tcp)
+        };
 
         let mut key = [0u8; 16];
         random_bytes(&mut key);
@@ -302,6 +312,75 @@ impl Probe {
             ms_text(elapsed)
         ));
         Ok(addrs)
+    }
+
+    // ---- TLS -------------------------------------------------------------------
+
+    async fn tls(
+        &mut self,
+        tcp: TcpStream,
+        req: &ClientRequest,
+        args: &ProbeArgs,
+    ) -> Result<MaybeTlsStream, Failure> {
+        let config = crate::client_tls(
+            args.ca.as_deref(),
+            args.cert.as_deref(),
+            args.key.as_deref(),
+            args.insecure,
+        )
+        .map_err(|e| Failure::new("usage", e))?;
+        let config = match config {
+            Some(c) => c,
+            None => wsx::tls::TlsClientOptions::default()
+                .build()
+                .map_err(|e| Failure::new("tls", e.to_string()))?,
+        };
+        let start = Instant::now();
+        let host = req.host().to_string();
+        let stream = match timeout(self.timeout, wsx::tls::handshake(config, &host, tcp)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                return Err(Failure::new("tls", e.to_string()).hint(
+                    "check the URL's host name, the server's certificate chain (intermediates included), this machine's clock; for a private CA pass --ca FILE",
+                ))
+            }
+            Err(_) => {
+                return Err(Failure::new(
+                    "tls",
+                    format!("no TLS handshake within {}", ms_text(self.timeout)),
+                )
+                .hint("the port may not speak TLS (a plain ws:// server?), or a firewall swallows it"))
+            }
+        };
+        let elapsed = start.elapsed();
+        self.timings.tls = Some(elapsed);
+        let session = stream.get_ref().1;
+        let version = session
+            .protocol_version()
+            .map_or("?".to_string(), |v| format!("{v:?}"));
+        let cipher = session
+            .negotiated_cipher_suite()
+            .map_or("?".to_string(), |c| format!("{:?}", c.suite()));
+        let alpn = session.alpn_protocol().map_or("none".to_string(), |p| {
+            String::from_utf8_lossy(p).into_owned()
+        });
+        self.say(format!(
+            "* tls: {version}, {cipher}, ALPN {alpn} ({})",
+            ms_text(elapsed)
+        ));
+        for (i, cert) in session
+            .peer_certificates()
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            self.say(format!(
+                "* tls: certificate [{i}] {} bytes, SHA-256 {}",
+                cert.len(),
+                wsx::tls::fingerprint(cert)
+            ));
+        }
+        Ok(MaybeTlsStream::Tls(Box::new(stream)))
     }
 
     // ---- TCP -------------------------------------------------------------------
@@ -390,7 +469,7 @@ impl Probe {
 
     async fn handshake(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut MaybeTlsStream,
         hs: &mut ClientHandshake,
         request: &[u8],
     ) -> Result<Handshaken, Failure> {
@@ -676,7 +755,7 @@ impl Probe {
 
     // ---- ping and close --------------------------------------------------------
 
-    async fn ping(&mut self, ws: &mut WebSocket<TcpStream>) -> Result<(), Failure> {
+    async fn ping(&mut self, ws: &mut WebSocket<MaybeTlsStream>) -> Result<(), Failure> {
         let mut tag = [0u8; 8];
         random_bytes(&mut tag);
         let payload = Bytes::from(format!("wsx probe {}", u64::from_le_bytes(tag)));
@@ -731,7 +810,7 @@ impl Probe {
     }
 
     /// Closes with 1000 and reports how it went; problems are warnings.
-    async fn close(&mut self, ws: &mut WebSocket<TcpStream>) {
+    async fn close(&mut self, ws: &mut WebSocket<MaybeTlsStream>) {
         let start = Instant::now();
         let outcome = timeout(self.timeout, async {
             ws.close(Some(CloseFrame::new(CloseCode::NORMAL, "")))
@@ -824,6 +903,7 @@ impl Probe {
         let parts: Vec<String> = [
             ("dns", t.dns),
             ("tcp", t.tcp),
+            ("tls", t.tls),
             ("http", t.http),
             ("ping", t.ping),
             ("close", t.close),
@@ -898,6 +978,7 @@ impl Probe {
             "timings_ms": {
                 "dns": ms(self.timings.dns),
                 "tcp": ms(self.timings.tcp),
+                "tls": ms(self.timings.tls),
                 "http": ms(self.timings.http),
                 "ping": ms(self.timings.ping),
                 "close": ms(self.timings.close),
@@ -921,7 +1002,7 @@ const REPLACEABLE: [&str; 4] = ["host", "upgrade", "connection", "sec-websocket-
 fn build_request(args: &ProbeArgs) -> Result<(ClientRequest, Vec<(String, String)>), Failure> {
     let mut req = ClientRequest::new(&args.url).map_err(|e| {
         Failure::new("url", e.to_string())
-            .hint("expected ws://host[:port]/path (or wss://, not supported yet)")
+            .hint("expected ws://host[:port]/path or wss://host[:port]/path")
     })?;
     for p in &args.subprotocols {
         req = req.protocol(p.clone());

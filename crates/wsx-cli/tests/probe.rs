@@ -271,8 +271,9 @@ fn silent_server_times_out_in_the_http_step() {
 }
 
 #[test]
-fn wss_is_not_supported_yet() {
-    let (code, out, err) = probe(&["wss://127.0.0.1:1/"]);
-    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
-    assert_says(&out, &err, &["wss:// is not supported by this build yet"]);
+fn wss_to_a_plain_port_fails_at_the_tls_step() {
+    let server = common::serve(&[]);
+    let (code, out, err) = probe(&[&format!("wss://127.0.0.1:{}/", server.port)]);
+    assert_ne!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert_says(&out, &err, &["TLS handshake with 127.0.0.1"]);
 }

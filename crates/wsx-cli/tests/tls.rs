@@ -230,3 +230,32 @@ fn sighup_reloads_the_certificate_and_keeps_connections() {
     let _ = open.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn probe_reports_tls_details_and_failures() {
+    let server = serve(&["--tls-self-signed"]);
+    let pem = std::env::temp_dir().join(format!("wsx-self-signed-{}.pem", server.port));
+    let url = format!("wss://localhost:{}/", server.port);
+    let out = Command::new(WSX)
+        .args(["probe", "--ca", pem.to_str().unwrap(), &url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("* tls: TLSv1_3") && text.contains("ALPN http/1.1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("certificate [0]") && text.contains("SHA-256"),
+        "{text}"
+    );
+    let out = Command::new(WSX).args(["probe", &url]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("unknown CA"), "{all}");
+}

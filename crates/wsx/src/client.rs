@@ -125,7 +125,7 @@ pub async fn connect_with(
         };
         let tls = tokio::time::timeout(
             config.tls_timeout,
-            crate::tls::connect(tls_config, req.host(), tcp),
+            crate::tls::handshake(tls_config, req.host(), tcp),
         )
         .await
         .map_err(|_| {

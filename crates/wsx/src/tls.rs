@@ -358,8 +358,13 @@ pub fn fingerprint(der: &[u8]) -> String {
         .join(":")
 }
 
-/// Runs the client side of TLS on `tcp` for `host`, and explains failures.
-pub(crate) async fn connect(
+/// Runs the client side of TLS on `tcp` for `host` (SNI and certificate
+/// name), and explains failures in words.
+///
+/// # Errors
+/// The handshake failed: the error says which check (expired, wrong host,
+/// unknown CA, client certificate required...).
+pub async fn handshake(
     config: Arc<rustls::ClientConfig>,
     host: &str,
     tcp: TcpStream,
