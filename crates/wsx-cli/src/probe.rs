@@ -60,6 +60,11 @@ pub struct ProbeArgs {
     /// The client certificate's private key (PEM).
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<std::path::PathBuf>,
+    /// Go through this proxy (http://[user:pass@]host:port for CONNECT, or
+    /// socks5://...); without it, HTTPS_PROXY/HTTP_PROXY/ALL_PROXY unless
+    /// NO_PROXY covers the host.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
     /// DANGEROUS: do not verify the server's certificate (the probe still
     /// reports it).
     #[arg(long, short = 'k')]
@@ -233,8 +238,21 @@ impl Probe {
         let (req, extra) = build_request(args)?;
         self.host = Some(req.host().to_string());
         self.port = Some(req.port());
-        let addrs = self.resolve(&req).await?;
-        let tcp = self.connect(&addrs).await?;
+        let proxy = match &args.proxy {
+            Some(p) => Some(
+                wsx::Proxy::parse(p).map_err(|e| Failure::new("usage", format!("--proxy: {e}")))?,
+            ),
+            None => wsx::Proxy::from_env(req.is_secure(), req.host())
+                .map_err(|e| Failure::new("usage", e.to_string()))?,
+        };
+        let tcp = match proxy {
+            // The proxy resolves the name and connects: one step.
+            Some(proxy) => self.tunnel(&proxy, &req).await?,
+            None => {
+                let addrs = self.resolve(&req).await?;
+                self.connect(&addrs).await?
+            }
+        };
         let mut stream = if req.is_secure() {
             self.tls(tcp, &req, args).await?
         } else {
@@ -312,6 +330,34 @@ impl Probe {
             ms_text(elapsed)
         ));
         Ok(addrs)
+    }
+
+    // ---- proxy -----------------------------------------------------------------
+
+    async fn tunnel(
+        &mut self,
+        proxy: &wsx::Proxy,
+        req: &ClientRequest,
+    ) -> Result<TcpStream, Failure> {
+        let start = Instant::now();
+        let (host, port) = (req.host(), req.port());
+        match timeout(self.timeout, proxy.tunnel(host, port)).await {
+            Ok(Ok(tcp)) => {
+                let elapsed = start.elapsed();
+                self.timings.tcp = Some(elapsed);
+                self.say(format!(
+                    "* proxy: tunnel to {host}:{port} through {proxy} ({})",
+                    ms_text(elapsed)
+                ));
+                Ok(tcp)
+            }
+            Ok(Err(e)) => Err(Failure::new("proxy", e.to_string())
+                .hint("check the proxy URL (--proxy or HTTP(S)_PROXY/ALL_PROXY), its credentials, and that it allows this host and port")),
+            Err(_) => Err(Failure::new(
+                "proxy",
+                format!("{proxy} did not open a tunnel within {}", ms_text(self.timeout)),
+            )),
+        }
     }
 
     // ---- TLS -------------------------------------------------------------------

@@ -259,3 +259,42 @@ fn probe_reports_tls_details_and_failures() {
     );
     assert!(all.contains("unknown CA"), "{all}");
 }
+
+#[test]
+fn probe_through_a_proxy() {
+    let server = serve(&[]);
+    let (proxy, seen) = one_shot_connect_proxy();
+    let out = Command::new(WSX)
+        .args([
+            "probe",
+            "--proxy",
+            &format!("http://127.0.0.1:{proxy}"),
+            &format!("ws://localhost:{}/", server.port),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("* proxy: tunnel to localhost:"), "{text}");
+    assert_eq!(seen.recv().unwrap(), format!("localhost:{}", server.port));
+    // A proxy that is not there: the proxy step fails, named.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let out = Command::new(WSX)
+        .args([
+            "probe",
+            "--proxy",
+            &format!("http://127.0.0.1:{port}"),
+            "ws://localhost:1/",
+        ])
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(all.contains("cannot connect to the proxy"), "{all}");
+}

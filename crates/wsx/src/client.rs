@@ -104,16 +104,15 @@ pub async fn connect_with(
         ))));
     }
     let tcp = match &config.proxy {
-        Some(proxy) => tokio::time::timeout(
-            config.connect_timeout,
-            proxy.connect(req.host(), req.port()),
-        )
-        .await
-        .map_err(|_| {
-            Error::new(Kind::Timeout(
-                "the proxy did not open the tunnel within the connect timeout",
-            ))
-        })??,
+        Some(proxy) => {
+            tokio::time::timeout(config.connect_timeout, proxy.tunnel(req.host(), req.port()))
+                .await
+                .map_err(|_| {
+                    Error::new(Kind::Timeout(
+                        "the proxy did not open the tunnel within the connect timeout",
+                    ))
+                })??
+        }
         None => direct(req, config).await?,
     };
     let _ = tcp.set_nodelay(true);

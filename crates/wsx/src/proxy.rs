@@ -173,8 +173,12 @@ impl Proxy {
         }
     }
 
-    /// Opens a tunnel to `host:port` through the proxy.
-    pub(crate) async fn connect(&self, host: &str, port: u16) -> Result<TcpStream> {
+    /// Opens a TCP tunnel to `host:port` through the proxy (names are
+    /// resolved by the proxy).
+    ///
+    /// # Errors
+    /// The proxy cannot be reached, wants credentials, or refuses.
+    pub async fn tunnel(&self, host: &str, port: u16) -> Result<TcpStream> {
         let mut tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| {
