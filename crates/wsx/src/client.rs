@@ -22,12 +22,15 @@ pub struct ClientConfig {
     pub handshake_timeout: Duration,
     /// The TLS handshake (`wss://`) must complete within this time. Default 10 s.
     pub tls_timeout: Duration,
-    /// Reach the server through this proxy (HTTP CONNECT or SOCKS5); the
-    /// TCP connect timeout then covers reaching the proxy and its tunnel.
+    /// Reach the server through this proxy (HTTP CONNECT or SOCKS5), within
+    /// `proxy_timeout`.
     /// `None` (the default): direct. [`crate::Proxy::from_env`] reads
     /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`; the library does
     /// not read them unasked.
     pub proxy: Option<crate::Proxy>,
+    /// Reaching the proxy and opening its tunnel must take no longer than
+    /// this. Default 10 s.
+    pub proxy_timeout: Duration,
     /// TLS settings for `wss://` (see [`crate::tls::TlsClientOptions`]);
     /// `None`: system and bundled roots, no client certificate.
     #[cfg(feature = "tls")]
@@ -49,6 +52,7 @@ impl Default for ClientConfig {
             handshake_timeout: Duration::from_secs(10),
             tls_timeout: Duration::from_secs(10),
             proxy: None,
+            proxy_timeout: Duration::from_secs(10),
             #[cfg(feature = "tls")]
             tls: None,
             write_buffer_high_water: DEFAULT_WRITE_BUFFER_HIGH_WATER,
@@ -109,7 +113,7 @@ pub async fn connect_with(
                 .await
                 .map_err(|_| {
                     Error::new(Kind::Timeout(
-                        "the proxy did not open the tunnel within the connect timeout",
+                        "the proxy did not open the tunnel within the proxy timeout (is it reachable, and does it answer CONNECT/SOCKS5?)",
                     ))
                 })??
         }
