@@ -109,7 +109,7 @@ pub async fn connect_with(
     }
     let tcp = match &config.proxy {
         Some(proxy) => {
-            tokio::time::timeout(config.connect_timeout, proxy.tunnel(req.host(), req.port()))
+            tokio::time::timeout(config.proxy_timeout, proxy.tunnel(req.host(), req.port()))
                 .await
                 .map_err(|_| {
                     Error::new(Kind::Timeout(
