@@ -120,25 +120,8 @@ pub struct ConnectArgs {
     /// and its parameters) to stderr after the handshake.
     #[arg(short = 'v', long)]
     pub verbose: bool,
-    /// Trust this CA (PEM) for wss://, besides the system and bundled roots
-    /// (e.g. a private CA, or the certificate `wsx serve --tls-self-signed` printed).
-    #[arg(long, value_name = "FILE")]
-    pub ca: Option<std::path::PathBuf>,
-    /// Client certificate chain (PEM) for servers that require mutual TLS.
-    #[arg(long, value_name = "FILE", requires = "key")]
-    pub cert: Option<std::path::PathBuf>,
-    /// The client certificate's private key (PEM).
-    #[arg(long, value_name = "FILE", requires = "cert")]
-    pub key: Option<std::path::PathBuf>,
-    /// Connect through this proxy: http://[user:pass@]host:port (CONNECT) or
-    /// socks5://[user:pass@]host:port. Without it, HTTPS_PROXY (wss://),
-    /// HTTP_PROXY (ws://) or ALL_PROXY are used unless NO_PROXY covers the host.
-    #[arg(long, value_name = "URL")]
-    pub proxy: Option<String>,
-    /// DANGEROUS: do not verify the server's certificate (tests against
-    /// self-signed servers only; anyone on the path can read and alter traffic).
-    #[arg(long, short = 'k')]
-    pub insecure: bool,
+    #[command(flatten)]
+    pub net: crate::NetArgs,
     /// Do not offer permessage-deflate (offered by default, as browsers do).
     #[arg(long)]
     pub no_deflate: bool,
@@ -295,16 +278,8 @@ fn build_request(args: &ConnectArgs) -> Result<(wsx::ClientRequest, wsx::ClientC
             level: args.deflate_level,
             ..Default::default()
         }),
-        proxy: match &args.proxy {
-            Some(p) => Some(wsx::Proxy::parse(p).map_err(|e| format!("--proxy: {e}"))?),
-            None => wsx::Proxy::from_env(req.is_secure(), req.host()).map_err(|e| e.to_string())?,
-        },
-        tls: crate::client_tls(
-            args.ca.as_deref(),
-            args.cert.as_deref(),
-            args.key.as_deref(),
-            args.insecure,
-        )?,
+        proxy: args.net.proxy(&req)?,
+        tls: args.net.tls()?,
         ..Default::default()
     };
     Ok((req, config))

@@ -51,24 +51,8 @@ pub struct ProbeArgs {
     /// Offer this subprotocol (repeatable, in order of preference).
     #[arg(long = "subprotocol", value_name = "NAME")]
     pub subprotocols: Vec<String>,
-    /// Trust this CA (PEM) for wss://, besides the system and bundled roots.
-    #[arg(long, value_name = "FILE")]
-    pub ca: Option<std::path::PathBuf>,
-    /// Client certificate chain (PEM) for mutual TLS.
-    #[arg(long, value_name = "FILE", requires = "key")]
-    pub cert: Option<std::path::PathBuf>,
-    /// The client certificate's private key (PEM).
-    #[arg(long, value_name = "FILE", requires = "cert")]
-    pub key: Option<std::path::PathBuf>,
-    /// Go through this proxy (http://[user:pass@]host:port for CONNECT, or
-    /// socks5://...); without it, HTTPS_PROXY/HTTP_PROXY/ALL_PROXY unless
-    /// NO_PROXY covers the host.
-    #[arg(long, value_name = "URL")]
-    pub proxy: Option<String>,
-    /// DANGEROUS: do not verify the server's certificate (the probe still
-    /// reports it).
-    #[arg(long, short = 'k')]
-    pub insecure: bool,
+    #[command(flatten)]
+    pub net: crate::NetArgs,
     /// Time limit of each step, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub timeout: f64,
@@ -238,13 +222,7 @@ impl Probe {
         let (req, extra) = build_request(args)?;
         self.host = Some(req.host().to_string());
         self.port = Some(req.port());
-        let proxy = match &args.proxy {
-            Some(p) => Some(
-                wsx::Proxy::parse(p).map_err(|e| Failure::new("usage", format!("--proxy: {e}")))?,
-            ),
-            None => wsx::Proxy::from_env(req.is_secure(), req.host())
-                .map_err(|e| Failure::new("usage", e.to_string()))?,
-        };
+        let proxy = args.net.proxy(&req).map_err(|e| Failure::new("usage", e))?;
         let tcp = match proxy {
             // The proxy resolves the name and connects: one step.
             Some(proxy) => self.tunnel(&proxy, &req).await?,
@@ -368,13 +346,7 @@ impl Probe {
         req: &ClientRequest,
         args: &ProbeArgs,
     ) -> Result<MaybeTlsStream, Failure> {
-        let config = crate::client_tls(
-            args.ca.as_deref(),
-            args.cert.as_deref(),
-            args.key.as_deref(),
-            args.insecure,
-        )
-        .map_err(|e| Failure::new("usage", e))?;
+        let config = args.net.tls().map_err(|e| Failure::new("usage", e))?;
         let config = match config {
             Some(c) => c,
             None => wsx::tls::TlsClientOptions::default()

@@ -532,7 +532,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         msg: Message,
         cx: &mut Context<'_>,
     ) -> std::result::Result<(), TrySendError> {
-        let cx = &mut *cx;
         if self.conn.pending_output() >= self.high_water {
             if let Poll::Ready(Err(e)) = self.poll_write_out(cx) {
                 return Err(TrySendError::Error(e.into()));

@@ -161,18 +161,9 @@ pub fn server_config(
     key: PrivateKeyDer<'static>,
     client_roots: Option<Vec<CertificateDer<'static>>>,
 ) -> Result<Arc<rustls::ServerConfig>> {
-    let builder = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls_err(e.to_string()))?;
-    let builder = match client_roots {
-        Some(roots) => builder.with_client_cert_verifier(client_verifier(roots)?),
-        None => builder.with_no_client_auth(),
-    };
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| tls_err(format!("certificate and key do not go together: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    let store = CertStore::new();
+    store.set_default(chain, key)?;
+    store.server_config(client_roots)
 }
 
 /// [`server_config`] from PEM files.
