@@ -5,8 +5,9 @@ permessage-deflate really compressed what each side sent.
 
 Listens on a free 127.0.0.1 port and prints `listening PORT`; relays every
 connection to 127.0.0.1:TARGET_PORT. When a connection ends it prints one
-JSON line: {"websocket": true if the request was an Upgrade, "up": bytes
-client -> server, "down": bytes server -> client}. Standard library only.
+JSON line: {"websocket": true if the request was an Upgrade, "path": the
+request's path, "up": bytes client -> server, "down": bytes server -> client}.
+Standard library only.
 """
 
 import asyncio
@@ -50,7 +51,9 @@ async def main(target_port):
             w.close()
         head = counter["head"].lower()
         is_ws = b"upgrade: websocket" in head or b"upgrade:websocket" in head
-        print(json.dumps({"websocket": is_ws, "up": counter["up"], "down": counter["down"]}), flush=True)
+        request_line = counter["head"].split(b"\r\n", 1)[0].split(b" ")
+        path = request_line[1].decode("latin-1") if len(request_line) == 3 else None
+        print(json.dumps({"websocket": is_ws, "path": path, "up": counter["up"], "down": counter["down"]}), flush=True)
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)

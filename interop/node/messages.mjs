@@ -1,5 +1,7 @@
 // The messages every interop test sends (mirrors interop/messages.py).
 
+import { createHash } from 'node:crypto';
+
 export function bigJson(minBytes = 100 * 1024) {
   const items = [];
   let doc = '';
@@ -45,4 +47,46 @@ export function suite() {
 
 export function payloadBytes(m) {
   return m.text !== undefined ? Buffer.from(m.text, 'utf8') : m.binary;
+}
+
+// ---- 16 MiB messages (mirrors messages.py: same bytes, same SHA-256) ----------------
+
+// Exactly the default message limit of `wsx serve --max-message` and of the wsx client.
+export const BIG = 16 << 20;
+
+const WORDS = (
+  'the of and to in is was for on that with as by at from this be are or an it not ' +
+  'which have wsx frame deflate window socket ping pong close reason byte message text ' +
+  'binary server client héllo wörld ünïcödé naïve café 日本語 你好 мир привет 🌍 🚀 ✓ ' +
+  '— λ Ω alpha beta gamma delta echo foxtrot lima 42 1000'
+).split(' ');
+if (WORDS.length !== 63) throw new Error(`messages.mjs: ${WORDS.length} words, want 63`);
+
+// BIG bytes of UTF-8 word salad picked by SHAKE-256(seed) (see messages.py).
+function wordSalad(seed) {
+  const vocab = [...WORDS.map((w) => Buffer.from(`${w} `)), Buffer.from('\n')];
+  const rnd = createHash('shake256', { outputLength: BIG / 4 }).update(seed).digest();
+  const parts = new Array(rnd.length);
+  for (let k = 0; k < rnd.length; k++) parts[k] = vocab[rnd[k] & 63];
+  const data = Buffer.concat(parts);
+  if (data.length <= BIG) throw new Error('word salad too short');
+  let cut = BIG;
+  while ((data[cut] & 0xc0) === 0x80) cut--;
+  const out = Buffer.alloc(BIG, '.');
+  data.copy(out, 0, 0, cut);
+  return out;
+}
+
+const PERMUTATION = Buffer.from(Array.from({ length: 256 }, (_, k) => (k * 167 + 13) & 0xff));
+
+// The 16 MiB messages in sending order: binary, then text ({ text } | { binary }).
+export function bigs() {
+  const binary = wordSalad('wsx-interop big binary');
+  for (let k = 0; k < binary.length; k++) binary[k] = PERMUTATION[binary[k]];
+  const text = wordSalad('wsx-interop big text').toString('utf8');
+  return [{ binary }, { text }];
+}
+
+export function sha256(buf) {
+  return createHash('sha256').update(buf).digest('hex');
 }

@@ -1,22 +1,81 @@
 """Python `websockets` peer for scripts/interop (compression: the library's default).
 
-    peer.py client URL   send every message of messages.py, check the echoes
-                         byte for byte, print one JSON report line
-    peer.py server       echo server on a free 127.0.0.1 port: prints
-                         `listening PORT`, then a JSON report line per connection
+    peer.py client BASE_URL CONSOLE   against `wsx serve --console --ping-interval 1`;
+                                      CONSOLE is the FIFO its stdin reads (commands
+                                      go there); prints one JSON report line
+    peer.py server                    echo server on a free 127.0.0.1 port: prints
+                                      `listening PORT`, then a JSON report line per
+                                      connection
+
+The client runs, each on its own connection (path in brackets):
+
+  [/suite]  the suite of messages.py, echoes checked byte for byte; a ping from
+            here (the pong must carry its payload); a ping from wsx (`/ping`
+            on the console) and a keepalive ping, answered by websockets
+  [/big]    the 16 MiB binary and text, echoes checked byte for byte
+  [/close/CASE]  one close path each (CLOSE_CASES): this side closes (1000, or
+            4000 with a reason) or drops the TCP connection; or wsx does, told
+            through the console (/close, /close 4001 REASON, /drop)
+
+The server echoes every message, except commands from the wsx client:
+`please ping PAYLOAD` (ping it, wait for the pong, answer `pong PAYLOAD`),
+`please close CODE [REASON]` (REASON: OUR_REASON unless CODE is 1000) and
+`please drop` (abort TCP, no close frame).
+Its report per connection: the path, what it received (16 MiB ones by
+SHA-256), the pings it received, its own ping's fate and the close code and
+reason it saw (1006: none).
 """
 
 import asyncio
+import hashlib
 import json
 import os
 import sys
+import time
 
 import websockets
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import serve
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import messages  # noqa: E402
+
+LIBRARY = f"websockets {websockets.__version__}"
+# Our reason in the 4000 close (peer-initiated); wsx's is "bye from wsx".
+OUR_REASON = "bye from websockets"
+WSX_REASON = "bye from wsx"
+# (case, who closes, code or None for a dropped connection, reason)
+CLOSE_CASES = [
+    ("peer-1000", "peer", 1000, ""),
+    ("peer-4000", "peer", 4000, OUR_REASON),
+    ("peer-drop", "peer", None, ""),
+    ("wsx-1000", "wsx", 1000, ""),
+    ("wsx-4001", "wsx", 4001, WSX_REASON),
+    ("wsx-drop", "wsx", None, ""),
+]
+PING_PAYLOAD = b"ping from websockets"
+CONSOLE_PING = "ping-from-wsx-serve"
+# Connections that run longer than this fail the test (every wait is bounded).
+STEP_TIMEOUT = 30
+
+
+class PingLog:
+    """Records the payload of every ping received (websockets answers them)."""
+
+    def process_event(self, event):
+        if isinstance(event, Frame) and event.opcode is Opcode.PING:
+            self.__dict__.setdefault("pings", []).append(bytes(event.data))
+        super().process_event(event)
+
+
+class Client(PingLog, ClientConnection):
+    pass
+
+
+class Server(PingLog, ServerConnection):
+    pass
 
 
 def extensions_header(headers):
@@ -27,63 +86,190 @@ def raw(m):
     return m.encode() if isinstance(m, str) else m
 
 
-async def client(url):
-    sent = messages.texts() + messages.binaries()
-    errors = []
-    async with connect(url, max_size=None, open_timeout=10, close_timeout=5) as ws:
-        ext = extensions_header(ws.response.headers)
-        negotiated = [e.name for e in ws.protocol.extensions]
+def kind(m):
+    return "text" if isinstance(m, str) else "binary"
 
-        async def send_all():
-            for m in sent:
-                await ws.send(m)
 
-        async def recv_all():
-            got = []
-            for _ in sent:
-                got.append(await ws.recv())
-            return got
-
-        _, got = await asyncio.wait_for(asyncio.gather(send_all(), recv_all()), 30)
+def compare(sent, got, errors, what):
+    if len(got) != len(sent):
+        errors.append(f"{what}: {len(got)} echoes for {len(sent)} messages")
     for k, (s, g) in enumerate(zip(sent, got)):
         if type(s) is not type(g):
-            errors.append(f"message {k}: sent {type(s).__name__}, echo is {type(g).__name__}")
+            errors.append(f"{what} message {k}: sent {kind(s)}, echo is {kind(g)}")
         elif s != g:
-            errors.append(f"message {k}: echo differs ({len(raw(g))} bytes, sent {len(raw(s))})")
-    print(json.dumps({
-        "ok": not errors,
-        "library": f"websockets {websockets.__version__}",
-        "extensions": ext,
-        "negotiated": negotiated,
-        "messages": len(sent),
-        "payload": sum(len(raw(m)) for m in sent),
-        "largest_text": max(len(raw(m)) for m in sent if isinstance(m, str)),
-        "errors": errors,
-    }), flush=True)
+            errors.append(f"{what} message {k}: echo differs ({len(raw(g))} bytes, sent {len(raw(s))})")
+
+
+async def wait_until(cond, secs):
+    deadline = time.monotonic() + secs
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+def open_client(url):
+    # ping_interval=None: the only pings from here are the test's own.
+    return connect(url, max_size=None, open_timeout=10, close_timeout=5, ping_interval=None,
+                   create_connection=Client)
+
+
+async def echo_all(ws, sent):
+    async def send_all():
+        for m in sent:
+            await ws.send(m)
+
+    async def recv_all():
+        return [await ws.recv() for _ in sent]
+
+    _, got = await asyncio.wait_for(asyncio.gather(send_all(), recv_all()), STEP_TIMEOUT)
+    return got
+
+
+async def client_suite(base, console, report):
+    errors = report["errors"]
+    sent = messages.texts() + messages.binaries()
+    async with open_client(base + "suite") as ws:
+        report["extensions"] = extensions_header(ws.response.headers)
+        report["negotiated"] = [e.name for e in ws.protocol.extensions]
+        compare(sent, await echo_all(ws, sent), errors, "suite")
+        report["messages"] = len(sent)
+        report["payload"] = sum(len(raw(m)) for m in sent)
+
+        # Our ping: websockets completes the waiter only for a pong with this payload.
+        ping = {"payload": PING_PAYLOAD.decode(), "pong": False}
+        try:
+            waiter = await ws.ping(PING_PAYLOAD)
+            ping["rtt_ms"] = round(1000 * await asyncio.wait_for(waiter, 5), 3)
+            ping["pong"] = True
+        except (asyncio.TimeoutError, ConnectionClosed) as e:
+            errors.append(f"no pong for our ping: {e!r}")
+        report["ping"] = ping
+
+        # wsx's pings: one from the console, and the keepalive (--ping-interval 1).
+        pings = lambda: ws.__dict__.get("pings", [])  # noqa: E731
+        console_line(console, f"/ping {CONSOLE_PING}")
+        seen = await wait_until(lambda: CONSOLE_PING.encode() in pings(), 5)
+        keepalive = await wait_until(lambda: any(p != CONSOLE_PING.encode() for p in pings()), 5)
+        report["wsx_ping"] = {"payload": CONSOLE_PING, "seen": seen}
+        report["keepalive_pings"] = sum(p != CONSOLE_PING.encode() for p in pings())
+        if not seen:
+            errors.append(f"the console's ping ({CONSOLE_PING}) did not arrive")
+        if not keepalive:
+            errors.append("no keepalive ping from wsx serve within 5 s (--ping-interval 1)")
+
+
+async def client_big(base, report):
+    errors = report["errors"]
+    sent = messages.bigs()
+    report["big"] = [{"kind": kind(m), "bytes": len(raw(m)), "sha256": messages.sha256(m)} for m in sent]
+    started = time.monotonic()
+    async with open_client(base + "big") as ws:
+        got = await echo_all(ws, sent)
+    report["big_secs"] = round(time.monotonic() - started, 2)
+    compare(sent, got, errors, "16 MiB")
+    for entry, s, g in zip(report["big"], sent, got):
+        entry["echo_ok"] = s == g
+
+
+def console_line(console, line):
+    # The FIFO is held open by the script: opening it for writing does not block.
+    with open(console, "w") as f:
+        f.write(line + "\n")
+
+
+async def client_close(base, console, case, initiator, code, reason):
+    """One close path; returns what this side saw."""
+    out = {"case": case, "initiator": initiator, "code": code, "reason": reason}
+    async with open_client(base + "close/" + case) as ws:
+        # An echo first: wsx serve's side of the connection is up and running.
+        await ws.send("hello")
+        await asyncio.wait_for(ws.recv(), 10)
+        if initiator == "peer":
+            if code is None:
+                ws.transport.abort()  # RST, no close frame
+            else:
+                await ws.close(code, reason)
+        else:
+            console_line(console, "/drop" if code is None else f"/close {code} {reason}".rstrip())
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+            except ConnectionClosed:
+                pass
+        await asyncio.wait_for(ws.wait_closed(), 10)
+        out["saw_code"], out["saw_reason"] = ws.close_code, ws.close_reason
+    return out
+
+
+async def client(base, console):
+    report = {"library": LIBRARY, "errors": [], "closes": []}
+    errors = report["errors"]
+    try:
+        await client_suite(base, console, report)
+        await client_big(base, report)
+        for case in CLOSE_CASES:
+            report["closes"].append(await client_close(base, console, *case))
+    except Exception as e:  # report whatever happened, with what got done
+        errors.append(f"{type(e).__name__}: {e}")
+    report["ok"] = not errors
+    print(json.dumps(report), flush=True)
 
 
 async def server():
     async def handler(ws):
-        n = size = 0
-        async for msg in ws:
-            n += 1
-            size += len(raw(msg))
-            await ws.send(msg)
-        print(json.dumps({
-            "library": f"websockets {websockets.__version__}",
+        rec = {
+            "library": LIBRARY,
+            "path": ws.request.path,
             "extensions": extensions_header(ws.response.headers),
             "negotiated": [e.name for e in ws.protocol.extensions],
-            "messages": n,
-            "payload": size,
-        }), flush=True)
+            "messages": 0,
+            "payload": 0,
+            "big": [],
+        }
+        try:
+            async for msg in ws:
+                if isinstance(msg, str) and msg.startswith("please "):
+                    words = msg.split(" ")
+                    if words[1] == "ping":
+                        payload = msg[len("please ping "):].encode()
+                        rec["ping"] = {"payload": payload.decode(), "pong": False}
+                        waiter = await ws.ping(payload)
+                        await asyncio.wait_for(waiter, 5)
+                        rec["ping"]["pong"] = True
+                        await ws.send(f"pong {payload.decode()}")
+                    elif words[1] == "close":
+                        code = int(words[2])
+                        reason = " ".join(words[3:]) or (OUR_REASON if code != 1000 else "")
+                        rec["sent_close"] = [code, reason]
+                        await ws.close(code, reason)
+                    elif words[1] == "drop":
+                        rec["sent_close"] = "drop"
+                        ws.transport.abort()
+                    continue
+                rec["messages"] += 1
+                rec["payload"] += len(raw(msg))
+                if len(raw(msg)) >= 1 << 20:
+                    rec["big"].append({"kind": kind(msg), "bytes": len(raw(msg)), "sha256": messages.sha256(msg)})
+                await ws.send(msg)
+        except ConnectionClosed:
+            pass
+        except asyncio.TimeoutError:
+            rec["error"] = "no pong within 5 s"
+        await asyncio.wait_for(ws.wait_closed(), 10)
+        rec["pings"] = [p.decode(errors="replace") for p in ws.__dict__.get("pings", [])]
+        rec["close_code"], rec["close_reason"] = ws.close_code, ws.close_reason
+        print(json.dumps(rec), flush=True)
 
-    async with serve(handler, "127.0.0.1", 0, max_size=None) as srv:
+    async with serve(handler, "127.0.0.1", 0, max_size=None, ping_interval=None,
+                     create_connection=Server) as srv:
         print(f"listening {srv.sockets[0].getsockname()[1]}", flush=True)
         await srv.serve_forever()
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "client":
-        asyncio.run(client(sys.argv[2]))
+        asyncio.run(client(sys.argv[2], sys.argv[3]))
     else:
         asyncio.run(server())

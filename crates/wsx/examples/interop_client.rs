@@ -1,22 +1,113 @@
-//! The wsx client in `scripts/interop`: sends a suite of text and binary
-//! messages to an echo server (Python `websockets`, Node `ws`), checks every
-//! echo byte for byte and that permessage-deflate was negotiated, and prints
-//! one JSON report line.
+//! The wsx client in `scripts/interop`, against the echo servers of
+//! `interop/python/peer.py` and `interop/node/peer.mjs` (Python `websockets`,
+//! Node `ws`), with the default [`ClientConfig`] (permessage-deflate offered,
+//! 16 MiB message limit). Prints one JSON report line; exit status 1 when
+//! anything it checks failed.
 //!
 //! ```text
-//! interop_client URL SUITE
+//! interop_client BASE_URL SUITE BIG
 //! ```
 //!
-//! SUITE (written by `interop/messages.py suite FILE`) is a sequence of
-//! records: one kind byte (`t` text, `b` binary), a 4-byte big-endian
-//! length, the payload. Messages are sent pipelined while the echoes are
-//! read (split halves), with the client's default configuration
-//! (permessage-deflate offered). Exit status 1 on any mismatch.
+//! SUITE and BIG (written by `interop/messages.py SUITE BIG`) are sequences of
+//! records: one kind byte (`t` text, `b` binary), a 4-byte big-endian length,
+//! the payload. One connection per step, each on its own path below BASE_URL
+//! (which ends in `/`), so the peer server's per-connection reports can be
+//! told apart:
+//!
+//! * `suite`: the SUITE messages, sent pipelined while the echoes are read
+//!   (split halves), every echo compared byte for byte; a ping from here (the
+//!   pong must carry its payload); `please ping PAYLOAD` asks the peer to
+//!   ping us: its ping must arrive (wsx answers it) and the peer confirms the
+//!   pong with a text `pong PAYLOAD`.
+//! * `big`: the BIG messages (16 MiB binary and text, exactly the limit),
+//!   echoes compared byte for byte.
+//! * `close/CASE`: one close path each ([`CASES`]): wsx closes with 1000, or
+//!   4000 and a reason, or drops the TCP connection without a close frame; or
+//!   asks the peer to (`please close CODE`, `please drop`). Reported: the
+//!   code and reason wsx saw (1006 when the peer vanished).
 
-use std::time::Duration;
-use wsx::{ClientConfig, ClientRequest, Message};
+use std::future::Future;
+use std::time::{Duration, Instant};
+use wsx::{ClientConfig, ClientRequest, CloseCode, CloseFrame, Message, WsReader, WsWriter};
 
-fn parse_suite(data: &[u8]) -> Result<Vec<Message>, String> {
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// A connection as split halves: the suite is sent while its echoes are read,
+/// and the later steps of a connection go on with the same halves.
+struct Ws {
+    reader: WsReader<wsx::MaybeTlsStream>,
+    writer: WsWriter<wsx::MaybeTlsStream>,
+}
+
+/// Who closes, and how: `(case, initiator, code, reason)`; no code: drop.
+/// A peer-initiated 4001 carries the peer's own reason (it reports it).
+const CASES: [(&str, &str, Option<u16>, &str); 6] = [
+    ("wsx-1000", "wsx", Some(1000), ""),
+    ("wsx-4000", "wsx", Some(4000), "bye from wsx"),
+    ("wsx-drop", "wsx", None, ""),
+    ("peer-1000", "peer", Some(1000), ""),
+    ("peer-4001", "peer", Some(4001), ""),
+    ("peer-drop", "peer", None, ""),
+];
+const PING: &[u8] = b"ping from wsx";
+const PEER_PING: &str = "ping-from-the-peer";
+const STEP: Duration = Duration::from_secs(30);
+const SHORT: Duration = Duration::from_secs(10);
+
+// ---- a little JSON ------------------------------------------------------------
+
+enum J {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<J>),
+    Obj(Vec<(&'static str, J)>),
+}
+
+impl std::fmt::Display for J {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            J::Null => f.write_str("null"),
+            J::Bool(b) => write!(f, "{b}"),
+            J::Num(n) => write!(f, "{n}"),
+            J::Str(s) => {
+                f.write_str("\"")?;
+                for c in s.chars() {
+                    match c {
+                        '"' => f.write_str("\\\"")?,
+                        '\\' => f.write_str("\\\\")?,
+                        c if (c as u32) < 0x20 => write!(f, "\\u{:04x}", c as u32)?,
+                        c => write!(f, "{c}")?,
+                    }
+                }
+                f.write_str("\"")
+            }
+            J::Arr(v) => {
+                f.write_str("[")?;
+                for (k, x) in v.iter().enumerate() {
+                    write!(f, "{}{x}", if k > 0 { ", " } else { "" })?;
+                }
+                f.write_str("]")
+            }
+            J::Obj(v) => {
+                f.write_str("{")?;
+                for (k, (name, x)) in v.iter().enumerate() {
+                    write!(f, "{}\"{name}\": {x}", if k > 0 { ", " } else { "" })?;
+                }
+                f.write_str("}")
+            }
+        }
+    }
+}
+
+fn s(v: impl Into<String>) -> J {
+    J::Str(v.into())
+}
+
+// ---- messages -------------------------------------------------------------------
+
+fn parse_records(data: &[u8]) -> Result<Vec<Message>, String> {
     let mut out = Vec::new();
     let mut rest = data;
     while !rest.is_empty() {
@@ -47,28 +138,44 @@ fn payload(m: &Message) -> (&'static str, &[u8]) {
     }
 }
 
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
+/// Compares echoes with what was sent; appends the differences to `errors`.
+fn compare(sent: &[Message], got: &[Message], what: &str, errors: &mut Vec<String>) {
+    if got.len() != sent.len() {
+        errors.push(format!(
+            "{what}: {} echoes for {} messages",
+            got.len(),
+            sent.len()
+        ));
+    }
+    for (k, (s, g)) in sent.iter().zip(got).enumerate() {
+        let ((sk, sb), (gk, gb)) = (payload(s), payload(g));
+        if sk != gk {
+            errors.push(format!("{what} message {k}: sent {sk}, echo is {gk}"));
+        } else if sb != gb {
+            errors.push(format!(
+                "{what} message {k}: echo differs ({} bytes, sent {})",
+                gb.len(),
+                sb.len()
+            ));
         }
     }
-    o.push('"');
-    o
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let (Some(url), Some(suite)) = (args.next(), args.next()) else {
-        return Err("usage: interop_client URL SUITE".into());
-    };
-    let sent = parse_suite(&std::fs::read(&suite)?)?;
-    let req = ClientRequest::new(&url)?;
+async fn within<T>(
+    limit: Duration,
+    what: &str,
+    f: impl Future<Output = Result<T, wsx::Error>>,
+) -> Res<T> {
+    match tokio::time::timeout(limit, f).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(format!("timed out after {limit:?}: {what}").into()),
+    }
+}
+
+/// Connects to BASE_URL + `path`; returns the halves, the
+/// Sec-WebSocket-Extensions answer and the permessage-deflate parameters.
+async fn open(base: &str, path: &str) -> Res<(Ws, String, Option<String>)> {
+    let req = ClientRequest::new(&format!("{base}{path}"))?;
     let (ws, hs) = wsx::connect_with(&req, &ClientConfig::default()).await?;
     let header: Vec<&str> = hs
         .response
@@ -78,65 +185,257 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter_map(|v| v.to_str().ok())
         .collect();
     let deflate = ws.deflate().map(|d| format!("{:?}", d.params));
-    let (mut reader, mut writer) = ws.split();
+    let (reader, writer) = ws.split();
+    Ok((Ws { reader, writer }, header.join(", "), deflate))
+}
 
-    let to_send = sent.clone();
-    let send = async move {
-        for m in to_send {
-            writer.feed(m).await?;
+/// Sends `sent` pipelined and reads as many echoes.
+async fn echo_all(ws: &mut Ws, sent: &[Message], what: &str) -> Res<Vec<Message>> {
+    let Ws { reader, writer } = ws;
+    let send = async {
+        for m in sent {
+            writer.feed(m.clone()).await?;
         }
-        writer.flush().await?;
-        Ok::<_, wsx::Error>(writer)
+        writer.flush().await
     };
-    let count = sent.len();
-    let recv = async move {
-        let mut got = Vec::with_capacity(count);
-        while got.len() < count {
+    let recv = async {
+        let mut got = Vec::with_capacity(sent.len());
+        while got.len() < sent.len() {
             match reader.recv().await? {
                 Some(m @ (Message::Text(_) | Message::Binary(_))) => got.push(m),
                 Some(_) => {}
                 None => break,
             }
         }
-        Ok::<_, wsx::Error>((reader, got))
+        Ok(got)
     };
-    let (writer, (mut reader, got)) = tokio::time::timeout(Duration::from_secs(30), async {
-        tokio::try_join!(send, recv)
+    let ((), got) = within(STEP, what, async { tokio::try_join!(send, recv) }).await?;
+    Ok(got)
+}
+
+/// Closes with 1000 and reads to the end.
+async fn close_normally(ws: &mut Ws) -> Res<()> {
+    ws.writer
+        .close(Some(CloseFrame::new(CloseCode::NORMAL, "")))
+        .await?;
+    within(SHORT, "the close handshake", async {
+        while ws.reader.recv().await?.is_some() {}
+        Ok(())
     })
     .await
-    .map_err(|_| "timed out waiting for the echoes")??;
+}
 
-    let mut errors = Vec::new();
-    if got.len() != sent.len() {
-        errors.push(format!("{} echoes for {} messages", got.len(), sent.len()));
+// ---- the steps --------------------------------------------------------------------
+
+struct Report {
+    fields: Vec<(&'static str, J)>,
+    errors: Vec<String>,
+}
+
+async fn suite_step(base: &str, sent: &[Message], r: &mut Report) -> Res<()> {
+    let (mut ws, header, deflate) = open(base, "suite").await?;
+    r.fields.push(("extensions", s(header)));
+    if deflate.is_none() {
+        r.errors.push("permessage-deflate not negotiated".into());
     }
-    for (k, (s, g)) in sent.iter().zip(&got).enumerate() {
-        let ((sk, sb), (gk, gb)) = (payload(s), payload(g));
-        if sk != gk {
-            errors.push(format!("message {k}: sent {sk}, echo is {gk}"));
-        } else if sb != gb {
-            errors.push(format!(
-                "message {k}: echo differs ({} bytes, sent {})",
-                gb.len(),
-                sb.len()
-            ));
+    r.fields.push(("deflate", deflate.map_or(J::Null, s)));
+    let got = echo_all(&mut ws, sent, "suite echoes").await?;
+    compare(sent, &got, "suite", &mut r.errors);
+    r.fields.push(("messages", J::Num(sent.len() as f64)));
+    r.fields.push((
+        "payload",
+        J::Num(sent.iter().map(|m| m.len()).sum::<usize>() as f64),
+    ));
+
+    // Our ping: wait for the pong with its payload.
+    let started = Instant::now();
+    ws.writer.send(Message::Ping(PING.to_vec().into())).await?;
+    let pong = within(SHORT, "the pong", async {
+        loop {
+            match ws.reader.recv().await? {
+                Some(Message::Pong(p)) if p[..] == *PING => return Ok(true),
+                Some(_) => {}
+                None => return Ok(false),
+            }
+        }
+    })
+    .await;
+    let pong = pong.unwrap_or_else(|e| {
+        r.errors.push(format!("our ping: {e}"));
+        false
+    });
+    let mut ping = vec![
+        ("payload", s(String::from_utf8_lossy(PING))),
+        ("pong", J::Bool(pong)),
+    ];
+    if pong {
+        ping.push((
+            "rtt_ms",
+            J::Num(started.elapsed().as_secs_f64() * 1000.0),
+        ));
+    } else {
+        r.errors.push("no pong carrying our ping's payload".into());
+    }
+    r.fields.push(("ping", J::Obj(ping)));
+
+    // The peer's ping: ask for it; wsx answers it by itself (recv reports it).
+    ws.writer
+        .send(Message::text(format!("please ping {PEER_PING}")))
+        .await?;
+    let (mut seen, mut confirmed) = (false, false);
+    let confirmation = format!("pong {PEER_PING}");
+    let waited = within(SHORT, "the peer's ping and its confirmation", async {
+        while !confirmed {
+            match ws.reader.recv().await? {
+                Some(Message::Ping(p)) if p[..] == *PEER_PING.as_bytes() => seen = true,
+                Some(Message::Text(t)) if t.as_str() == confirmation => confirmed = true,
+                Some(_) => {}
+                None => break,
+            }
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(e) = waited {
+        r.errors.push(format!("the peer's ping: {e}"));
+    }
+    if !seen {
+        r.errors.push(format!("the peer's ping ({PEER_PING}) did not arrive"));
+    }
+    if !confirmed {
+        r.errors
+            .push("the peer did not confirm the pong to its ping".into());
+    }
+    r.fields.push((
+        "peer_ping",
+        J::Obj(vec![
+            ("payload", s(PEER_PING)),
+            ("seen", J::Bool(seen)),
+            ("confirmed", J::Bool(confirmed)),
+        ]),
+    ));
+    close_normally(&mut ws).await
+}
+
+async fn big_step(base: &str, sent: &[Message], r: &mut Report) -> Res<()> {
+    let started = Instant::now();
+    let (mut ws, _, _) = open(base, "big").await?;
+    let got = echo_all(&mut ws, sent, "16 MiB echoes").await?;
+    r.fields
+        .push(("big_secs", J::Num(started.elapsed().as_secs_f64())));
+    compare(sent, &got, "16 MiB", &mut r.errors);
+    let entries = sent
+        .iter()
+        .enumerate()
+        .map(|(k, m)| {
+            let (kind, bytes) = payload(m);
+            let ok = got.get(k).is_some_and(|g| payload(g) == (kind, bytes));
+            J::Obj(vec![
+                ("kind", s(kind)),
+                ("bytes", J::Num(bytes.len() as f64)),
+                ("echo_ok", J::Bool(ok)),
+            ])
+        })
+        .collect();
+    r.fields.push(("big", J::Arr(entries)));
+    close_normally(&mut ws).await
+}
+
+/// One close path; returns what wsx saw.
+async fn close_step(base: &str, case: (&str, &str, Option<u16>, &str)) -> Res<J> {
+    let (name, initiator, code, reason) = case;
+    let (mut ws, _, _) = open(base, &format!("close/{name}")).await?;
+    let mut out = vec![
+        ("case", s(name)),
+        ("initiator", s(initiator)),
+        ("code", code.map_or(J::Null, |c| J::Num(c.into()))),
+        ("reason", s(reason)),
+    ];
+    // An echo first: the peer's side of the connection is up and running.
+    ws.writer.send(Message::text("hello")).await?;
+    within(SHORT, "the hello echo", ws.reader.recv()).await?;
+    match (initiator, code) {
+        ("wsx", None) => {
+            // Drop the TCP connection: no close frame.
+            drop(ws);
+            return Ok(J::Obj(out));
+        }
+        ("wsx", Some(c)) => {
+            ws.writer
+                .close(Some(CloseFrame::new(CloseCode(c), reason)))
+                .await?
+        }
+        (_, None) => ws.writer.send(Message::text("please drop")).await?,
+        (_, Some(c)) => {
+            ws.writer
+                .send(Message::text(format!("please close {c}")))
+                .await?
         }
     }
-    // Close and wait for the server's close.
-    let mut writer = writer;
-    writer.close(None).await?;
-    while reader.recv().await?.is_some() {}
+    let end = tokio::time::timeout(SHORT, async {
+        loop {
+            match ws.reader.recv().await {
+                Ok(Some(_)) => {}
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        }
+    })
+    .await
+    .map_err(|_| format!("{name}: the connection did not end within {SHORT:?}"))?;
+    let (saw_code, saw_reason, clean) = match &end {
+        Ok(()) => {
+            let c = ws
+                .reader
+                .close_info()
+                .ok_or("recv ended without close_info")?;
+            (c.code.0, c.reason.clone(), c.is_clean())
+        }
+        Err(e) => match e.close_info() {
+            Some(c) => (c.code.0, c.reason.clone(), c.is_clean()),
+            None => return Err(format!("{name}: {e}").into()),
+        },
+    };
+    out.push(("saw_code", J::Num(saw_code.into())));
+    out.push(("saw_reason", s(saw_reason)));
+    out.push(("clean", J::Bool(clean)));
+    if let Err(e) = end {
+        out.push(("error", s(e.to_string())));
+    }
+    Ok(J::Obj(out))
+}
 
-    let ok = errors.is_empty() && deflate.is_some();
-    let errors: Vec<String> = errors.iter().map(|e| json_str(e)).collect();
-    println!(
-        "{{\"ok\": {ok}, \"extensions\": {}, \"deflate\": {}, \"messages\": {}, \"payload\": {}, \"errors\": [{}]}}",
-        json_str(&header.join(", ")),
-        deflate.as_deref().map_or("null".to_string(), json_str),
-        sent.len(),
-        sent.iter().map(|m| m.len()).sum::<usize>(),
-        errors.join(", ")
-    );
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Res<()> {
+    let mut args = std::env::args().skip(1);
+    let (Some(base), Some(suite), Some(big)) = (args.next(), args.next(), args.next()) else {
+        return Err("usage: interop_client BASE_URL SUITE BIG".into());
+    };
+    let suite = parse_records(&std::fs::read(&suite)?)?;
+    let big = parse_records(&std::fs::read(&big)?)?;
+    let mut r = Report {
+        fields: Vec::new(),
+        errors: Vec::new(),
+    };
+    if let Err(e) = suite_step(&base, &suite, &mut r).await {
+        r.errors.push(format!("suite: {e}"));
+    }
+    if let Err(e) = big_step(&base, &big, &mut r).await {
+        r.errors.push(format!("16 MiB: {e}"));
+    }
+    let mut closes = Vec::new();
+    for case in CASES {
+        match close_step(&base, case).await {
+            Ok(j) => closes.push(j),
+            Err(e) => r.errors.push(format!("close {}: {e}", case.0)),
+        }
+    }
+    r.fields.push(("closes", J::Arr(closes)));
+    let ok = r.errors.is_empty();
+    r.fields.insert(0, ("ok", J::Bool(ok)));
+    r.fields
+        .push(("errors", J::Arr(r.errors.iter().map(|e| s(e.as_str())).collect())));
+    println!("{}", J::Obj(r.fields));
     if !ok {
         std::process::exit(1);
     }
