@@ -38,9 +38,21 @@ def json_lines(path):
         return []
 
 
-def wire(tap_path):
-    ws = [c for c in json_lines(tap_path) if c["websocket"]]
+def wire(tap_path, path=None):
+    """Bytes up, bytes down and the number of WebSocket connections (only
+    those to `path` when given)."""
+    ws = [c for c in json_lines(tap_path) if c["websocket"] and (path is None or c.get("path") == path)]
     return sum(c["up"] for c in ws), sum(c["down"] for c in ws), len(ws)
+
+
+def frames_down(tap_path, path):
+    """Frame counts (wiretap.py) of the server's side of the connections to `path`."""
+    out = {}
+    for c in json_lines(tap_path):
+        if c["websocket"] and c.get("path") == path:
+            for k, v in c.get("frames_down", {}).items():
+                out[k] = out.get(k, 0) + v
+    return out
 
 
 def serve_extensions(log_path):
@@ -80,7 +92,9 @@ def main():
         sx = serve_extensions(log_path)
         facts.append(f'wsx serve: "{"; ".join(sorted(set(sx)))}"')
         need(sx and all(DEFLATE in e for e in sx), f"wsx serve did not agree to {DEFLATE} on every connection: {sx}")
-        up, down, n = wire(tap_path)
+        # The browser's suite runs on /interop (its page and the 1 MiB
+        # messages use other connections).
+        up, down, n = wire(tap_path, "/interop" if mode.startswith("browser") else None)
         need(n >= 1, "no WebSocket connection seen on the wire")
         payload = rep.get("payload", 0)
         if mode == "peer-client":
@@ -90,11 +104,26 @@ def main():
         elif mode == "browser-up":
             facts.insert(0, f"{rep.get('messages', '?')} messages echoed byte-exact")
             ratio_check("up", up, payload, "the browser")
+            need(rep.get("typed_echo") is True, "the message typed into the test page was not echoed")
         else:
             big = rep.get("largest_text_echoed", 0)
             facts.insert(0, f"{big} B JSON from wsx intact in the page")
             need(big >= 100 * 1024, f"no large text arrived intact (largest: {big} B)")
             ratio_check("down", down, payload, "wsx")
+            # 1 MiB messages from wsx, fragmented, checked by SHA-256 in the page.
+            sizes = [b.get("length", 0) for b in rep.get("big") or []]
+            need(len(sizes) == 2 and min(sizes) >= 1 << 20, f"1 MiB echoes: {sizes}")
+            fr = frames_down(tap_path, "/fragments")
+            cont = fr.get("continuation", 0)
+            facts.append(f"2 x 1 MiB echoes (SHA-256 checked) in {fr.get('data', 0) + cont} frames")
+            need(cont >= 16, f"wsx did not fragment the 1 MiB echoes into 64 KiB frames: frames down {fr}")
+            ce = rep.get("close_event") or {}
+            facts.append(f'CloseEvent {ce.get("code")} "{ce.get("reason")}"')
+            need(ce.get("code") == 4001 and ce.get("reason") == "bye from the wsx console" and ce.get("wasClean"),
+                 f"server-initiated close: CloseEvent {ce}")
+            need(rep.get("reconnected") is True, "the test page did not reconnect and echo after the 4001 close")
+            if rep.get("reconnected"):
+                facts.append("page reconnected")
     elif mode == "wsx-client":
         wsx_path, server_path, tap_path = sys.argv[3:6]
         rep = last_json(wsx_path)

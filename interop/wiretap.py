@@ -6,8 +6,11 @@ permessage-deflate really compressed what each side sent.
 Listens on a free 127.0.0.1 port and prints `listening PORT`; relays every
 connection to 127.0.0.1:TARGET_PORT. When a connection ends it prints one
 JSON line: {"websocket": true if the request was an Upgrade, "path": the
-request's path, "up": bytes client -> server, "down": bytes server -> client}.
-Standard library only.
+request path, "up": bytes client -> server, "down": bytes server -> client,
+"frames_up"/"frames_down": {"data": first frames of messages, "continuation":
+continuation frames, "control": control frames, "rsv1": frames with RSV1}}.
+Frames are counted from their headers after the HTTP head (payloads are
+skipped, not buffered). Standard library only.
 """
 
 import asyncio
@@ -15,8 +18,54 @@ import json
 import sys
 
 
+class Frames:
+    """Counts WebSocket frames in one direction of a byte stream."""
+
+    def __init__(self):
+        self.head = b""  # until the end of the HTTP head
+        self.in_head = True
+        self.buf = b""  # a partial frame header
+        self.skip = 0  # payload bytes still to pass over
+        self.counts = {"data": 0, "continuation": 0, "control": 0, "rsv1": 0}
+
+    def feed(self, data):
+        if self.in_head:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                self.head = self.head[-3:]
+                return
+            self.in_head = False
+            data, self.head = self.head[end + 4 :], b""
+        while data:
+            if self.skip:
+                n = min(self.skip, len(data))
+                self.skip -= n
+                data = data[n:]
+                continue
+            self.buf += data
+            data = b""
+            b = self.buf
+            if len(b) < 2:
+                return
+            need = 2 + {126: 2, 127: 8}.get(b[1] & 0x7F, 0) + (4 if b[1] & 0x80 else 0)
+            if len(b) < need:
+                return
+            ln = b[1] & 0x7F
+            if ln == 126:
+                ln = int.from_bytes(b[2:4], "big")
+            elif ln == 127:
+                ln = int.from_bytes(b[2:10], "big")
+            op = b[0] & 0x0F
+            key = "continuation" if op == 0 else "control" if op >= 8 else "data"
+            self.counts[key] += 1
+            self.counts["rsv1"] += 1 if b[0] & 0x40 else 0
+            self.skip = ln
+            data, self.buf = b[need:], b""
+
+
 async def main(target_port):
-    async def relay(reader, writer, counter, key):
+    async def relay(reader, writer, counter, key, frames):
         try:
             while True:
                 data = await reader.read(65536)
@@ -25,6 +74,7 @@ async def main(target_port):
                 if key == "up" and counter["head"] is not None and len(counter["head"]) < 4096:
                     counter["head"] += data[: 4096 - len(counter["head"])]
                 counter[key] += len(data)
+                frames.feed(data)
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
@@ -38,22 +88,26 @@ async def main(target_port):
 
     async def handle(c_reader, c_writer):
         counter = {"up": 0, "down": 0, "head": b""}
+        fup, fdown = Frames(), Frames()
         try:
             s_reader, s_writer = await asyncio.open_connection("127.0.0.1", target_port)
         except OSError:
             c_writer.close()
             return
         await asyncio.gather(
-            relay(c_reader, s_writer, counter, "up"),
-            relay(s_reader, c_writer, counter, "down"),
+            relay(c_reader, s_writer, counter, "up", fup),
+            relay(s_reader, c_writer, counter, "down", fdown),
         )
         for w in (c_writer, s_writer):
             w.close()
         head = counter["head"].lower()
         is_ws = b"upgrade: websocket" in head or b"upgrade:websocket" in head
-        request_line = counter["head"].split(b"\r\n", 1)[0].split(b" ")
-        path = request_line[1].decode("latin-1") if len(request_line) == 3 else None
-        print(json.dumps({"websocket": is_ws, "path": path, "up": counter["up"], "down": counter["down"]}), flush=True)
+        first = counter["head"].split(b"\r\n", 1)[0].split(b" ")
+        path = first[1].decode(errors="replace") if len(first) > 1 else ""
+        line = {"websocket": is_ws, "path": path, "up": counter["up"], "down": counter["down"]}
+        if is_ws:
+            line.update(frames_up=fup.counts, frames_down=fdown.counts)
+        print(json.dumps(line), flush=True)
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)

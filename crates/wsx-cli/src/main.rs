@@ -117,12 +117,14 @@ pub fn protocol_config(
     max_message: usize,
     ping_interval: Option<std::time::Duration>,
     idle_timeout: Option<std::time::Duration>,
+    send_frame_size: Option<usize>,
 ) -> Result<wsx::Config, String> {
     wsx::Config::builder()
         .max_message_size(max_message)
         .max_frame_size(max_message)
         .ping_interval(ping_interval)
         .idle_timeout(idle_timeout)
+        .send_frame_size(send_frame_size)
         .build()
         .map_err(|e| e.to_string())
 }

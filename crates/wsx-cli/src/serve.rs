@@ -24,6 +24,8 @@ pub const EXAMPLES: &str = "Examples:
   wsx serve --exec-shared 'tail -f /var/log/syslog'                 # one program, output to all
   wsx serve --static ./public --origin https://example.com
   curl http://127.0.0.1:9001/metrics          # Prometheus metrics
+  wsx serve --console                         # type /close 4001 bye, /drop, /ping, or text for every client
+  wsx serve --send-frame-size 1024            # echoes longer than 1 KiB leave fragmented
 
 SIGINT/SIGTERM: stop accepting, close every connection with 1001, wait up to --drain seconds.";
 
@@ -106,6 +108,134 @@ pub struct ServeArgs {
     /// On SIGINT/SIGTERM, wait up to SECS for clients to answer the 1001 close.
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     pub drain: f64,
+    /// Split sent messages longer than BYTES into frames of at most BYTES
+    /// (for intermediaries that limit frame size, or to test how clients
+    /// handle fragmented messages).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub send_frame_size: Option<u64>,
+    /// Read commands from stdin for every open connection (echo mode):
+    /// `/close [CODE [REASON]]`, `/drop` (no close frame: clients see 1006),
+    /// `/ping [DATA]`, `/send TEXT` (or any line not starting with `/`),
+    /// `/list`, `/help`. To test how clients handle server-side closes.
+    #[arg(long, conflicts_with_all = ["broadcast", "exec", "exec_shared"])]
+    pub console: bool,
+}
+
+/// A `--console` command, sent to every echo connection.
+#[derive(Debug, Clone, PartialEq)]
+enum ConsoleCmd {
+    Close(CloseFrame),
+    Drop,
+    Ping(Bytes),
+    Send(String),
+}
+
+const CONSOLE_HELP: &str = "console commands (applied to every open connection):
+  /close [CODE [REASON]]   close handshake (default 1000)
+  /drop                    drop the TCP connections without a close frame (clients see 1006)
+  /ping [DATA]             a ping
+  /send TEXT, or TEXT      a text message
+  /list                    how many connections are open
+  /help                    this list";
+
+/// Parses one console line: `Ok(None)` for commands answered by the console
+/// itself (`/list`, `/help`, blank lines).
+fn parse_console(line: &str) -> Result<Option<ConsoleCmd>, String> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let Some(cmd) = line.strip_prefix('/') else {
+        return Ok(Some(ConsoleCmd::Send(line.to_string())));
+    };
+    let (word, rest) = cmd.split_once(' ').unwrap_or((cmd, ""));
+    let rest = rest.trim_start();
+    match word {
+        "close" => {
+            let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+            let code = match code {
+                "" => CloseCode::NORMAL,
+                c => CloseCode(c.parse().map_err(|_| {
+                    format!("/close: {c:?} is not a close code (a number such as 1000 or 4001)")
+                })?),
+            };
+            if !code.is_sendable() {
+                return Err(format!(
+                    "/close: {} may not be sent (use 1000-1003, 1007-1014, or 3000-4999)",
+                    code.0
+                ));
+            }
+            if reason.len() > 123 {
+                return Err(format!(
+                    "/close: the reason is {} bytes; at most 123 fit in a close frame",
+                    reason.len()
+                ));
+            }
+            Ok(Some(ConsoleCmd::Close(CloseFrame::new(code, reason))))
+        }
+        "drop" => Ok(Some(ConsoleCmd::Drop)),
+        "ping" if rest.len() > 125 => Err(format!(
+            "/ping: {} bytes; a ping carries at most 125",
+            rest.len()
+        )),
+        "ping" => Ok(Some(ConsoleCmd::Ping(Bytes::copy_from_slice(
+            rest.as_bytes(),
+        )))),
+        "send" => Ok(Some(ConsoleCmd::Send(rest.to_string()))),
+        "list" | "help" => Ok(None),
+        _ => Err(format!("unknown command /{word} (/help lists them)")),
+    }
+}
+
+/// Reads console commands from stdin until it ends.
+async fn console_loop(state: Arc<State>, tx: tokio::sync::broadcast::Sender<ConsoleCmd>) {
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        let line = match lines.next_line().await {
+            Ok(Some(l)) => l,
+            Ok(None) => break,
+            Err(e) => {
+                eprintln!("console: cannot read stdin: {e}");
+                break;
+            }
+        };
+        match parse_console(&line) {
+            Ok(Some(cmd)) => {
+                let what = match &cmd {
+                    ConsoleCmd::Close(f) => format!("close {} {:?}", f.code.0, f.reason),
+                    ConsoleCmd::Drop => "drop".into(),
+                    ConsoleCmd::Ping(p) => format!("ping ({} bytes)", p.len()),
+                    ConsoleCmd::Send(t) => format!("text ({} bytes)", t.len()),
+                };
+                let n = tx.send(cmd).unwrap_or(0);
+                eprintln!("console: {what} sent to {n} connection(s)");
+            }
+            Ok(None) if line.trim() == "/help" => eprintln!("{CONSOLE_HELP}"),
+            Ok(None) if line.trim().starts_with("/list") => eprintln!(
+                "console: {} connection(s) open",
+                state.metrics.open.load(Relaxed)
+            ),
+            Ok(None) => {}
+            Err(e) => eprintln!("console: {e}"),
+        }
+    }
+    tracing::debug!("console: stdin closed");
+}
+
+/// The next console command; never resolves without a console.
+async fn next_console(rx: &mut Option<tokio::sync::broadcast::Receiver<ConsoleCmd>>) -> ConsoleCmd {
+    use tokio::sync::broadcast::error::RecvError;
+    if let Some(r) = rx {
+        loop {
+            match r.recv().await {
+                Ok(c) => return c,
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => break,
+            }
+        }
+    }
+    *rx = None;
+    std::future::pending().await
 }
 
 #[derive(Default)]
@@ -293,6 +423,8 @@ struct State {
     shared_exec: tokio::sync::Mutex<Option<SharedExec>>,
     /// Connection tasks still running (for the shutdown drain).
     tasks: AtomicUsize,
+    /// `--console` commands.
+    console: Option<tokio::sync::broadcast::Sender<ConsoleCmd>>,
 }
 
 /// One program for all clients (`--exec-shared`).
@@ -309,7 +441,8 @@ pub async fn run(args: ServeArgs) -> u8 {
     let idle = Some(args.idle_timeout)
         .filter(|s| *s > 0.0)
         .map(Duration::from_secs_f64);
-    let protocol = match crate::protocol_config(args.max_message, ping, idle) {
+    let send_frame = args.send_frame_size.map(|n| n as usize);
+    let protocol = match crate::protocol_config(args.max_message, ping, idle, send_frame) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("wsx: {e}");
@@ -373,8 +506,12 @@ pub async fn run(args: ServeArgs) -> u8 {
         shutdown: shutdown_rx,
         shared_exec: tokio::sync::Mutex::new(None),
         tasks: AtomicUsize::new(0),
+        console: args.console.then(|| tokio::sync::broadcast::channel(64).0),
         args,
     });
+    if let Some(tx) = &state.console {
+        tokio::spawn(console_loop(state.clone(), tx.clone()));
+    }
     let mode = if state.args.broadcast {
         "broadcast"
     } else if state.args.exec.is_some() {
@@ -559,10 +696,27 @@ where
 
 async fn echo(state: &State, mut ws: WebSocket<MaybeTlsStream>) -> End {
     let mut shutdown = state.shutdown.clone();
+    let mut console = state.console.as_ref().map(|c| c.subscribe());
     let mut counts = Counts::default();
     let result = loop {
         tokio::select! {
             biased;
+            cmd = next_console(&mut console) => {
+                let r = match cmd {
+                    ConsoleCmd::Close(f) => ws.close(Some(f)).await,
+                    ConsoleCmd::Drop => {
+                        counts.flush(&state.metrics);
+                        // Dropping the socket sends a FIN without a close frame.
+                        return End { code: 1006, reason: "dropped by the console (/drop)".into() };
+                    }
+                    ConsoleCmd::Ping(p) => ws.send(Message::Ping(p)).await,
+                    ConsoleCmd::Send(t) => ws.send(Message::text(t)).await,
+                };
+                // A close already under way refuses further sends: not an error here.
+                if let Err(e) = r {
+                    tracing::debug!("console command not sent: {e}");
+                }
+            }
             r = ws.recv() => match r {
                 Ok(Some(msg @ (Message::Text(_) | Message::Binary(_)))) => {
                     counts.msgs_in += 1;
@@ -1151,4 +1305,49 @@ fn tls_acceptor(
         return Ok(None);
     };
     Ok(Some(wsx::tls::tokio_rustls::TlsAcceptor::from(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_lines() {
+        let close = |c: u16, r: &str| Ok(Some(ConsoleCmd::Close(CloseFrame::new(CloseCode(c), r))));
+        assert_eq!(parse_console("/close"), close(1000, ""));
+        assert_eq!(parse_console("/close 4001"), close(4001, ""));
+        assert_eq!(
+            parse_console("/close 4001 bye for now\r"),
+            close(4001, "bye for now")
+        );
+        assert_eq!(parse_console("/drop"), Ok(Some(ConsoleCmd::Drop)));
+        assert_eq!(
+            parse_console("/ping abc"),
+            Ok(Some(ConsoleCmd::Ping(Bytes::from_static(b"abc"))))
+        );
+        assert_eq!(
+            parse_console("/send /not a command"),
+            Ok(Some(ConsoleCmd::Send("/not a command".into())))
+        );
+        assert_eq!(
+            parse_console("plain text"),
+            Ok(Some(ConsoleCmd::Send("plain text".into())))
+        );
+        assert_eq!(parse_console("   "), Ok(None));
+        assert_eq!(parse_console("/list"), Ok(None));
+        for (bad, says) in [
+            ("/close 1006", "may not be sent"),
+            ("/close abc", "not a close code"),
+            ("/close 70000", "not a close code"),
+            ("/frobnicate", "unknown command /frobnicate"),
+        ] {
+            let e = parse_console(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let long = format!("/close 4000 {}", "x".repeat(124));
+        assert!(parse_console(&long).unwrap_err().contains("123"));
+        assert!(parse_console(&format!("/ping {}", "x".repeat(126)))
+            .unwrap_err()
+            .contains("125"));
+    }
 }

@@ -326,3 +326,111 @@ async fn deflate_is_negotiated_unless_turned_off() {
         assert_eq!(recv_text(&mut ws).await, big);
     }
 }
+
+/// `wsx serve --console ARGS...` with a pipe on its stdin.
+fn serve_console(args: &[&str]) -> (common::Server, std::process::ChildStdin) {
+    let port = common::free_port();
+    let mut child = Command::new(common::WSX)
+        .arg("serve")
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--console"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn wsx serve");
+    let stdin = child.stdin.take().unwrap();
+    common::wait_listening(port);
+    (common::Server { child, port }, stdin)
+}
+
+#[tokio::test]
+async fn console_sends_closes_with_a_code_and_drops() {
+    let (server, mut console) = serve_console(&[]);
+    let mut a = client(server.port, "/").await;
+    // An echo first: the connection's handler is then listening to the console.
+    a.send(Message::text("hi")).await.unwrap();
+    assert_eq!(recv_text(&mut a).await, "hi");
+
+    writeln!(console, "hello from the console").unwrap();
+    assert_eq!(recv_text(&mut a).await, "hello from the console");
+    // A bad command is reported and changes nothing.
+    writeln!(console, "/close 1006").unwrap();
+    writeln!(console, "/send still here").unwrap();
+    assert_eq!(recv_text(&mut a).await, "still here");
+
+    writeln!(console, "/close 4001 bye from the console").unwrap();
+    assert_eq!(close_code(&mut a).await, 4001);
+    let info = a.close_info().unwrap();
+    assert_eq!(info.reason, "bye from the console");
+
+    let mut b = client(server.port, "/").await;
+    b.send(Message::text("hi")).await.unwrap();
+    assert_eq!(recv_text(&mut b).await, "hi");
+    writeln!(console, "/drop").unwrap();
+    assert_eq!(
+        close_code(&mut b).await,
+        1006,
+        "no close frame: abnormal closure"
+    );
+}
+
+/// Reads one frame header and payload from a raw socket (server frames are unmasked).
+fn read_frame(s: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).unwrap();
+    let len = match h[1] & 0x7f {
+        126 => {
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).unwrap();
+            u16::from_be_bytes(b) as usize
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            s.read_exact(&mut b).unwrap();
+            u64::from_be_bytes(b) as usize
+        }
+        n => n as usize,
+    };
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).unwrap();
+    (h[0], payload)
+}
+
+#[test]
+fn send_frame_size_fragments_the_echo() {
+    let server = serve(&["--send-frame-size", "1000"]);
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // No Sec-WebSocket-Extensions: plain frames, payload sizes exact.
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let text: Vec<u8> = (0..2500u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let key = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | 126, (2500u16 >> 8) as u8, 2500u16 as u8];
+    frame.extend_from_slice(&key);
+    frame.extend(text.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    s.write_all(&frame).unwrap();
+    let frames: Vec<(u8, Vec<u8>)> = (0..3).map(|_| read_frame(&mut s)).collect();
+    let b0: Vec<u8> = frames.iter().map(|f| f.0).collect();
+    // TEXT without FIN, CONTINUATION, CONTINUATION with FIN.
+    assert_eq!(b0, [0x01, 0x00, 0x80]);
+    let sizes: Vec<usize> = frames.iter().map(|f| f.1.len()).collect();
+    assert_eq!(sizes, [1000, 1000, 500]);
+    let joined: Vec<u8> = frames.into_iter().flat_map(|f| f.1).collect();
+    assert_eq!(joined, text);
+}

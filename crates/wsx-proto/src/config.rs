@@ -24,6 +24,7 @@ pub struct Config {
     max_fragments: usize,
     min_fragment_average: usize,
     idle_timeout: Option<Duration>,
+    send_frame_size: Option<usize>,
 }
 
 /// 16 MiB: large enough for any sane message, small enough that a hostile
@@ -63,6 +64,7 @@ impl Default for Config {
             max_fragments: DEFAULT_MAX_FRAGMENTS,
             min_fragment_average: DEFAULT_MIN_FRAGMENT_AVERAGE,
             idle_timeout: None,
+            send_frame_size: None,
         }
     }
 }
@@ -121,6 +123,14 @@ impl Config {
     pub fn idle_timeout(&self) -> Option<Duration> {
         self.idle_timeout
     }
+    /// Split each sent text or binary message whose payload (after
+    /// compression) is longer than this into frames of at most this many
+    /// bytes: for intermediaries with a frame-size limit, for interleaving
+    /// pings with long messages, and for testing a peer's fragment handling.
+    /// `None` (the default): one frame per message.
+    pub fn send_frame_size(&self) -> Option<usize> {
+        self.send_frame_size
+    }
 }
 
 /// A configuration value that makes no sense.
@@ -178,6 +188,11 @@ impl ConfigBuilder {
         self.0.idle_timeout = timeout;
         self
     }
+    /// See [`Config::send_frame_size`].
+    pub fn send_frame_size(mut self, bytes: Option<usize>) -> Self {
+        self.0.send_frame_size = bytes;
+        self
+    }
     /// Checks the values and returns the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
         let c = self.0;
@@ -186,6 +201,9 @@ impl ConfigBuilder {
         }
         if c.ping_interval == Some(Duration::ZERO) {
             return Err(ConfigError("ping_interval must be longer than zero"));
+        }
+        if c.send_frame_size == Some(0) {
+            return Err(ConfigError("send_frame_size must be at least 1 byte"));
         }
         if c.max_fragments == 0 {
             return Err(ConfigError("max_fragments must be at least 1"));

@@ -873,17 +873,44 @@ impl Connection {
                 .as_mut()
                 .filter(|c| compress && c.should_compress(payload.len()))
             {
-                // RFC 7692 §7.2.1: the whole message, RSV1 on its frame.
+                // RFC 7692 §7.2.1: the whole message is compressed, RSV1
+                // on its first frame only.
                 let z = Bytes::from(codec.compress(&payload));
-                self.next_rsv = RSV1;
-                self.write_frame_bytes(op, true, z);
-                self.next_rsv = 0;
+                self.write_message(op, RSV1, z);
                 return Ok(());
             }
+            let _ = compress;
+            self.write_message(op, 0, payload);
+            return Ok(());
         }
-        let _ = compress;
         self.write_frame_bytes(op, true, payload);
         Ok(())
+    }
+
+    /// Encodes a data message as one frame, or as several when it is longer
+    /// than [`Config::send_frame_size`]; `rsv` goes on the first frame.
+    fn write_message(&mut self, op: OpCode, rsv: u8, payload: Bytes) {
+        let limit = self.config.send_frame_size().unwrap_or(usize::MAX);
+        if payload.len() <= limit {
+            self.next_rsv = rsv;
+            self.write_frame_bytes(op, true, payload);
+            self.next_rsv = 0;
+            return;
+        }
+        let mut rest = payload;
+        let mut first = true;
+        while !rest.is_empty() {
+            let chunk = rest.split_to(limit.min(rest.len()));
+            let (op, rsv) = if first {
+                (op, rsv)
+            } else {
+                (OpCode::CONTINUATION, 0)
+            };
+            self.next_rsv = rsv;
+            self.write_frame_bytes(op, rest.is_empty(), chunk);
+            first = false;
+        }
+        self.next_rsv = 0;
     }
 
     /// Queues a message encoded once for many connections (broadcast): a
