@@ -248,13 +248,14 @@ struct Metrics {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     dropped_slow: AtomicU64,
+    pongs: AtomicU64,
     close_codes: Mutex<HashMap<u16, u64>>,
 }
 
 impl Metrics {
     fn render(&self) -> String {
         let mut s = String::new();
-        let table: [(&str, &str, &str, u64); 8] = [
+        let table: [(&str, &str, &str, u64); 9] = [
             (
                 "wsx_connections_open",
                 "Open WebSocket connections.",
@@ -303,6 +304,12 @@ impl Metrics {
                 "counter",
                 self.dropped_slow.load(Relaxed),
             ),
+            (
+                "wsx_pongs_received_total",
+                "Pongs received (answers to keepalive and console pings).",
+                "counter",
+                self.pongs.load(Relaxed),
+            ),
         ];
         for (name, help, kind, v) in table {
             s.push_str(&format!(
@@ -317,6 +324,11 @@ impl Metrics {
             s.push_str(&format!("wsx_close_codes_total{{code=\"{code}\"}} {n}\n"));
         }
         s
+    }
+
+    /// Pongs are few (one per ping): counted at once, not batched.
+    fn pong(&self) {
+        self.pongs.fetch_add(1, Relaxed);
     }
 
     fn closed(&self, code: u16) {
@@ -730,6 +742,7 @@ async fn echo(state: &State, mut ws: WebSocket<MaybeTlsStream>) -> End {
                         break Err(e);
                     }
                 }
+                Ok(Some(Message::Pong(_))) => state.metrics.pong(),
                 Ok(Some(_)) => {}
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
@@ -796,6 +809,7 @@ async fn broadcast(state: &State, ws: WebSocket<MaybeTlsStream>, path: &str) -> 
                         }
                     }
                 }
+                Ok(Some(Message::Pong(_))) => state.metrics.pong(),
                 Ok(Some(_)) => {}
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
@@ -953,6 +967,7 @@ async fn exec_one(
                         }
                     }
                 }
+                Ok(Some(Message::Pong(_))) => state.metrics.pong(),
                 Ok(Some(_)) => {}
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
@@ -1099,6 +1114,7 @@ async fn exec_shared(state: &State, ws: WebSocket<MaybeTlsStream>) -> End {
                 line.push(b'\n');
                 let _ = stdin.send(Bytes::from(line)).await;
             }
+            Ok(Some(Message::Pong(_))) => state.metrics.pong(),
             Ok(Some(_)) => {}
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),

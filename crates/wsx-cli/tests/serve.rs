@@ -374,6 +374,53 @@ async fn console_sends_closes_with_a_code_and_drops() {
     );
 }
 
+/// The value of an unlabelled metric.
+fn metric(port: u16, name: &str) -> Option<u64> {
+    let r = http_get(port, "/metrics", "");
+    r.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_pongs_to_keepalive_and_console_pings() {
+    let (server, mut console) = serve_console(&["--ping-interval", "0.2"]);
+    let port = server.port;
+    let mut ws = client(port, "/").await;
+    ws.send(Message::text("hi")).await.unwrap();
+    assert_eq!(recv_text(&mut ws).await, "hi");
+    writeln!(console, "/ping from-the-console").unwrap();
+    // recv() answers every ping; count the keepalive ones (8-byte counters).
+    let (mut keepalive, mut console_ping) = (0, false);
+    while keepalive < 2 || !console_ping {
+        match tokio::time::timeout(Duration::from_secs(5), ws.recv())
+            .await
+            .expect("timed out waiting for pings")
+            .unwrap()
+        {
+            Some(Message::Ping(p)) if &p[..] == b"from-the-console" => console_ping = true,
+            Some(Message::Ping(_)) => keepalive += 1,
+            other => panic!("expected pings, got {other:?}"),
+        }
+    }
+    ws.flush().await.unwrap(); // the last pong
+    let want = keepalive + 1;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = tokio::task::spawn_blocking(move || metric(port, "wsx_pongs_received_total"))
+            .await
+            .unwrap();
+        // More keepalive pings may have come and gone meanwhile: at least.
+        if got.is_some_and(|n| n >= want) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "wsx_pongs_received_total {got:?}, want >= {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Reads one frame header and payload from a raw socket (server frames are unmasked).
 fn read_frame(s: &mut TcpStream) -> (u8, Vec<u8>) {
     let mut h = [0u8; 2];

@@ -269,10 +269,7 @@ async fn suite_step(base: &str, sent: &[Message], r: &mut Report) -> Res<()> {
         ("pong", J::Bool(pong)),
     ];
     if pong {
-        ping.push((
-            "rtt_ms",
-            J::Num(started.elapsed().as_secs_f64() * 1000.0),
-        ));
+        ping.push(("rtt_ms", J::Num(started.elapsed().as_secs_f64() * 1000.0)));
     } else {
         r.errors.push("no pong carrying our ping's payload".into());
     }
@@ -300,7 +297,8 @@ async fn suite_step(base: &str, sent: &[Message], r: &mut Report) -> Res<()> {
         r.errors.push(format!("the peer's ping: {e}"));
     }
     if !seen {
-        r.errors.push(format!("the peer's ping ({PEER_PING}) did not arrive"));
+        r.errors
+            .push(format!("the peer's ping ({PEER_PING}) did not arrive"));
     }
     if !confirmed {
         r.errors
@@ -433,8 +431,10 @@ async fn main() -> Res<()> {
     r.fields.push(("closes", J::Arr(closes)));
     let ok = r.errors.is_empty();
     r.fields.insert(0, ("ok", J::Bool(ok)));
-    r.fields
-        .push(("errors", J::Arr(r.errors.iter().map(|e| s(e.as_str())).collect())));
+    r.fields.push((
+        "errors",
+        J::Arr(r.errors.iter().map(|e| s(e.as_str())).collect()),
+    ));
     println!("{}", J::Obj(r.fields));
     if !ok {
         std::process::exit(1);
