@@ -244,6 +244,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             // messages): a Pending here only means the socket is full.
             let backed_up = match self.poll_write_out(cx) {
                 Poll::Ready(Ok(())) => false,
+                Poll::Ready(Err(e)) if peer_gone(&e) => {
+                    self.peer_gone();
+                    continue;
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                 Poll::Pending => true,
             };
@@ -271,9 +275,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             match read {
                 Ok(0) => self.conn.handle_eof(),
                 Ok(_) => {}
+                Err(e) if peer_gone(&e) => self.peer_gone(),
                 Err(e) => return Poll::Ready(Err(e.into())),
             }
         }
+    }
+
+    /// The peer reset the connection: nothing more can be read or written.
+    /// Ends like an EOF without a close frame (1006, `PeerVanished`), after
+    /// the frames already buffered.
+    fn peer_gone(&mut self) {
+        self.read_eof = true;
+        self.conn.handle_eof();
     }
 
     fn poll_read_in(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
@@ -650,6 +663,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub(crate) fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         self.poll_flush_all(cx)
     }
+}
+
+/// A read or write error that means the peer is gone, as an EOF without a
+/// close frame would: a TCP reset (an aborted peer, `SO_LINGER` 0, a
+/// middlebox), a write after one, or, over TLS, TCP ending without
+/// `close_notify` (rustls reports that as `UnexpectedEof`). Reported as 1006
+/// like a plain EOF, not as an I/O error: how a peer vanished should not
+/// change what `recv` says.
+fn peer_gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// Why [`WebSocket::try_send`] did not queue a message.

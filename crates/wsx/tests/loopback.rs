@@ -594,3 +594,99 @@ async fn backpressure_bounds_the_write_buffer() {
     assert!(max_buffered >= HIGH_WATER, "max {max_buffered}");
     assert!(max_buffered <= HIGH_WATER + FRAME, "max {max_buffered}");
 }
+
+/// A server that completes the handshake, sends `first` (raw frames), then
+/// resets the TCP connection (`SO_LINGER` 0: RST, not FIN) and says so.
+async fn resetting_server(
+    first: &'static [u8],
+) -> (SocketAddr, tokio::sync::oneshot::Receiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (reset_tx, reset_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let head = read_head(&mut tcp).await.unwrap();
+        let key = header(&head, "Sec-WebSocket-Key").expect("key");
+        let accept = wsx::wsx_proto::handshake::accept_key(key.as_bytes());
+        let mut out = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .into_bytes();
+        out.extend_from_slice(first);
+        tcp.write_all(&out).await.unwrap();
+        tcp.set_zero_linger().unwrap();
+        drop(tcp);
+        let _ = reset_tx.send(());
+    });
+    (addr, reset_rx)
+}
+
+fn plain_client() -> wsx::ClientConfig {
+    wsx::ClientConfig {
+        deflate: None,
+        ..Default::default()
+    }
+}
+
+#[track_caller]
+fn assert_vanished(err: &wsx::Error, what: &str) {
+    assert!(err.is_closed() && !err.is_io(), "{what}: {err}");
+    assert_eq!(err.close_code(), Some(CloseCode::ABNORMAL), "{what}: {err}");
+    let info = err.close_info().unwrap();
+    assert_eq!(info.cause, Some(wsx::CloseCause::PeerVanished), "{what}");
+    assert_eq!(info.initiator, Initiator::Remote, "{what}");
+}
+
+#[tokio::test]
+async fn a_peer_that_resets_the_connection_is_1006_like_one_that_closes_it() {
+    // Reading: the reset arrives while recv waits; the frame sent before it
+    // may or may not survive the reset (the kernel drops unread data), the
+    // end must be 1006 either way.
+    let (addr, reset) = resetting_server(b"\x81\x05Hello").await;
+    let (mut ws, _) = wsx::connect_with(
+        &wsx::ClientRequest::new(&url(addr)).unwrap(),
+        &plain_client(),
+    )
+    .await
+    .unwrap();
+    reset.await.unwrap();
+    let err = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), ws.recv())
+            .await
+            .expect("recv did not end")
+        {
+            Ok(Some(m)) => assert_eq!(m, text("Hello")),
+            Ok(None) => panic!("a reset is not a clean close"),
+            Err(e) => break e,
+        }
+    };
+    assert_vanished(&err, "reset while reading");
+    assert!(ws.recv().await.unwrap().is_none(), "after the end");
+
+    // Writing: sends after the reset fail (the error says so), and recv then
+    // reports the end as 1006, not the write's I/O error.
+    let (addr, reset) = resetting_server(b"").await;
+    let (mut ws, _) = wsx::connect_with(
+        &wsx::ClientRequest::new(&url(addr)).unwrap(),
+        &plain_client(),
+    )
+    .await
+    .unwrap();
+    reset.await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await; // the RST lands
+    let mut sent_after_reset = 0;
+    while ws.send(text("anyone there?")).await.is_ok() {
+        sent_after_reset += 1;
+        assert!(
+            sent_after_reset < 100,
+            "sends after a reset keep succeeding"
+        );
+    }
+    let err = tokio::time::timeout(std::time::Duration::from_secs(5), ws.recv())
+        .await
+        .expect("recv did not end")
+        .expect_err("a reset is not a clean close");
+    assert_vanished(&err, "reset, then a write");
+    assert!(ws.recv().await.unwrap().is_none(), "after the end");
+}

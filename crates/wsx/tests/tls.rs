@@ -315,3 +315,65 @@ async fn sni_picks_the_certificate_by_name() {
     .await
     .unwrap();
 }
+
+/// A wss peer that drops TCP without TLS `close_notify` (a crash, a killed
+/// process) and without a close frame ends as 1006, as over ws://; rustls
+/// reports it as an `UnexpectedEof` I/O error, which recv used to pass on.
+#[tokio::test]
+async fn tls_peer_vanishing_without_close_notify_is_1006() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = Pki::new();
+    let (chain, key) = pki.leaf(&["localhost"]);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor =
+        tokio_rustls::TlsAcceptor::from(wsx::tls::server_config(chain, key, None).unwrap());
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = acceptor.accept(tcp).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut b = [0u8; 1];
+            tls.read_exact(&mut b).await.unwrap();
+            head.push(b[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("sec-websocket-key")
+                    .then_some(value)
+            })
+            .expect("key");
+        let accept = wsx::wsx_proto::handshake::accept_key(key.trim().as_bytes());
+        let out = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        tls.write_all(out.as_bytes()).await.unwrap();
+        tls.write_all(b"\x81\x05Hello").await.unwrap();
+        tls.flush().await.unwrap();
+        // End TCP without TLS close_notify and without a close frame.
+        let (tcp, _) = tls.into_inner();
+        drop(tcp);
+    });
+    let config = ClientConfig {
+        deflate: None,
+        ..client_config(trusting(&pki))
+    };
+    let mut ws = connect(&format!("wss://localhost:{}/", addr.port()), &config)
+        .await
+        .unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Some(Message::text("Hello")));
+    let err = tokio::time::timeout(std::time::Duration::from_secs(5), ws.recv())
+        .await
+        .expect("recv did not end")
+        .expect_err("no close frame");
+    assert_eq!(err.close_code(), Some(wsx::CloseCode::ABNORMAL), "{err}");
+    assert_eq!(
+        err.close_info().unwrap().cause,
+        Some(wsx::CloseCause::PeerVanished)
+    );
+    assert!(ws.recv().await.unwrap().is_none(), "after the end");
+}
