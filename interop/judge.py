@@ -1,8 +1,10 @@
 """Verdict of one (peer, direction) of scripts/interop: prints one result line,
 exits 0 (pass) or 1 (fail).
 
-    judge.py peer-client  LABEL REPORT TAP SERVE_LOG    peer client -> wsx serve
-    judge.py wsx-client   LABEL WSX_REPORT SERVER_REPORT TAP   wsx client -> peer server
+    judge.py peer-client  LABEL REPORT TAP SERVE_LOG METRICS EXPECTED COMPAT
+                                                        peer client -> wsx serve
+    judge.py wsx-client   LABEL WSX_REPORT SERVER_REPORT TAP EXPECTED COMPAT
+                                                        wsx client -> peer server
     judge.py browser-up   LABEL REPORT TAP SERVE_LOG    browser -> wsx serve (browser compresses)
     judge.py browser-down LABEL REPORT TAP SERVE_LOG    wsx serve -> browser (wsx compresses)
 
@@ -13,6 +15,14 @@ is checked by comparing the bytes of the WebSocket connections in one
 direction with the payload sent that way: the suite is mostly compressible
 (~350 KB, of which 32 KiB random), so more than half the payload on the wire
 means that side did not compress.
+
+The peer tests (peer-client, wsx-client) run one connection per step, told
+apart by path: /suite (the suite, pings both ways), /big (16 MiB binary and
+text; compressible word salad, so its wire share is checked on its own) and
+/close/CASE (CLOSE_CASES). EXPECTED is what interop/messages.py printed (the
+suite's size, the 16 MiB messages' SHA-256); METRICS the /metrics of `wsx
+serve` at the end. A passing peer test appends {peer, version, direction,
+negotiated, checked} to COMPAT (JSON lines, for the README's table).
 """
 
 import json
@@ -55,6 +65,266 @@ def frames_down(tap_path, path):
     return out
 
 
+# ---- the peer tests -----------------------------------------------------------------
+
+# (case, who closes, code or None for a dropped TCP connection, reason). A
+# peer's own reason is its library's ("bye from websockets", "bye from ws"):
+# PEER_REASON stands for it; wsx's is fixed.
+PEER_REASON = object()
+WSX_REASON = "bye from wsx"
+CLOSE_CASES = {
+    # interop/python/peer.py, interop/node/peer.mjs (clients)
+    "peer-client": [
+        ("peer-1000", "peer", 1000, ""),
+        ("peer-4000", "peer", 4000, PEER_REASON),
+        ("peer-drop", "peer", None, ""),
+        ("wsx-1000", "wsx", 1000, ""),
+        ("wsx-4001", "wsx", 4001, WSX_REASON),
+        ("wsx-drop", "wsx", None, ""),
+    ],
+    # crates/wsx/examples/interop_client.rs
+    "wsx-client": [
+        ("wsx-1000", "wsx", 1000, ""),
+        ("wsx-4000", "wsx", 4000, WSX_REASON),
+        ("wsx-drop", "wsx", None, ""),
+        ("peer-1000", "peer", 1000, ""),
+        ("peer-4001", "peer", 4001, PEER_REASON),
+        ("peer-drop", "peer", None, ""),
+    ],
+}
+CONNECTIONS = ["/suite", "/big"] + [f"/close/{c[0]}" for c in CLOSE_CASES["peer-client"]]
+PEERS = {"websockets": "Python `websockets`", "ws": "Node `ws`"}
+DROPPED_BY_CONSOLE = "dropped by the console (/drop)"
+
+
+def serve_closes(log_path):
+    """{path: (code, reason)} from the `close` lines of `wsx serve`."""
+    out = {}
+    try:
+        for line in open(log_path, errors="replace"):
+            m = re.search(r' close peer=\S+ path="([^"]*)" code=(\d+) reason=(.*)$', line.rstrip("\n"))
+            if m:
+                out[m.group(1)] = (int(m.group(2)), m.group(3))
+    except OSError:
+        pass
+    return out
+
+
+def console_lines(log_path):
+    try:
+        return [l.strip() for l in open(log_path, errors="replace") if l.startswith("console: ")]
+    except OSError:
+        return []
+
+
+def metric(path, name):
+    try:
+        for line in open(path):
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+class Verdict:
+    def __init__(self):
+        self.errors, self.facts = [], []
+
+    def need(self, cond, msg):
+        if not cond:
+            self.errors.append(msg)
+        return cond
+
+    def ratio(self, tap_path, path, direction, payload, who):
+        """The share of `payload` on the wire of `path` in `direction` ("up"
+        or "down"), checked against MAX_RATIO; returns it as "NN%"."""
+        up, down, n = wire(tap_path, path)
+        if not self.need(n == 1, f"{path}: {n} WebSocket connections on the wire, want 1"):
+            return "?"
+        sent = up if direction == "up" else down
+        if not self.need(payload, f"{path}: no payload"):
+            return "?"
+        r = sent / payload
+        self.need(r <= MAX_RATIO, f"{who} did not compress on {path}: {sent} B on the wire {direction} for {payload} B of payload")
+        return f"{r:.0%}"
+
+    def big(self, got, expected, who):
+        """The 16 MiB messages `who` reports (kind, bytes, SHA-256) against EXPECTED."""
+        want = [(b["kind"], b["bytes"], b["sha256"]) for b in expected["big"]]
+        have = [(b.get("kind"), b.get("bytes"), b.get("sha256")) for b in got or []]
+        return self.need(have == want, f"16 MiB messages {who}: {have}, want {want}")
+
+
+def big_echoes(v, rep, who):
+    echoes = rep.get("big") or []
+    v.need(len(echoes) == 2 and all(e.get("echo_ok") is True and e.get("bytes") == 16 << 20 for e in echoes),
+           f"16 MiB echoes at {who}: {echoes}")
+
+
+def compat(path, library, direction, negotiated, checked):
+    name, _, version = (library or "? ?").partition(" ")
+    line = {"peer": PEERS.get(name, name), "version": version, "direction": direction,
+            "negotiated": negotiated, "checked": checked}
+    with open(path, "a") as f:
+        f.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
+def checked_text(messages, pings, wire_suite, wire_big):
+    """The README's "checked" column for a peer test."""
+    return (f"suite {messages} msgs + 16 MiB text/binary byte-exact; {pings}; "
+            f"close 1000, 4000/4001 + reason, 1006 (TCP dropped: FIN from wsx, RST from the peer), each side initiating; "
+            f"wire up/down {wire_suite[0]}/{wire_suite[1]} (16 MiB: {wire_big[0]}/{wire_big[1]})")
+
+
+def judge_peer_client(v, report_path, tap_path, log_path, metrics_path, expected, compat_path):
+    """A peer client (peer.py, peer.mjs) against `wsx serve --console --ping-interval 1`."""
+    rep = last_json(report_path)
+    if not v.need(rep is not None, f"no report from the peer (see {report_path} and its .err)"):
+        rep = {}
+    v.need(not rep.get("errors"), "; ".join(rep.get("errors") or [])[:600])
+    v.need(rep.get("ok") is True, "the peer reported failure")
+    ext = rep.get("extensions") or ""
+    v.need(DEFLATE in ext, f"the peer did not negotiate {DEFLATE} (extensions: {ext!r})")
+    sx = serve_extensions(log_path)
+    v.need(len(sx) == len(CONNECTIONS) and all(DEFLATE in e for e in sx),
+           f"wsx serve agreed to {DEFLATE} on {sum(DEFLATE in e for e in sx)} of {len(sx)} connections, want {len(CONNECTIONS)}")
+
+    n, payload = rep.get("messages"), rep.get("payload")
+    v.need((n, payload) == (expected["suite_messages"], expected["suite_payload"]),
+           f"suite: the peer sent {n} messages / {payload} B, want {expected['suite_messages']} / {expected['suite_payload']}")
+    v.facts.append(f"{n} messages echoed byte-exact")
+    v.big(rep.get("big"), expected, "sent by the peer")
+    big_echoes(v, rep, "the peer")
+    v.facts.append(f"16 MiB binary+text echoed in {rep.get('big_secs')} s")
+
+    # Pings: the peer's (its pong), the console's and the keepalive (the peer
+    # saw them; wsx serve counted the pongs).
+    ping = rep.get("ping") or {}
+    v.need(ping.get("pong") is True, f"the peer's ping got no pong: {ping}")
+    wping = rep.get("wsx_ping") or {}
+    v.need(wping.get("seen") is True, f"the console's ping did not reach the peer: {wping}")
+    keepalive = rep.get("keepalive_pings") or 0
+    v.need(keepalive >= 1, "no keepalive ping reached the peer")
+    pongs = metric(metrics_path, "wsx_pongs_received_total")
+    v.need(pongs is not None and pongs >= 1 + keepalive,
+           f"wsx serve counted {pongs} pongs, want >= {1 + keepalive} (console ping + keepalive pings the peer saw)")
+    v.facts.append(f"pings both ways; {keepalive} keepalive; wsx serve got {pongs and int(pongs)} pongs")
+
+    # Closes: what the peer saw, and the `close` line of wsx serve per path.
+    closes = {c.get("case"): c for c in rep.get("closes") or []}
+    served = serve_closes(log_path)
+    console = console_lines(log_path)
+    for case, initiator, code, reason in CLOSE_CASES["peer-client"]:
+        c = closes.get(case)
+        srv = served.get(f"/close/{case}")
+        if not v.need(c is not None and srv is not None, f"close {case}: peer saw {c}, wsx serve logged {srv}"):
+            continue
+        saw = (c.get("saw_code"), c.get("saw_reason"))
+        if reason is PEER_REASON:
+            reason = c.get("reason")
+            v.need(isinstance(reason, str) and reason.startswith("bye from "), f"close {case}: the peer's reason {reason!r}")
+        if initiator == "peer" and code is not None:
+            v.need(srv == (code, reason), f"close {case}: the peer closed with {code} {reason!r}, wsx serve saw {srv}")
+            v.need(saw[0] == code, f"close {case}: wsx answered with {saw}, want the code {code} echoed")
+        elif initiator == "peer":
+            # A reset, reported as a vanished peer (not as an I/O error).
+            v.need(srv[0] == 1006 and "without a close frame" in srv[1],
+                   f"close {case}: the peer reset TCP, wsx serve saw {srv}, want 1006 (peer vanished)")
+        elif code is not None:
+            line = f'console: close {code} "{reason}" sent to 1 connection(s)'
+            v.need(line in console, f"close {case}: no `{line}` in the serve log (console: {console})")
+            v.need(saw == (code, reason), f"close {case}: wsx closed with {code} {reason!r}, the peer saw {saw}")
+            v.need(srv[0] == code, f"close {case}: the peer answered {srv}, want the code {code} echoed")
+        else:
+            line = "console: drop sent to 1 connection(s)"
+            v.need(line in console, f"close {case}: no `{line}` in the serve log (console: {console})")
+            v.need(saw[0] == 1006, f"close {case}: wsx dropped TCP, the peer saw {saw}, want 1006")
+            v.need(srv == (1006, DROPPED_BY_CONSOLE), f"close {case}: wsx serve logged {srv}")
+    v.facts.append("closes 1000, 4000/4001+reason, 1006 both ways")
+
+    ws_ = (v.ratio(tap_path, "/suite", "up", payload, "the peer"), v.ratio(tap_path, "/suite", "down", payload, "wsx"))
+    big = sum(b["bytes"] for b in expected["big"])
+    wb = (v.ratio(tap_path, "/big", "up", big, "the peer"), v.ratio(tap_path, "/big", "down", big, "wsx"))
+    v.facts.append(f"wire up/down {ws_[0]}/{ws_[1]} (16 MiB: {wb[0]}/{wb[1]})")
+    v.facts.append(f'"{ext}"')
+    if not v.errors:
+        compat(compat_path, rep.get("library"), "its client → `wsx serve`", ext, checked_text(n, "ping/pong both ways, keepalive pongs counted by wsx serve", ws_, wb))
+
+
+def judge_wsx_client(v, wsx_path, server_path, tap_path, expected, compat_path):
+    """examples/interop_client against a peer server (peer.py, peer.mjs)."""
+    rep = last_json(wsx_path)
+    if not v.need(rep is not None, f"no report from interop_client (see {wsx_path} and its .err)"):
+        rep = {}
+    v.need(not rep.get("errors"), "; ".join(rep.get("errors") or [])[:600])
+    v.need(rep.get("ok") is True, "interop_client reported failure")
+    ext = rep.get("extensions") or ""
+    v.need(rep.get("deflate") is not None and DEFLATE in ext, f"wsx did not negotiate {DEFLATE} (extensions: {ext!r})")
+    srv = {}
+    for line in json_lines(server_path):
+        srv[line.get("path")] = line
+    v.need(sorted(srv) == sorted(CONNECTIONS[:2] + [f"/close/{c[0]}" for c in CLOSE_CASES["wsx-client"]]),
+           f"the peer server reported the connections {sorted(srv)}")
+    v.need(all(DEFLATE in (s.get("extensions") or "") for s in srv.values()),
+           f"the peer server did not agree to {DEFLATE} on every connection")
+    library = next((s.get("library") for s in srv.values()), None)
+    suite = srv.get("/suite") or {}
+    big = srv.get("/big") or {}
+
+    n, payload = rep.get("messages"), rep.get("payload")
+    want = (expected["suite_messages"], expected["suite_payload"])
+    v.need((n, payload) == want, f"suite: wsx sent {n} messages / {payload} B, want {want}")
+    v.need((suite.get("messages"), suite.get("payload")) == want,
+           f"suite: the peer server received {suite.get('messages')} messages / {suite.get('payload')} B, want {want}")
+    v.facts.append(f"{n} messages echoed byte-exact")
+    v.big(big.get("big"), expected, "received by the peer server")
+    big_echoes(v, rep, "wsx")
+    v.facts.append(f"16 MiB binary+text echoed in {rep.get('big_secs', 0):.2f} s")
+
+    ping = rep.get("ping") or {}
+    v.need(ping.get("pong") is True, f"wsx's ping got no pong: {ping}")
+    v.need(ping.get("payload") in (suite.get("pings") or []), f"the peer server did not see wsx's ping {ping.get('payload')!r}: {suite.get('pings')}")
+    pp = rep.get("peer_ping") or {}
+    v.need(pp.get("seen") is True and pp.get("confirmed") is True, f"the peer's ping at wsx: {pp}")
+    v.need((suite.get("ping") or {}).get("pong") is True, f"the peer server got no pong: {suite.get('ping')}")
+    v.facts.append("pings both ways")
+
+    closes = {c.get("case"): c for c in rep.get("closes") or []}
+    for case, initiator, code, reason in CLOSE_CASES["wsx-client"]:
+        c = closes.get(case)
+        s = srv.get(f"/close/{case}")
+        if not v.need(c is not None and s is not None, f"close {case}: wsx saw {c}, the peer server {s}"):
+            continue
+        saw = (c.get("saw_code"), c.get("saw_reason"))
+        peer_saw = (s.get("close_code"), s.get("close_reason"))
+        if initiator == "wsx" and code is not None:
+            v.need(peer_saw == (code, reason), f"close {case}: wsx closed with {code} {reason!r}, the peer saw {peer_saw}")
+            v.need(saw[0] == code and c.get("clean") is True, f"close {case}: the peer answered {saw} (clean: {c.get('clean')}), want the code {code} echoed")
+        elif initiator == "wsx":
+            v.need(peer_saw[0] == 1006, f"close {case}: wsx dropped TCP, the peer saw {peer_saw}, want 1006")
+        elif code is not None:
+            sent = s.get("sent_close")
+            if reason is PEER_REASON:
+                reason = sent[1] if isinstance(sent, list) else None
+                v.need(isinstance(reason, str) and reason.startswith("bye from "), f"close {case}: the peer's reason {reason!r}")
+            v.need(sent == [code, reason], f"close {case}: the peer server closed with {sent}, want [{code}, {reason!r}]")
+            v.need(saw == (code, reason) and c.get("clean") is True, f"close {case}: the peer closed with {code} {reason!r}, wsx saw {saw} (clean: {c.get('clean')})")
+            v.need(peer_saw[0] == code, f"close {case}: wsx answered {peer_saw}, want the code {code} echoed")
+        else:
+            v.need(s.get("sent_close") == "drop", f"close {case}: the peer server did not drop: {s.get('sent_close')}")
+            v.need(saw[0] == 1006 and c.get("clean") is False, f"close {case}: the peer reset TCP, wsx saw {saw} (clean: {c.get('clean')}), want 1006")
+    v.facts.append("closes 1000, 4000/4001+reason, 1006 both ways")
+
+    ws_ = (v.ratio(tap_path, "/suite", "up", payload, "wsx"), v.ratio(tap_path, "/suite", "down", payload, "the peer"))
+    bigb = sum(b["bytes"] for b in expected["big"])
+    wb = (v.ratio(tap_path, "/big", "up", bigb, "wsx"), v.ratio(tap_path, "/big", "down", bigb, "the peer"))
+    v.facts.append(f"wire up/down {ws_[0]}/{ws_[1]} (16 MiB: {wb[0]}/{wb[1]})")
+    v.facts.append(f'"{ext}"')
+    if not v.errors:
+        compat(compat_path, library, "wsx client → its server", ext, checked_text(n, "ping/pong both ways", ws_, wb))
+
+
 def serve_extensions(log_path):
     try:
         text = open(log_path, errors="replace").read()
@@ -78,7 +348,19 @@ def main():
             facts.append(f"wire {direction} {sent_bytes} B = {r:.0%} of payload")
             need(r <= MAX_RATIO, f"{who} did not compress: {sent_bytes} B on the wire {direction} for {payload} B of payload")
 
-    if mode in ("peer-client", "browser-up", "browser-down"):
+    if mode in ("peer-client", "wsx-client"):
+        v = Verdict()
+        try:
+            expected = json.load(open(sys.argv[-2]))
+        except (OSError, ValueError) as e:
+            sys.exit(f"judge.py: EXPECTED {sys.argv[-2]}: {e}")
+        if mode == "peer-client":
+            judge_peer_client(v, *sys.argv[3:7], expected, sys.argv[-1])
+        else:
+            judge_wsx_client(v, *sys.argv[3:6], expected, sys.argv[-1])
+        errors += v.errors
+        facts += v.facts
+    elif mode in ("browser-up", "browser-down"):
         report_path, tap_path, log_path = sys.argv[3:6]
         rep = last_json(report_path)
         if need(rep is not None, f"no report from the peer (see {report_path} and its .err)"):
@@ -97,11 +379,7 @@ def main():
         up, down, n = wire(tap_path, "/interop" if mode.startswith("browser") else None)
         need(n >= 1, "no WebSocket connection seen on the wire")
         payload = rep.get("payload", 0)
-        if mode == "peer-client":
-            facts.insert(0, f"{rep.get('messages', '?')} messages echoed byte-exact")
-            ratio_check("up", up, payload, "the peer")
-            ratio_check("down", down, payload, "wsx")
-        elif mode == "browser-up":
+        if mode == "browser-up":
             facts.insert(0, f"{rep.get('messages', '?')} messages echoed byte-exact")
             ratio_check("up", up, payload, "the browser")
             need(rep.get("typed_echo") is True, "the message typed into the test page was not echoed")
@@ -124,27 +402,6 @@ def main():
             need(rep.get("reconnected") is True, "the test page did not reconnect and echo after the 4001 close")
             if rep.get("reconnected"):
                 facts.append("page reconnected")
-    elif mode == "wsx-client":
-        wsx_path, server_path, tap_path = sys.argv[3:6]
-        rep = last_json(wsx_path)
-        srv = last_json(server_path)
-        if need(rep is not None, f"no report from interop_client (see {wsx_path} and its .err)"):
-            facts.append(f'wsx: "{rep.get("extensions")}"')
-            need(rep.get("deflate") is not None, f"wsx did not negotiate {DEFLATE} (extensions: {rep.get('extensions')!r})")
-            need(not rep.get("errors"), "; ".join(rep.get("errors") or [])[:300])
-            need(rep.get("ok") is True, "interop_client reported failure")
-            facts.insert(0, f"{rep.get('messages')} messages echoed byte-exact")
-        else:
-            rep = {}
-        if need(srv is not None, f"no report from the peer server (see {server_path})"):
-            facts.append(f'peer server: "{srv.get("extensions")}"')
-            need(DEFLATE in (srv.get("extensions") or ""), f"peer server did not agree to {DEFLATE}")
-            need(srv.get("messages") == rep.get("messages") and srv.get("payload") == rep.get("payload"),
-                 f"peer server received {srv.get('messages')} messages / {srv.get('payload')} B, wsx sent {rep.get('messages')} / {rep.get('payload')} B")
-        up, down, n = wire(tap_path)
-        need(n >= 1, "no WebSocket connection seen on the wire")
-        ratio_check("up", up, rep.get("payload", 0), "wsx")
-        ratio_check("down", down, rep.get("payload", 0), "the peer")
     else:
         sys.exit(f"judge.py: unknown mode {mode}")
 

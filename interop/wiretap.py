@@ -10,11 +10,14 @@ request path, "up": bytes client -> server, "down": bytes server -> client,
 "frames_up"/"frames_down": {"data": first frames of messages, "continuation":
 continuation frames, "control": control frames, "rsv1": frames with RSV1}}.
 Frames are counted from their headers after the HTTP head (payloads are
-skipped, not buffered). Standard library only.
+skipped, not buffered). A reset (RST) from one side is passed on as a reset;
+an orderly end (FIN) as one. Standard library only.
 """
 
 import asyncio
 import json
+import socket
+import struct
 import sys
 
 
@@ -66,9 +69,14 @@ class Frames:
 
 async def main(target_port):
     async def relay(reader, writer, counter, key, frames):
+        reset = False
         try:
             while True:
-                data = await reader.read(65536)
+                try:
+                    data = await reader.read(65536)
+                except ConnectionResetError:
+                    reset = True
+                    break
                 if not data:
                     break
                 if key == "up" and counter["head"] is not None and len(counter["head"]) < 4096:
@@ -81,7 +89,12 @@ async def main(target_port):
             pass
         finally:
             try:
-                if writer.can_write_eof():
+                if reset:
+                    # Pass a reset on as a reset (SO_LINGER 0: RST), not as a FIN.
+                    sock = writer.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    writer.transport.abort()
+                elif writer.can_write_eof():
                     writer.write_eof()
             except (ConnectionError, OSError):
                 pass

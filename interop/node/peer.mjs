@@ -13,12 +13,13 @@
 // a ping from wsx (`/ping` on the console) and a keepalive ping, answered by ws;
 // [/big] the 16 MiB binary and text, echoes checked byte for byte; [/close/CASE]
 // one close path each (CLOSE_CASES): this side closes (1000, or 4000 with a
-// reason) or drops the TCP connection, or wsx does, told through the console.
+// reason) or resets the TCP connection (RST, no close frame), or wsx does, told
+// through the console (/drop: wsx ends TCP with a FIN).
 //
 // The server echoes every message except the wsx client's commands: `please ping
 // PAYLOAD` (ping, wait for the pong, answer `pong PAYLOAD`), `please close CODE
-// [REASON]` (REASON: OUR_REASON unless CODE is 1000), `please drop` (no close
-// frame). Its report per connection: the path, what it received (16 MiB ones by
+// [REASON]` (REASON: OUR_REASON unless CODE is 1000), `please drop` (RST, no
+// close frame). Its report per connection: the path, what it received (16 MiB ones by
 // SHA-256), the pings it received, its own ping's fate, and the close code and
 // reason it saw (1006: none).
 import { appendFileSync } from 'node:fs';
@@ -66,6 +67,7 @@ async function waitUntil(cond, ms) {
 function open(url) {
   const ws = new WebSocket(url); // perMessageDeflate: true is the client default
   const conn = { ws, queue: [], waiters: [], pings: [], pongs: [], closed: null };
+  ws.on('upgrade', (res) => { conn.socket = res.socket; });
   ws.on('message', (data, isBinary) => {
     const m = { data: Buffer.isBuffer(data) ? data : Buffer.concat(data), isBinary };
     const w = conn.waiters.shift();
@@ -170,7 +172,7 @@ async function clientClose(base, consolePath, [kase, initiator, code, reason]) {
   conn.ws.send('hello');
   await withTimeout(conn.next(), 10000, 'hello echo');
   if (initiator === 'peer') {
-    if (code === null) conn.ws.terminate(); // destroys the socket: no close frame
+    if (code === null) conn.socket.resetAndDestroy(); // RST, no close frame
     else conn.ws.close(code, reason);
   } else {
     consoleLine(consolePath, code === null ? '/drop' : `/close ${code} ${reason}`.trimEnd());
@@ -243,7 +245,7 @@ function server() {
           ws.close(code, reason);
         } else if (words[1] === 'drop') {
           rec.sent_close = 'drop';
-          ws.terminate();
+          req.socket.resetAndDestroy(); // RST, no close frame
         }
         return;
       }

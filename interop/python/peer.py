@@ -14,13 +14,14 @@ The client runs, each on its own connection (path in brackets):
             on the console) and a keepalive ping, answered by websockets
   [/big]    the 16 MiB binary and text, echoes checked byte for byte
   [/close/CASE]  one close path each (CLOSE_CASES): this side closes (1000, or
-            4000 with a reason) or drops the TCP connection; or wsx does, told
-            through the console (/close, /close 4001 REASON, /drop)
+            4000 with a reason) or resets the TCP connection (RST, no close
+            frame); or wsx does, told through the console (/close, /close 4001
+            REASON, /drop: wsx ends TCP with a FIN)
 
 The server echoes every message, except commands from the wsx client:
 `please ping PAYLOAD` (ping it, wait for the pong, answer `pong PAYLOAD`),
 `please close CODE [REASON]` (REASON: OUR_REASON unless CODE is 1000) and
-`please drop` (abort TCP, no close frame).
+`please drop` (reset TCP: RST, no close frame).
 Its report per connection: the path, what it received (16 MiB ones by
 SHA-256), the pings it received, its own ping's fate and the close code and
 reason it saw (1006: none).
@@ -30,6 +31,8 @@ import asyncio
 import hashlib
 import json
 import os
+import socket
+import struct
 import sys
 import time
 
@@ -76,6 +79,12 @@ class Client(PingLog, ClientConnection):
 
 class Server(PingLog, ServerConnection):
     pass
+
+
+def reset(ws):
+    """Drops the TCP connection with a reset (SO_LINGER 0: RST), no close frame."""
+    ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    ws.transport.abort()
 
 
 def extensions_header(headers):
@@ -188,7 +197,7 @@ async def client_close(base, console, case, initiator, code, reason):
         await asyncio.wait_for(ws.recv(), 10)
         if initiator == "peer":
             if code is None:
-                ws.transport.abort()  # RST, no close frame
+                reset(ws)
             else:
                 await ws.close(code, reason)
         else:
@@ -246,7 +255,7 @@ async def server():
                         await ws.close(code, reason)
                     elif words[1] == "drop":
                         rec["sent_close"] = "drop"
-                        ws.transport.abort()
+                        reset(ws)
                     continue
                 rec["messages"] += 1
                 rec["payload"] += len(raw(msg))
