@@ -223,7 +223,7 @@ pub struct Rejection {
 const NGINX_HINT: &str = "if a reverse proxy sits in front, it did not forward the Upgrade header (nginx needs `proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\";`)";
 
 /// For a 426 that asks for the WebSocket upgrade the client did request.
-const STRIPPED_HINT: &str = "the server asks for the WebSocket upgrade this client did request, so it never saw our Upgrade header: a reverse proxy in between did not forward the Upgrade header; nginx needs, in the location that proxies to the WebSocket server: `proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\";`";
+const STRIPPED_HINT: &str = "the server asks for the very WebSocket upgrade this request made: a reverse proxy in between did not forward the Upgrade header; nginx needs, in the location that proxies to the WebSocket server: `proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\";`";
 
 impl Rejection {
     /// Whether this answer means that something between the client and the
