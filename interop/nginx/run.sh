@@ -140,10 +140,18 @@ cleanup() {
         for p in $nginx_pid $workers; do kill -KILL "$p" 2>/dev/null || true; done
         wait "$nginx_pid" 2>/dev/null || true
     fi
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    # The idle clients are pipelines in subshells: end their processes too.
+    for p in "${pids[@]}"; do kill_tree "$p"; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 }
+# kill_tree PID: SIGTERM to PID and, children first, everything under it.
+kill_tree() {
+    local c
+    for c in $(pgrep -P "$1" 2>/dev/null || true); do kill_tree "$c"; done
+    kill "$1" 2>/dev/null || true
+}
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # free_ports N: N distinct free loopback ports (all bound at once, then released).
 free_ports() {
@@ -153,11 +161,12 @@ for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 }
 
-# wait_port PORT [SECS]: until something accepts TCP connections on PORT.
+# wait_port PORT PID: until something accepts TCP connections on PORT (10 s
+# at most), as long as process PID (which should listen there) lives.
 wait_port() {
-    local deadline=$((SECONDS + ${2:-10}))
+    local deadline=$((SECONDS + 10))
     until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-        ((SECONDS < deadline)) || return 1
+        ((SECONDS < deadline)) && kill -0 "$2" 2>/dev/null || return 1
         sleep 0.05
     done
 }
@@ -170,7 +179,7 @@ start_serve() {
     shift 2
     "$wsx" serve --listen "127.0.0.1:$port" "$@" >"$out/$name.serve.log" 2>&1 &
     pids+=("$!")
-    wait_port "$port" || die "wsx serve $* did not start (see $out/$name.serve.log)"
+    wait_port "$port" "$!" || die "wsx serve $* did not start (see $out/$name.serve.log)"
 }
 start_serve upstream "$up_ka" --ping-interval 2
 start_serve upstream-noping "$up_noping" --ping-interval 0
@@ -246,7 +255,7 @@ if "$nginx" -h 2>&1 | grep -q -- '-e filename'; then nginx_args+=(-e "$out/nginx
 "$nginx" "${nginx_args[@]}" -g 'daemon off;' >"$out/nginx.stdout.log" 2>&1 &
 nginx_pid=$!
 for p in $p_good $p_noping $p_stripped $p_bare; do
-    wait_port "$p" || die "nginx did not listen on 127.0.0.1:$p (see $out/nginx.error.log, $out/nginx.stdout.log)"
+    wait_port "$p" "$nginx_pid" || die "nginx did not listen on 127.0.0.1:$p (see $out/nginx.error.log, $out/nginx.stdout.log)"
 done
 say "nginx $nginx_version${nginx_package:+ (Debian $nginx_package)} listening on $p_good (good), $p_noping (good-noping), $p_stripped (stripped), $p_bare (bare); upstreams $up_ka, $up_noping"
 
