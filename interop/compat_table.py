@@ -4,7 +4,7 @@
 
 Reads OUT_DIR/compat.jsonl (one JSON line per test, written by judge.py:
 peer, version, direction, negotiated, checked, ok) and OUT_DIR/nginx.json
-(interop/nginx/run.sh), writes OUT_DIR/compatibility.md, and with README
+(interop/nginx/run.sh, in OUT_DIR/nginx/), writes OUT_DIR/compatibility.md, and with README
 replaces the table between the `<!-- compat-table:start -->` and
 `<!-- compat-table:end -->` markers in it. Prints whether the README's table
 already matched.
@@ -34,15 +34,15 @@ def rows(out):
         peer = f"{r['peer']} {r['version']}".strip()
         table.append((peer, r["direction"], r.get("negotiated") or "", r["checked"], r.get("ok", False)))
     try:
-        with open(os.path.join(out, "nginx.json"), encoding="utf-8") as f:
+        with open(os.path.join(out, "nginx", "nginx.json"), encoding="utf-8") as f:
             n = json.load(f)
     except (OSError, ValueError):
         n = None
     if n:
-        tests = n.get("tests", [])
-        checked = "; ".join(f"{t['name']}: {t.get('detail', '')}".strip(": ") for t in tests)
-        ok = bool(tests) and all(t.get("ok") for t in tests)
-        table.append((f"nginx {n.get('nginx', '?')}", "wsx client → nginx → `wsx serve`", n.get("negotiated", ""), checked, ok))
+        version = f"nginx {n.get('nginx', '?')} (Debian {n.get('package', '?')})"
+        tests = n.get("tests") or [{"name": "setup", "ok": False, "detail": n.get("setup_error", "")}]
+        for t in tests:
+            table.append((version, f"wsx → nginx → `wsx serve`: {t['name']}", "", t.get("detail", ""), t.get("ok", False)))
     return table
 
 
