@@ -113,6 +113,11 @@ pub struct ConnectArgs {
     /// Send all of stdin (a message per line), print the first reply, close, exit 0.
     #[arg(long, conflicts_with = "reconnect")]
     pub once: bool,
+    /// At the end of input, keep receiving for SECS seconds before closing.
+    /// Some servers (Python `websockets`) answer our close at once and drop
+    /// replies still being produced: `--wait 1` lets them arrive.
+    #[arg(long, value_name = "SECS")]
+    pub wait: Option<f64>,
     /// Largest accepted message, in bytes.
     #[arg(long, default_value_t = crate::default_max_message())]
     pub max_message: usize,
@@ -371,6 +376,7 @@ struct Opts {
     show_ping: bool,
     once: bool,
     reconnect: bool,
+    wait: Option<Duration>,
 }
 
 impl From<&ConnectArgs> for Opts {
@@ -382,6 +388,10 @@ impl From<&ConnectArgs> for Opts {
             show_ping: a.show_ping,
             once: a.once,
             reconnect: a.reconnect,
+            wait: a
+                .wait
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(Duration::from_secs_f64),
         }
     }
 }
@@ -1147,6 +1157,12 @@ async fn write_loop(
                         break;
                     }
                     shared.reply.notified().await;
+                }
+                if let Some(wait) = opts.wait {
+                    if tx.flush().await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(wait).await;
                 }
                 shared.quitting.set(true);
                 let _ = tx.close(Some(CloseFrame::new(CloseCode::NORMAL, ""))).await;

@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 use wsx::wsx_proto::handshake::{
     ClientHandshake, ClientHandshakeError, ClientRequest, ExtensionOffer, Handshaken, Rejection,
+    NGINX_UPGRADE_LINES,
 };
 use wsx::MaybeTlsStream;
 use wsx::{CloseCode, CloseFrame, Closed, Message, WebSocket};
@@ -68,12 +69,6 @@ const BODY_WAIT: Duration = Duration::from_millis(500);
 const KEEP_RECEIVED: usize = 16 * 1024;
 /// How much of a non-HTTP answer is shown as a hex dump.
 const HEXDUMP_BYTES: usize = 64;
-/// The proxy configuration nginx needs to pass WebSocket upgrades on.
-const NGINX_LINES: [&str; 3] = [
-    "proxy_http_version 1.1;",
-    "proxy_set_header Upgrade $http_upgrade;",
-    "proxy_set_header Connection \"upgrade\";",
-];
 
 /// Runs the probe; returns the exit code.
 pub async fn run(args: ProbeArgs) -> u8 {
@@ -739,10 +734,10 @@ impl Probe {
                 None => f.details.push("(no Location header)".into()),
             }
         }
-        if code == 200 || code == 400 {
+        if code == 200 || code == 400 || r.upgrade_not_forwarded() {
             f.details
                 .push("nginx, in the location that proxies to the WebSocket server:".into());
-            for l in NGINX_LINES {
+            for l in NGINX_UPGRADE_LINES {
                 f.details.push(format!("    {l}"));
             }
         }

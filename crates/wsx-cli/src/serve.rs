@@ -1144,6 +1144,26 @@ async fn http_response(state: &State, incoming: wsx::Incoming<MaybeTlsStream>) {
             .await;
         return;
     }
+    if wsx::wsx_proto::handshake::is_stripped_upgrade(req) {
+        // Not a page request: a WebSocket client's handshake that a proxy
+        // passed on without its Upgrade header. Say so to both ends.
+        tracing::warn!(
+            path,
+            "a WebSocket handshake arrived without its Upgrade header: a reverse proxy in front did not forward it (answered 426 with the nginx lines to add)"
+        );
+        let _ = incoming
+            .respond(
+                StatusCode::UPGRADE_REQUIRED,
+                &[
+                    ("Upgrade", "websocket"),
+                    ("Connection", "Upgrade"),
+                    ("Content-Type", "text/plain"),
+                ],
+                wsx::wsx_proto::handshake::STRIPPED_UPGRADE_BODY.as_bytes(),
+            )
+            .await;
+        return;
+    }
     if path == "/metrics" {
         let body = state.metrics.render();
         let _ = incoming

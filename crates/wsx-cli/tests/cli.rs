@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{free_port, serve, WSX};
+use common::{free_port, serve, stripping_proxy, WSX};
 
 fn connect(url: &str, stdin: &[u8]) -> (i32, String, String) {
     let mut child = Command::new(WSX)
@@ -108,6 +108,62 @@ fn serve_answers_a_plain_get_with_the_page_or_426() {
     let other = get("/chat");
     assert!(other.starts_with("HTTP/1.1 426 "), "{other}");
     assert!(other.contains("Upgrade: websocket"), "{other}");
+    assert!(!other.contains("proxy"), "{other}");
+}
+
+#[test]
+fn serve_answers_a_handshake_that_lost_its_upgrade_header_with_426_and_the_fix() {
+    let server = serve(&[]);
+    // What nginx forwards without the Upgrade/Connection lines: a GET that
+    // still has the key and version, at the page's path and elsewhere.
+    for path in ["/", "/chat"] {
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.0\r\nHost: x\r\nConnection: close\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        assert!(resp.starts_with("HTTP/1.1 426 "), "{path}: {resp}");
+        assert!(!resp.contains("new WebSocket("), "{path}: {resp}");
+        assert!(
+            resp.contains(
+                "a reverse proxy in front of the server did not forward the Upgrade header"
+            ),
+            "{path}: {resp}"
+        );
+        for line in [
+            "proxy_http_version 1.1;",
+            "proxy_set_header Upgrade $http_upgrade;",
+            "proxy_set_header Connection \"upgrade\";",
+        ] {
+            assert!(resp.contains(line), "{path}: {line} missing from {resp}");
+        }
+    }
+}
+
+#[test]
+fn connect_through_a_proxy_that_strips_upgrade_names_the_cause_and_the_nginx_lines() {
+    let server = serve(&[]);
+    let proxy = stripping_proxy(server.port, 2);
+    for path in ["/", "/chat"] {
+        let (code, out, err) = connect(&format!("ws://127.0.0.1:{proxy}{path}"), b"hi\n");
+        assert_eq!(code, 2, "{path}: {err}");
+        assert!(out.is_empty(), "{path}: {out}");
+        assert!(err.contains("426 Upgrade Required"), "{path}: {err}");
+        assert!(
+            err.contains("a reverse proxy in between did not forward the Upgrade header"),
+            "{path}: {err}"
+        );
+        for line in [
+            "proxy_http_version 1.1;",
+            "proxy_set_header Upgrade $http_upgrade;",
+            "proxy_set_header Connection \"upgrade\";",
+        ] {
+            assert!(err.contains(line), "{path}: {line} missing from {err}");
+        }
+    }
 }
 
 #[test]

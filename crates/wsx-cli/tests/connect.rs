@@ -255,6 +255,45 @@ fn once_sends_all_of_stdin_then_prints_only_the_first_reply() {
     assert_eq!(out, "got first,second\n");
 }
 
+/// A server that answers each message 300 ms later, but answers a close at
+/// once (as Python `websockets` does): replies still in the making are lost.
+fn slow_echo_server() -> u16 {
+    server(|_, tcp| async move {
+        let ws = wsx::accept(tcp).await.unwrap();
+        let (mut rx, tx) = ws.split();
+        let tx = Arc::new(tokio::sync::Mutex::new(tx));
+        while let Ok(Some(m)) = rx.recv().await {
+            if let Message::Text(t) = m {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let _ = tx
+                        .lock()
+                        .await
+                        .send(Message::text(format!("late {t}")))
+                        .await;
+                });
+            }
+        }
+    })
+}
+
+#[test]
+fn wait_keeps_receiving_after_the_end_of_input() {
+    let port = slow_echo_server();
+    let url = format!("ws://127.0.0.1:{port}/");
+    // Without --wait the close goes out at once and the late reply is lost:
+    // this is what --wait is for.
+    let (code, out, err) = run(&[&url], b"hi\n");
+    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(out, "", "the reply should have missed the close");
+    let started = Instant::now();
+    let (code, out, err) = run(&["--wait", "1", &url], b"hi\n");
+    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(out, "late hi\n");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+}
+
 // ---- the request ----------------------------------------------------------------
 
 /// A server that reports what the handshake carried, then closes with 1000.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{free_port, serve, WSX};
+use common::{free_port, serve, stripping_proxy, WSX};
 
 /// A one-connection server: reads the request head, sends `answer`, ends
 /// its side and waits for the client to go. Returns the port.
@@ -173,6 +173,33 @@ fn plain_http_200_suggests_the_proxy_upgrade_lines() {
             .contains("proxy_set_header Upgrade"),
         "{v}"
     );
+}
+
+#[test]
+fn through_a_proxy_that_strips_upgrade_names_the_cause_and_lists_the_nginx_lines() {
+    let server = serve(&[]);
+    let proxy = stripping_proxy(server.port, 1);
+    let (code, out, err) = probe(&[&format!("ws://127.0.0.1:{proxy}/chat")]);
+    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
+    assert_says(
+        &out,
+        &err,
+        &[
+            "< HTTP/1.1 426 Upgrade Required",
+            "a reverse proxy in between did not forward the Upgrade header",
+        ],
+    );
+    // The nginx lines one per line, ready to paste.
+    for line in [
+        "proxy_http_version 1.1;",
+        "proxy_set_header Upgrade $http_upgrade;",
+        "proxy_set_header Connection \"upgrade\";",
+    ] {
+        assert!(
+            out.lines().chain(err.lines()).any(|l| l.trim() == line),
+            "no line {line:?}:\n--- stdout\n{out}\n--- stderr\n{err}"
+        );
+    }
 }
 
 #[test]

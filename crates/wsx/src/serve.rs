@@ -313,11 +313,17 @@ where
     };
     if !incoming.is_upgrade() {
         stats.failed_handshakes.fetch_add(1, Relaxed);
+        let body: &[u8] = if wsx_proto::handshake::is_stripped_upgrade(incoming.request()) {
+            tracing::debug!(%peer, "handshake without its Upgrade header: a proxy did not forward it");
+            wsx_proto::handshake::STRIPPED_UPGRADE_BODY.as_bytes()
+        } else {
+            b"this is a WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)\n"
+        };
         let _ = incoming
             .respond(
                 http::StatusCode::UPGRADE_REQUIRED,
                 &[("Upgrade", "websocket"), ("Content-Type", "text/plain")],
-                b"this is a WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)\n",
+                body,
             )
             .await;
         return None;

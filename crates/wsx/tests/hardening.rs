@@ -267,6 +267,35 @@ async fn oversized_request_head_gets_431() {
 }
 
 #[tokio::test]
+async fn a_handshake_that_lost_its_upgrade_header_gets_426_with_the_proxy_fix() {
+    let (addr, handle, _task) = echo_serve(ServerConfig::default()).await;
+    let get = |head: &'static str| async move {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let body = timeout(Duration::from_secs(10), read_to_eof(&mut tcp))
+            .await
+            .expect("the answer ends within 10 s");
+        String::from_utf8_lossy(&body).into_owned()
+    };
+    // As nginx forwards a handshake without the Upgrade/Connection lines.
+    let stripped = get("GET /chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").await;
+    assert!(stripped.starts_with("HTTP/1.1 426 "), "{stripped}");
+    assert!(
+        stripped
+            .contains("a reverse proxy in front of the server did not forward the Upgrade header"),
+        "{stripped}"
+    );
+    for line in wsx_proto::handshake::NGINX_UPGRADE_LINES {
+        assert!(stripped.contains(line), "{line} missing from {stripped}");
+    }
+    // A plain GET is not blamed on a proxy.
+    let plain = get("GET /chat HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(plain.starts_with("HTTP/1.1 426 "), "{plain}");
+    assert!(!plain.contains("proxy"), "{plain}");
+    handle.shutdown();
+}
+
+#[tokio::test]
 async fn max_connections_answers_503_with_retry_after() {
     let (addr, handle, _task) = echo_serve(ServerConfig {
         max_connections: Some(2),

@@ -65,3 +65,47 @@ pub fn serve(args: &[&str]) -> Server {
     wait_listening(port);
     server
 }
+
+/// A reverse proxy that forwards like nginx without the WebSocket lines:
+/// each request goes to `127.0.0.1:upstream` without its hop-by-hop
+/// `Upgrade` and `Connection` headers (and with `Connection: close`), and
+/// the answer comes back as is. Serves `conns` connections; returns the port.
+pub fn stripping_proxy(upstream: u16, conns: usize) -> u16 {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for _ in 0..conns {
+            let Ok((mut client, _)) = listener.accept() else {
+                return;
+            };
+            let _ = client.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match client.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let head = String::from_utf8_lossy(&head);
+            let mut forwarded: String = head
+                .split_inclusive("\r\n")
+                .filter(|l| {
+                    let l = l.to_ascii_lowercase();
+                    !l.starts_with("upgrade:") && !l.starts_with("connection:") && l != "\r\n"
+                })
+                .collect();
+            forwarded.push_str("Connection: close\r\n\r\n");
+            let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                return;
+            };
+            let _ = server.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = server.write_all(forwarded.as_bytes());
+            let mut answer = Vec::new();
+            let _ = server.read_to_end(&mut answer);
+            let _ = client.write_all(&answer);
+        }
+    });
+    port
+}

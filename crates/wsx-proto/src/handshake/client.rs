@@ -222,6 +222,34 @@ pub struct Rejection {
 
 const NGINX_HINT: &str = "if a reverse proxy sits in front, it did not forward the Upgrade header (nginx needs `proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\";`)";
 
+/// For a 426 that asks for the WebSocket upgrade the client did request.
+const STRIPPED_HINT: &str = "the server asks for the very WebSocket upgrade this request made: a reverse proxy in between did not forward the Upgrade header; nginx needs, in the location that proxies to the WebSocket server: `proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\";`";
+
+impl Rejection {
+    /// Whether this answer means that something between the client and the
+    /// server removed the client's `Upgrade: websocket`: a 426 Upgrade
+    /// Required that names no other WebSocket version (no
+    /// `Sec-WebSocket-Version`) and asks for `websocket` (or for nothing).
+    /// The usual cause is a reverse proxy without the
+    /// [`super::NGINX_UPGRADE_LINES`].
+    pub fn upgrade_not_forwarded(&self) -> bool {
+        upgrade_not_forwarded(self.status, &self.headers)
+    }
+}
+
+fn upgrade_not_forwarded(status: StatusCode, headers: &HeaderMap) -> bool {
+    status == StatusCode::UPGRADE_REQUIRED
+        && !headers.contains_key(header::SEC_WEBSOCKET_VERSION)
+        && (!headers.contains_key(header::UPGRADE)
+            || has_token(
+                headers
+                    .get_all(header::UPGRADE)
+                    .iter()
+                    .map(|v| v.as_bytes()),
+                "websocket",
+            ))
+}
+
 fn rejection_text(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> String {
     let mut s = format!(
         "server answered {} {} instead of 101 Switching Protocols",
@@ -235,9 +263,11 @@ fn rejection_text(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Stri
         400 => format!("the server rejected the handshake; {NGINX_HINT}"),
         404 => "wrong path, or a proxy routes this path to a server without a WebSocket endpoint".into(),
         401 | 403 => "the server refused this client: authentication (headers, cookies, token) or an Origin check".into(),
-        426 => match headers.get(header::SEC_WEBSOCKET_VERSION) {
-            Some(v) => format!("the server speaks WebSocket version {v:?}, not 13"),
-            None => "the server requires an upgrade to another protocol".into(),
+        426 if upgrade_not_forwarded(status, headers) => STRIPPED_HINT.into(),
+        426 => match (headers.get(header::SEC_WEBSOCKET_VERSION), headers.get(header::UPGRADE)) {
+            (Some(v), _) => format!("the server speaks WebSocket version {v:?}, not 13"),
+            (None, Some(u)) => format!("the server requires an upgrade to {}, not WebSocket", String::from_utf8_lossy(u.as_bytes())),
+            (None, None) => "the server requires an upgrade to another protocol".into(),
         },
         301 | 302 | 303 | 307 | 308 => match headers.get(header::LOCATION) {
             Some(l) => format!("redirected to {}; connect to that URL instead (http→https means wss://)", String::from_utf8_lossy(l.as_bytes())),
@@ -614,5 +644,55 @@ mod tests {
             .handle_data(b"\x15\x03\x03\x00\x02\x02\x46")
             .unwrap_err();
         assert!(matches!(e, ClientHandshakeError::Malformed(_)), "{e}");
+    }
+
+    #[test]
+    fn upgrade_required_for_websocket_means_a_proxy_dropped_the_header() {
+        let reject = |resp: &str| {
+            let e = start("ws://x/chat")
+                .handle_data(resp.as_bytes())
+                .unwrap_err();
+            let ClientHandshakeError::Rejected(r) = &e else {
+                panic!("{e}")
+            };
+            (r.upgrade_not_forwarded(), e.to_string())
+        };
+        // What `wsx serve` behind nginx without the Upgrade lines answers.
+        let (dropped, text) = reject(
+            "HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nContent-Length: 2\r\n\r\nno",
+        );
+        assert!(dropped, "{text}");
+        assert!(
+            text.contains("a reverse proxy in between did not forward the Upgrade header"),
+            "{text}"
+        );
+        for line in super::super::NGINX_UPGRADE_LINES {
+            assert!(text.contains(line), "{line} missing from {text}");
+        }
+        assert!(text.contains("(body: \"no\")"), "{text}");
+        let (dropped, _) = reject("HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n");
+        assert!(dropped);
+
+        // Other 426s are about something else, and say so.
+        let (dropped, text) = reject(
+            "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 8\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert!(!dropped);
+        assert!(text.contains("version \"8\""), "{text}");
+        assert!(!text.contains("proxy"), "{text}");
+        let (dropped, text) = reject(
+            "HTTP/1.1 426 Upgrade Required\r\nUpgrade: TLS/1.2, HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert!(!dropped);
+        assert!(text.contains("upgrade to TLS/1.2, HTTP/1.1"), "{text}");
+        assert!(!text.contains("proxy"), "{text}");
+    }
+
+    #[test]
+    fn the_inline_nginx_hints_carry_every_line() {
+        for line in super::super::NGINX_UPGRADE_LINES {
+            assert!(NGINX_HINT.contains(line), "{line}");
+            assert!(STRIPPED_HINT.contains(line), "{line}");
+        }
     }
 }

@@ -8,8 +8,8 @@ mod server;
 pub use client::{ClientHandshake, ClientHandshakeError, ClientRequest, Handshaken, Rejection};
 pub use origin::{OriginPatternError, OriginPolicy};
 pub use server::{
-    is_upgrade_request, Accept, HandshakeError, HandshakeErrorKind, ParsedRequest, ServerHandshake,
-    Upgrade,
+    is_stripped_upgrade, is_upgrade_request, Accept, HandshakeError, HandshakeErrorKind,
+    ParsedRequest, ServerHandshake, Upgrade, STRIPPED_UPGRADE_BODY,
 };
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -23,6 +23,16 @@ const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 pub const DEFAULT_MAX_HANDSHAKE_BYTES: usize = 8 * 1024;
 /// Most header lines accepted in a handshake head.
 pub const MAX_HEADERS: usize = 64;
+
+/// The nginx lines that pass WebSocket upgrades on to the server behind it,
+/// for the `location` that proxies there. `Upgrade` and `Connection` are
+/// hop-by-hop headers, which nginx (like most proxies) does not forward
+/// unless told to; without them the server sees a plain HTTP GET.
+pub const NGINX_UPGRADE_LINES: [&str; 3] = [
+    "proxy_http_version 1.1;",
+    "proxy_set_header Upgrade $http_upgrade;",
+    "proxy_set_header Connection \"upgrade\";",
+];
 
 /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` (RFC 6455 §4.2.2).
 ///

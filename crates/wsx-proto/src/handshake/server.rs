@@ -260,6 +260,25 @@ pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
     )
 }
 
+/// Whether a request is a WebSocket handshake that lost its `Upgrade`
+/// header on the way: it carries `Sec-WebSocket-Key`, which only WebSocket
+/// clients send, but no `Upgrade: websocket`. A reverse proxy that does not
+/// forward the hop-by-hop `Upgrade` header (nginx without
+/// [`super::NGINX_UPGRADE_LINES`]) turns every handshake into this. Answer it
+/// with 426 and [`STRIPPED_UPGRADE_BODY`] rather than as a plain GET.
+pub fn is_stripped_upgrade<B>(req: &Request<B>) -> bool {
+    !is_upgrade_request(req) && req.headers().contains_key(header::SEC_WEBSOCKET_KEY)
+}
+
+/// The body of a 426 answer to an [`is_stripped_upgrade`] request: the cause
+/// and the nginx lines that fix it ([`super::NGINX_UPGRADE_LINES`]).
+pub const STRIPPED_UPGRADE_BODY: &str = "this WebSocket handshake (it has Sec-WebSocket-Key) reached the server without \"Upgrade: websocket\": a reverse proxy in front of the server did not forward the Upgrade header.
+nginx needs, in the location that proxies to the WebSocket server:
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection \"upgrade\";
+";
+
 /// A valid upgrade request, waiting for the application's decision.
 #[derive(Debug, Clone)]
 pub struct Upgrade {
@@ -613,5 +632,41 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.status(), 400);
         assert!(e.to_string().contains("wss://"), "{e}");
+    }
+
+    #[test]
+    fn a_handshake_without_its_upgrade_header_is_recognized_as_stripped() {
+        let head = |s: &str| {
+            ServerHandshake::new()
+                .handle_data(s.as_bytes())
+                .unwrap()
+                .unwrap()
+                .0
+        };
+        // What nginx sends upstream without the Upgrade/Connection lines:
+        // the key and version pass, the hop-by-hop headers do not.
+        let stripped = GOOD
+            .replace("Upgrade: websocket\r\n", "")
+            .replace("Connection: keep-alive, Upgrade", "Connection: close");
+        assert!(is_stripped_upgrade(&head(&stripped)));
+        let http10 = stripped.replace("HTTP/1.1", "HTTP/1.0");
+        assert!(is_stripped_upgrade(&head(&http10)));
+        // A real handshake, and a browser's plain GET, are not.
+        assert!(!is_stripped_upgrade(&head(GOOD)));
+        assert!(!is_stripped_upgrade(&head(
+            "GET / HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\n\r\n"
+        )));
+        // The 426 body names the cause and every nginx line to add.
+        assert!(
+            STRIPPED_UPGRADE_BODY
+                .contains("proxy in front of the server did not forward the Upgrade header"),
+            "{STRIPPED_UPGRADE_BODY}"
+        );
+        for line in super::super::NGINX_UPGRADE_LINES {
+            assert!(
+                STRIPPED_UPGRADE_BODY.contains(&format!("\n    {line}\n")),
+                "{line} missing from {STRIPPED_UPGRADE_BODY}"
+            );
+        }
     }
 }
