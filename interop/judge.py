@@ -21,8 +21,9 @@ apart by path: /suite (the suite, pings both ways), /big (16 MiB binary and
 text; compressible word salad, so its wire share is checked on its own) and
 /close/CASE (CLOSE_CASES). EXPECTED is what interop/messages.py printed (the
 suite's size, the 16 MiB messages' SHA-256); METRICS the /metrics of `wsx
-serve` at the end. A passing peer test appends {peer, version, direction,
-negotiated, checked} to COMPAT (JSON lines, for the README's table).
+serve` at the end. Each peer test appends {peer, version, direction,
+negotiated, checked, ok} to COMPAT (JSON lines; interop/compat_table.py makes
+the README's table of them); when it failed, `checked` says why.
 """
 
 import json
@@ -162,10 +163,11 @@ def big_echoes(v, rep, who):
            f"16 MiB echoes at {who}: {echoes}")
 
 
-def compat(path, library, direction, negotiated, checked):
+def compat(path, library, direction, negotiated, checked, ok):
+    """One row of the README's table (interop/compat_table.py renders them)."""
     name, _, version = (library or "? ?").partition(" ")
     line = {"peer": PEERS.get(name, name), "version": version, "direction": direction,
-            "negotiated": negotiated, "checked": checked}
+            "negotiated": negotiated, "checked": checked, "ok": ok}
     with open(path, "a") as f:
         f.write(json.dumps(line, ensure_ascii=False) + "\n")
 
@@ -248,8 +250,9 @@ def judge_peer_client(v, report_path, tap_path, log_path, metrics_path, expected
     wb = (v.ratio(tap_path, "/big", "up", big, "the peer"), v.ratio(tap_path, "/big", "down", big, "wsx"))
     v.facts.append(f"wire up/down {ws_[0]}/{ws_[1]} (16 MiB: {wb[0]}/{wb[1]})")
     v.facts.append(f'"{ext}"')
-    if not v.errors:
-        compat(compat_path, rep.get("library"), "its client → `wsx serve`", ext, checked_text(n, "ping/pong both ways, keepalive pongs counted by wsx serve", ws_, wb))
+    checked = checked_text(n, "ping/pong both ways, keepalive pongs counted by wsx serve", ws_, wb)
+    compat(compat_path, rep.get("library"), "its client → `wsx serve`", ext,
+           checked if not v.errors else "; ".join(v.errors)[:300], not v.errors)
 
 
 def judge_wsx_client(v, wsx_path, server_path, tap_path, expected, compat_path):
@@ -321,8 +324,9 @@ def judge_wsx_client(v, wsx_path, server_path, tap_path, expected, compat_path):
     wb = (v.ratio(tap_path, "/big", "up", bigb, "wsx"), v.ratio(tap_path, "/big", "down", bigb, "the peer"))
     v.facts.append(f"wire up/down {ws_[0]}/{ws_[1]} (16 MiB: {wb[0]}/{wb[1]})")
     v.facts.append(f'"{ext}"')
-    if not v.errors:
-        compat(compat_path, library, "wsx client → its server", ext, checked_text(n, "ping/pong both ways", ws_, wb))
+    checked = checked_text(n, "ping/pong both ways", ws_, wb)
+    compat(compat_path, library, "wsx client → its server", ext,
+           checked if not v.errors else "; ".join(v.errors)[:300], not v.errors)
 
 
 def serve_extensions(log_path):
