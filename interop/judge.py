@@ -5,8 +5,8 @@ exits 0 (pass) or 1 (fail).
                                                         peer client -> wsx serve
     judge.py wsx-client   LABEL WSX_REPORT SERVER_REPORT TAP EXPECTED COMPAT
                                                         wsx client -> peer server
-    judge.py browser-up   LABEL REPORT TAP SERVE_LOG    browser -> wsx serve (browser compresses)
-    judge.py browser-down LABEL REPORT TAP SERVE_LOG    wsx serve -> browser (wsx compresses)
+    judge.py browser-up   LABEL REPORT TAP SERVE_LOG [COMPAT]   browser -> wsx serve (browser compresses)
+    judge.py browser-down LABEL REPORT TAP SERVE_LOG [COMPAT]   wsx serve -> browser (wsx compresses)
 
 REPORT files hold the JSON line a peer program printed; TAP the lines of
 wiretap.py (bytes on the wire per connection); SERVE_LOG the log of `wsx serve`
@@ -383,10 +383,18 @@ def main():
         up, down, n = wire(tap_path, "/interop" if mode.startswith("browser") else None)
         need(n >= 1, "no WebSocket connection seen on the wire")
         payload = rep.get("payload", 0)
+        compat_path = sys.argv[6] if len(sys.argv) > 6 else None
+        share = lambda b: f"{b / payload:.0%}" if payload else "?"  # noqa: E731
+        pw = rep.get("playwright_core")
+        browser = rep.get("browser") or "Chromium"
         if mode == "browser-up":
             facts.insert(0, f"{rep.get('messages', '?')} messages echoed byte-exact")
             ratio_check("up", up, payload, "the browser")
             need(rep.get("typed_echo") is True, "the message typed into the test page was not echoed")
+            checked = (f"the `wsx serve` test page: its own connection, a message typed into its form echoed; "
+                       f"suite {rep.get('messages', '?')} msgs echoed byte-exact (compared in the page); "
+                       f"the browser compressed: wire up {share(up)}")
+            direction = "browser → `wsx serve`"
         else:
             big = rep.get("largest_text_echoed", 0)
             facts.insert(0, f"{big} B JSON from wsx intact in the page")
@@ -406,6 +414,18 @@ def main():
             need(rep.get("reconnected") is True, "the test page did not reconnect and echo after the 4001 close")
             if rep.get("reconnected"):
                 facts.append("page reconnected")
+            checked = (f"{big} B JSON intact; 1 MiB binary + 1 MiB text echoed by wsx in "
+                       f"{fr.get('data', 0) + cont} frames of at most 64 KiB (`--send-frame-size`), SHA-256 checked in the page; "
+                       f"CloseEvent {ce.get('code')} \"{ce.get('reason')}\" from `wsx serve --console`; the page reconnected "
+                       f"and echoed; wsx compressed: wire down {share(down)}; screenshot target/interop/browser.png")
+            direction = "`wsx serve` → browser"
+        if compat_path:
+            name, _, version = browser.partition(" ")
+            version += " (Debian bookworm" + (f"; playwright-core {pw})" if pw else ")")
+            line = {"peer": name, "version": version, "direction": direction,
+                    "negotiated": rep.get("extensions"), "checked": checked, "ok": not errors}
+            with open(compat_path, "a") as f:
+                f.write(json.dumps(line, ensure_ascii=False) + "\n")
     else:
         sys.exit(f"judge.py: unknown mode {mode}")
 

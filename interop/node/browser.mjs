@@ -20,7 +20,7 @@
 //  5. saves a screenshot (SCREENSHOT, default target/interop/browser.png).
 // Prints one JSON report line. CHROMIUM: the browser binary.
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -72,6 +72,7 @@ try {
   // reduced to 156.0.0.0): ask the DevTools protocol.
   const product = (await (await context.newCDPSession(page)).send('Browser.getVersion')).product;
   report.browser = `Chromium ${product.replace(/^[^/]*\//, '')}`;
+  report.playwright_core = JSON.parse(readFileSync(new URL('./node_modules/playwright-core/package.json', import.meta.url))).version;
   // 2. The suite over /interop.
   const r = await page.evaluate(async ({ url, msgs }) => {
     const decode = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
