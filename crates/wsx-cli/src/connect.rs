@@ -861,6 +861,8 @@ async fn drive(
     };
     let mut jitter = Jitter::from_entropy();
     let mut attempt = 0u32;
+    // The server's Retry-After from the last refused reconnect.
+    let mut asked: Option<Duration> = None;
     loop {
         let outcome = session(ws, input, out, opts).await;
         let reconnect = opts.reconnect && !outcome.quitting && droppable(&outcome.end);
@@ -878,7 +880,10 @@ async fn drive(
         }
         ws = loop {
             attempt = attempt.saturating_add(1);
-            let delay = backoff.delay(attempt, jitter.next_unit());
+            let mut delay = backoff.delay(attempt, jitter.next_unit());
+            if let Some(a) = asked.take() {
+                delay = delay.max(a.min(wsx::MAX_RETRY_AFTER));
+            }
             out.info(&format!(
                 "wsx: reconnecting in {:.1} s (attempt {attempt})",
                 delay.as_secs_f64()
@@ -907,6 +912,7 @@ async fn drive(
                     if !cause.is_transient() {
                         return EXIT_FAILURE;
                     }
+                    asked = cause.retry_after();
                 }
             }
         };

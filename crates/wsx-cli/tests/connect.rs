@@ -534,6 +534,57 @@ fn reconnect_after_an_abrupt_drop_and_carry_on() {
 }
 
 #[test]
+fn reconnect_waits_as_long_as_retry_after_asks() {
+    let (tx, arrived) = mpsc::channel::<(usize, Instant)>();
+    let tx = Mutex::new(tx);
+    let port = server(move |n, mut tcp| {
+        let tx = tx.lock().unwrap().clone();
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let _ = tx.send((n, Instant::now()));
+            match n {
+                0 => drop(wsx::accept(tcp).await.unwrap()),
+                1 => {
+                    let mut buf = [0u8; 4096];
+                    let _ = tcp.read(&mut buf).await;
+                    let _ = tcp
+                        .write_all(
+                            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\n\
+                              Content-Length: 0\r\nConnection: close\r\n\r\n",
+                        )
+                        .await;
+                }
+                _ => echo(wsx::accept(tcp).await.unwrap()).await,
+            }
+        }
+    });
+    let mut c = Client::spawn(&["--reconnect", &format!("ws://127.0.0.1:{port}/")]);
+    let at: Vec<Instant> = (0..3)
+        .map(|k| {
+            let (n, t) = arrived.recv_timeout(WAIT).unwrap_or_else(|_| {
+                let err = c.stderr.lock().unwrap().clone();
+                panic!("connection {k} did not come; stderr: {err}")
+            });
+            assert_eq!(n, k);
+            t
+        })
+        .collect();
+    // Without Retry-After the second attempt waits at most 1 s.
+    assert!(
+        at[2] - at[1] >= Duration::from_millis(1990),
+        "{:?}",
+        at[2] - at[1]
+    );
+    c.write(b"back\n");
+    assert_eq!(c.next_line(), "back\n");
+    c.close_stdin();
+    let (code, _, err) = c.finish();
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(err.contains("503"), "{err}");
+    assert!(err.contains("reconnecting in 2.0 s (attempt 2)"), "{err}");
+}
+
+#[test]
 fn without_reconnect_a_drop_exits_2() {
     let port = server(|_, tcp| async move {
         drop(wsx::accept(tcp).await.unwrap());

@@ -51,7 +51,7 @@ pub use error::{Error, Result};
 pub use proxy::{Proxy, ProxyKind};
 pub use reconnect::{
     Backoff, Disconnect, Jitter, NotSent, ReconnectConfig, ReconnectEvent, ReconnectSender,
-    ReconnectingClient, RetryPolicy,
+    ReconnectingClient, RetryPolicy, MAX_RETRY_AFTER,
 };
 pub use serve::{Accepted, ServerHandle};
 pub use server::{

@@ -171,6 +171,11 @@ const TRANSIENT_CLOSE_CODES: [u16; 6] = [1001, 1006, 1011, 1012, 1013, 1014];
 /// too many requests, server errors and gateways whose upstream is down.
 const TRANSIENT_HTTP_STATUS: [u16; 6] = [408, 429, 500, 502, 503, 504];
 
+/// The longest `Retry-After` honoured (10 minutes): a server may ask a
+/// client to stay away for a while, but a wrong header should not park it
+/// for days.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
 impl Disconnect {
     /// What the default [`RetryPolicy`] retries: network and I/O errors,
     /// timeouts, a connection dropped during the handshake, handshake
@@ -196,6 +201,27 @@ impl Disconnect {
             Disconnect::Closed(c) => Some(c.code),
             Disconnect::Error(e) => e.close_code(),
         }
+    }
+
+    /// How long the server asked us to wait: the `Retry-After` header of a
+    /// refused handshake (typically 429 or 503), in its delta-seconds form
+    /// (an HTTP date is ignored). The reconnect delay is at least this, up
+    /// to [`MAX_RETRY_AFTER`].
+    pub fn retry_after(&self) -> Option<Duration> {
+        let Some(ClientHandshakeError::Rejected(r)) = self.error()?.client_handshake() else {
+            return None;
+        };
+        let v = r
+            .headers
+            .get(http::header::RETRY_AFTER)?
+            .to_str()
+            .ok()?
+            .trim();
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        // Digits only: a parse failure is an overflow, i.e. "very long".
+        Some(Duration::from_secs(v.parse().unwrap_or(u64::MAX)))
     }
 
     /// The error, if connecting failed or I/O broke the connection.
@@ -707,7 +733,11 @@ impl Task {
                 );
                 return self.emit(ReconnectEvent::GaveUp { cause }).await;
             }
-            let delay = self.config.backoff.delay(attempt, self.jitter.next_unit());
+            let mut delay = self.config.backoff.delay(attempt, self.jitter.next_unit());
+            if let Some(asked) = cause.retry_after() {
+                // The server said when to come back: not sooner.
+                delay = delay.max(asked.min(MAX_RETRY_AFTER));
+            }
             tracing::warn!(%url, %cause, attempt, ?delay, "reconnecting after a delay");
             self.emit(ReconnectEvent::Reconnecting {
                 attempt,

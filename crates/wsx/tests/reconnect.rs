@@ -29,6 +29,8 @@ const fn ms(n: u64) -> Duration {
 enum Step {
     /// Reads the request and answers `503 Service Unavailable`.
     Refuse503,
+    /// Answers `429 Too Many Requests` with `Retry-After: SECS`.
+    Refuse429RetryAfter(&'static str),
     /// Reads the request and answers `403 Forbidden`.
     Refuse403,
     /// Accepts TCP and drops it at once (the handshake sees EOF).
@@ -91,6 +93,13 @@ async fn server(script: Vec<Step>) -> (ClientRequest, Server) {
 async fn run_step(tcp: TcpStream, step: Step, close_tx: mpsc::UnboundedSender<Option<CloseCode>>) {
     match step {
         Step::Refuse503 => refuse(tcp, "503 Service Unavailable").await,
+        Step::Refuse429RetryAfter(secs) => {
+            refuse(
+                tcp,
+                &format!("429 Too Many Requests\r\nRetry-After: {secs}"),
+            )
+            .await
+        }
         Step::Refuse403 => refuse(tcp, "403 Forbidden").await,
         Step::Hangup => drop(tcp),
         Step::Serve { n, after, code } => {
@@ -457,6 +466,34 @@ async fn handshake_refused_with_403_is_not_retried() {
         other => panic!("expected GaveUp, got {other:?}"),
     }
     expect_end(&mut client).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_honoured_up_to_the_cap() {
+    let (req, mut server) = server(vec![
+        Step::Refuse429RetryAfter("7"),
+        Step::Refuse429RetryAfter("99999999999999999999999"),
+        Step::Refuse429RetryAfter("Wed, 21 Oct 2065 07:28:00 GMT"),
+        serve(0, 1000),
+    ])
+    .await;
+    let mut client = ReconnectingClient::connect(req, config());
+    // The backoff alone would wait at most 200 ms, 400 ms, 800 ms.
+    let (delay, cause) = assert_reconnecting(&next(&mut client).await, 1);
+    assert_eq!(cause.retry_after(), Some(Duration::from_secs(7)));
+    assert!(delay >= Duration::from_secs(7), "{delay:?}");
+    let (delay, _) = assert_reconnecting(&next(&mut client).await, 2);
+    assert_eq!(delay, wsx::MAX_RETRY_AFTER, "capped");
+    let (delay, cause) = assert_reconnecting(&next(&mut client).await, 3);
+    assert_eq!(cause.retry_after(), None, "HTTP dates are not honoured");
+    assert!(delay <= ms(800), "{delay:?}");
+    assert!(matches!(next(&mut client).await, ReconnectEvent::Connected));
+    // The server saw the attempts that far apart.
+    let t: Vec<Instant> = (0..4)
+        .map(|_| server.accepted.try_recv().unwrap())
+        .collect();
+    assert!(t[1] - t[0] >= Duration::from_secs(7));
+    assert!(t[2] - t[1] >= wsx::MAX_RETRY_AFTER);
 }
 
 // ---- no lost messages, no stale sends ----------------------------------------------
