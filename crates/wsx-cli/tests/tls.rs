@@ -250,6 +250,12 @@ fn probe_reports_tls_details_and_failures() {
         text.contains("certificate [0]") && text.contains("SHA-256"),
         "{text}"
     );
+    // The certificate in words: its names and validity.
+    assert!(
+        text.contains("(self-signed)") && text.contains("names localhost"),
+        "{text}"
+    );
+    assert!(text.contains(" day(s) left)"), "{text}");
     let out = Command::new(WSX).args(["probe", &url]).output().unwrap();
     assert_ne!(out.status.code(), Some(0));
     let all = format!(
