@@ -26,13 +26,14 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
 use tokio::time::Instant;
 use wsx::wsx_proto::deflate::{DeflateConfig, DeflateParams};
 use wsx::wsx_proto::frame::{FrameHeader, OpCode};
 use wsx::wsx_proto::handshake::{ClientHandshake, ClientRequest};
 use wsx::wsx_proto::mask::apply_mask;
 use wsx::wsx_proto::{Config, Connection, Event, Message};
+use wsx::MaybeTlsStream;
 
 /// What the messages contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -64,13 +65,18 @@ Examples:
   wsx bench ws://127.0.0.1:9001/ -c 50 --rate 20000 -d 30      # open loop, latency from schedule
   wsx bench ws://127.0.0.1:9001/ -c 8 --mode handshake -d 5    # connections per second
   wsx bench ws://127.0.0.1:9001/ -c 10000 --mode idle -d 10    # hold idle connections
-  wsx bench ws://127.0.0.1:9001/ -c 50 -s 16384 --payload json --deflate   # compression ratio";
+  wsx bench ws://127.0.0.1:9001/ -c 50 -s 16384 --payload json --deflate   # compression ratio
+  wsx bench wss://127.0.0.1:9443/ --ca cert.pem -c 10 -s 1024   # over TLS (--insecure: no checks)";
 
 /// Options of `wsx bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// The ws:// URL of an echo server.
+    /// The ws:// or wss:// URL of an echo server.
     pub url: String,
+    /// wss:// trust and client certificate (--proxy is not supported: measure
+    /// the server, not a proxy).
+    #[command(flatten)]
+    pub net: crate::NetArgs,
     /// Concurrent connections.
     #[arg(short = 'c', long, default_value_t = 10)]
     pub connections: usize,
@@ -88,8 +94,8 @@ pub struct BenchArgs {
     /// Measured duration in seconds (after warm-up).
     #[arg(short = 'd', long, default_value_t = 10.0)]
     pub duration: f64,
-    /// Stop after this many echoed messages in total (warm-up included)
-    /// instead of after a duration.
+    /// Stop after this many echoed messages (handshakes in `--mode
+    /// handshake`) in total, warm-up included, instead of after a duration.
     #[arg(short = 'n', long)]
     pub messages: Option<u64>,
     /// Warm-up seconds before measuring.
@@ -146,6 +152,8 @@ struct Stats {
 struct Plan {
     addr: SocketAddr,
     req: ClientRequest,
+    /// For wss://.
+    tls: Option<Arc<wsx::tls::rustls::ClientConfig>>,
     /// The masked frames (plain) and payloads, sent in turn.
     frames: Vec<Vec<u8>>,
     payloads: Vec<Vec<u8>>,
@@ -207,9 +215,27 @@ fn run_inner(args: BenchArgs) -> Result<u8, String> {
     if args.deflate && args.raw_tcp {
         return Err("--deflate needs a WebSocket server, not --raw-tcp".into());
     }
-    if req.is_secure() {
-        return Err("wss:// is not supported by wsx bench yet".into());
+    if args.messages.is_some() && args.mode == Mode::Idle {
+        return Err("--mode idle holds connections for --duration; -n does not apply".into());
     }
+    if args.net.proxy.is_some() {
+        return Err(
+            "--proxy is not supported by wsx bench: it measures the server, not a proxy".into(),
+        );
+    }
+    let tls = if req.is_secure() {
+        if args.raw_tcp {
+            return Err("--raw-tcp needs a ws:// URL".into());
+        }
+        Some(match args.net.tls()? {
+            Some(c) => c,
+            None => wsx::tls::TlsClientOptions::default()
+                .build()
+                .map_err(|e| e.to_string())?,
+        })
+    } else {
+        None
+    };
     let addr = std::net::ToSocketAddrs::to_socket_addrs(&(req.host(), req.port()))
         .map_err(|e| format!("cannot resolve {}: {e}", req.host()))?
         .next()
@@ -256,6 +282,7 @@ fn run_inner(args: BenchArgs) -> Result<u8, String> {
     let plan = Arc::new(Plan {
         addr,
         req,
+        tls,
         frames,
         payloads,
         deflate_frames: std::sync::OnceLock::new(),
@@ -552,7 +579,8 @@ fn next_echo(
     }
 }
 
-async fn connect_tcp(plan: &Plan, i: usize) -> Result<TcpStream, String> {
+/// TCP, then TLS for wss:// (its handshake counts in `--mode handshake`).
+async fn connect_tcp(plan: &Plan, i: usize) -> Result<MaybeTlsStream, String> {
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     if let Some(src) = source_addr(plan, i) {
         socket.bind(src).map_err(|e| format!("bind {src}: {e}"))?;
@@ -562,7 +590,13 @@ async fn connect_tcp(plan: &Plan, i: usize) -> Result<TcpStream, String> {
         .await
         .map_err(|e| format!("connect {}: {e}", plan.addr))?;
     let _ = tcp.set_nodelay(true);
-    Ok(tcp)
+    match &plan.tls {
+        None => Ok(MaybeTlsStream::Plain(tcp)),
+        Some(config) => wsx::tls::handshake(config.clone(), plan.req.host(), tcp)
+            .await
+            .map(|s| MaybeTlsStream::Tls(Box::new(s)))
+            .map_err(|e| e.to_string()),
+    }
 }
 
 async fn open_raw(plan: &Plan, i: usize) -> Result<Opened, String> {
@@ -575,7 +609,7 @@ async fn open_raw(plan: &Plan, i: usize) -> Result<Opened, String> {
 
 /// The stream, bytes that came after the 101, and the deflate agreement.
 type Opened = (
-    TcpStream,
+    MaybeTlsStream,
     BytesMut,
     Option<wsx::wsx_proto::deflate::Negotiated>,
 );
@@ -650,11 +684,14 @@ async fn idle(plan: &Plan, i: usize) -> Result<(), String> {
 async fn handshakes(plan: &Plan, i: usize, hist: &mut Histogram<u64>) -> Result<(), String> {
     let clock = plan.clock().await;
     let close = close_frame();
+    let mut opened = 0u64;
     loop {
         let t = Instant::now();
-        if t >= clock.end {
+        // -n counts handshakes here (per connection slot, warm-up included).
+        if t >= clock.end || plan.per_conn_limit.is_some_and(|l| opened >= l) {
             return Ok(());
         }
+        opened += 1;
         let (mut tcp, _, _) = open(plan, i).await?;
         let done = Instant::now();
         if t >= clock.measure_from {

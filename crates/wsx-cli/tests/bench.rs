@@ -222,3 +222,47 @@ fn corrupting_echo(s: &mut TcpStream) {
         }
     }
 }
+
+#[test]
+fn wss_with_the_servers_certificate() {
+    let server = serve(&["--tls-self-signed"]);
+    let pem = std::env::temp_dir().join(format!("wsx-self-signed-{}.pem", server.port));
+    let url = format!("wss://localhost:{}/", server.port);
+    let ca = pem.to_str().unwrap();
+    let common = ["-c", "2", "-s", "3000", "-n", "200", "--warmup", "0"];
+    let mut args = vec!["--ca", ca, url.as_str()];
+    args.extend(common);
+    let (code, v, err) = bench(&args);
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["errors"], 0, "{v}");
+    assert_eq!(v["messages"], 200, "{v}");
+    // Handshakes include TLS; -n counts them.
+    let (code, v, err) = bench(&[
+        "--ca",
+        ca,
+        &url,
+        "-c",
+        "2",
+        "--mode",
+        "handshake",
+        "-n",
+        "20",
+        "--warmup",
+        "0",
+    ]);
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["errors"], 0, "{v}");
+    assert_eq!(v["handshakes"], 20, "{v}");
+    // Without --ca the certificate is refused, in words.
+    let mut args = vec![url.as_str()];
+    args.extend(common);
+    let (code, v, _) = bench(&args);
+    assert_ne!(code, 0, "{v}");
+    assert!(
+        v["first_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("unknown CA"),
+        "{v}"
+    );
+}
