@@ -18,10 +18,13 @@ means that side did not compress.
 
 The peer tests (peer-client, wsx-client) run one connection per step, told
 apart by path: /suite (the suite, pings both ways), /big (16 MiB binary and
-text; compressible word salad, so its wire share is checked on its own) and
-/close/CASE (CLOSE_CASES). EXPECTED is what interop/messages.py printed (the
-suite's size, the 16 MiB messages' SHA-256); METRICS the /metrics of `wsx
-serve` at the end. Each peer test appends {peer, version, direction,
+text, exactly the limit; compressible word salad, so its wire share is checked
+on its own), /oversize (16 MiB + 1 byte, compressed: wsx must fail the
+connection with 1009 and a reason naming the limit, deliver nothing, and the
+peer must see that within PROMPT_SECS) and /close/CASE (CLOSE_CASES). EXPECTED
+is what interop/messages.py printed (the limit, the suite's size, the 16 MiB
+messages' SHA-256, the oversize message's length); METRICS the /metrics of
+`wsx serve` at the end. Each peer test appends {peer, version, direction,
 negotiated, checked, ok} to COMPAT (JSON lines; interop/compat_table.py makes
 the README's table of them); when it failed, `checked` says why.
 """
@@ -56,12 +59,13 @@ def wire(tap_path, path=None):
     return sum(c["up"] for c in ws), sum(c["down"] for c in ws), len(ws)
 
 
-def frames_down(tap_path, path):
-    """Frame counts (wiretap.py) of the server's side of the connections to `path`."""
+def frame_counts(tap_path, path, direction="down"):
+    """Frame counts (wiretap.py) of the server's side of the connections to
+    `path` (the client's with direction "up")."""
     out = {}
     for c in json_lines(tap_path):
         if c["websocket"] and c.get("path") == path:
-            for k, v in c.get("frames_down", {}).items():
+            for k, v in c.get(f"frames_{direction}", {}).items():
                 out[k] = out.get(k, 0) + v
     return out
 
@@ -93,7 +97,10 @@ CLOSE_CASES = {
         ("peer-drop", "peer", None, ""),
     ],
 }
-CONNECTIONS = ["/suite", "/big"] + [f"/close/{c[0]}" for c in CLOSE_CASES["peer-client"]]
+CONNECTIONS = ["/suite", "/big", "/oversize"] + [f"/close/{c[0]}" for c in CLOSE_CASES["peer-client"]]
+# wsx's 1009 for the 16 MiB + 1 message must reach the peer within this many
+# seconds of the start of its send (which includes compressing 16 MiB).
+PROMPT_SECS = 5.0
 PEERS = {"websockets": "Python `websockets`", "ws": "Node `ws`"}
 DROPPED_BY_CONSOLE = "dropped by the console (/drop)"
 
@@ -150,6 +157,18 @@ class Verdict:
         self.need(r <= MAX_RATIO, f"{who} did not compress on {path}: {sent} B on the wire {direction} for {payload} B of payload")
         return f"{r:.0%}"
 
+    def oversize_wire(self, tap_path, direction, who):
+        """The 16 MiB + 1 message on the wire of /oversize: compressed (an
+        RSV1 frame), so that wsx's limit is met by the inflated size, not by
+        a frame header; returns its size on the wire as "N.N MB"."""
+        up, down, n = wire(tap_path, "/oversize")
+        if not self.need(n == 1, f"/oversize: {n} WebSocket connections on the wire, want 1"):
+            return "?"
+        fr = frame_counts(tap_path, "/oversize", direction)
+        self.need(fr.get("rsv1", 0) >= 1,
+                  f"/oversize: {who} sent the 16 MiB + 1 message uncompressed (frames {direction}: {fr}), want RSV1")
+        return f"{(up if direction == 'up' else down) / 1e6:.1f} MB"
+
     def big(self, got, expected, who):
         """The 16 MiB messages `who` reports (kind, bytes, SHA-256) against EXPECTED."""
         want = [(b["kind"], b["bytes"], b["sha256"]) for b in expected["big"]]
@@ -157,10 +176,31 @@ class Verdict:
         return self.need(have == want, f"16 MiB messages {who}: {have}, want {want}")
 
 
-def big_echoes(v, rep, who):
+def big_echoes(v, rep, expected, who):
+    """The 16 MiB echoes `who` reports: both intact, each exactly the limit."""
     echoes = rep.get("big") or []
-    v.need(len(echoes) == 2 and all(e.get("echo_ok") is True and e.get("bytes") == 16 << 20 for e in echoes),
-           f"16 MiB echoes at {who}: {echoes}")
+    v.need(len(echoes) == 2 and all(e.get("echo_ok") is True and e.get("bytes") == expected["limit"] for e in echoes),
+           f"16 MiB echoes at {who}: {echoes}, want 2 of exactly {expected['limit']} B")
+
+
+def limits(v, expected):
+    """The message sizes of EXPECTED against the limit: the 16 MiB messages
+    exactly at it, the oversize one a byte over."""
+    limit = expected.get("limit")
+    v.need(limit == 16 << 20, f"messages.py: limit {limit}, want 16 MiB (the default of wsx serve and the wsx client)")
+    v.need(all(b["bytes"] == limit for b in expected["big"]), f"messages.py: 16 MiB messages {expected['big']}, want {limit} B each")
+    v.need(expected.get("oversize_bytes") == limit + 1, f"messages.py: oversize {expected.get('oversize_bytes')} B, want {limit} + 1")
+
+
+def wsx_reason_ok(v, reason, expected, what):
+    """wsx's reason for the 1009: present, and naming the limit."""
+    return v.need(isinstance(reason, str) and str(expected["limit"]) in reason,
+                  f"{what}: the reason {reason!r} does not name the limit ({expected['limit']} bytes)")
+
+
+def prompt(v, secs, what):
+    return v.need(isinstance(secs, (int, float)) and secs <= PROMPT_SECS,
+                  f"{what}: the 1009 took {secs} s, want at most {PROMPT_SECS} s")
 
 
 def compat(path, library, direction, negotiated, checked, ok):
@@ -172,9 +212,9 @@ def compat(path, library, direction, negotiated, checked, ok):
         f.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
-def checked_text(messages, pings, wire_suite, wire_big):
+def checked_text(messages, pings, oversize, wire_suite, wire_big):
     """The README's "checked" column for a peer test."""
-    return (f"suite {messages} msgs + 16 MiB text/binary byte-exact; {pings}; "
+    return (f"suite {messages} msgs + 16 MiB text/binary byte-exact (exactly the limit); {oversize}; {pings}; "
             f"close 1000, 4000/4001 + reason, 1006 (TCP dropped: FIN from wsx, RST from the peer), each side initiating; "
             f"wire up/down {wire_suite[0]}/{wire_suite[1]} (16 MiB: {wire_big[0]}/{wire_big[1]})")
 
@@ -196,9 +236,27 @@ def judge_peer_client(v, report_path, tap_path, log_path, metrics_path, expected
     v.need((n, payload) == (expected["suite_messages"], expected["suite_payload"]),
            f"suite: the peer sent {n} messages / {payload} B, want {expected['suite_messages']} / {expected['suite_payload']}")
     v.facts.append(f"{n} messages echoed byte-exact")
+    limits(v, expected)
     v.big(rep.get("big"), expected, "sent by the peer")
-    big_echoes(v, rep, "the peer")
+    big_echoes(v, rep, expected, "the peer")
     v.facts.append(f"16 MiB binary+text echoed in {rep.get('big_secs')} s")
+
+    # 16 MiB + 1: wsx serve fails the connection with 1009 and a reason,
+    # echoes nothing, and logs the close.
+    over = rep.get("oversize") or {}
+    served = serve_closes(log_path)
+    srv = served.get("/oversize")
+    saw = (over.get("saw_code"), over.get("saw_reason"))
+    v.need(over.get("bytes") == expected["oversize_bytes"],
+           f"oversize: the peer sent {over.get('bytes')} B, want {expected['oversize_bytes']}")
+    v.need(saw[0] == 1009, f"oversize: the peer saw {saw}, want 1009 from wsx serve")
+    wsx_reason_ok(v, saw[1], expected, "oversize")
+    v.need(over.get("echoes") == 0, f"oversize: {over.get('echoes')} echoes reached the peer, want none")
+    v.need(srv is not None and srv[0] == 1009, f"oversize: wsx serve logged {srv} for /oversize, want code=1009")
+    prompt(v, over.get("secs"), "oversize")
+    on_wire = v.oversize_wire(tap_path, "up", "the peer")
+    v.facts.append(f'16 MiB + 1 ({on_wire} on the wire) -> {saw[0]} "{saw[1]}" at the peer in {over.get("secs")} s')
+    oversize_text = f'16 MiB + 1 → 1009 "{saw[1]}" from wsx serve, no echo, seen by the peer within {PROMPT_SECS:g} s'
 
     # Pings: the peer's (its pong), the console's and the keepalive (the peer
     # saw them; wsx serve counted the pongs).
@@ -215,7 +273,6 @@ def judge_peer_client(v, report_path, tap_path, log_path, metrics_path, expected
 
     # Closes: what the peer saw, and the `close` line of wsx serve per path.
     closes = {c.get("case"): c for c in rep.get("closes") or []}
-    served = serve_closes(log_path)
     console = console_lines(log_path)
     for case, initiator, code, reason in CLOSE_CASES["peer-client"]:
         c = closes.get(case)
@@ -250,7 +307,7 @@ def judge_peer_client(v, report_path, tap_path, log_path, metrics_path, expected
     wb = (v.ratio(tap_path, "/big", "up", big, "the peer"), v.ratio(tap_path, "/big", "down", big, "wsx"))
     v.facts.append(f"wire up/down {ws_[0]}/{ws_[1]} (16 MiB: {wb[0]}/{wb[1]})")
     v.facts.append(f'"{ext}"')
-    checked = checked_text(n, "ping/pong both ways, keepalive pongs counted by wsx serve", ws_, wb)
+    checked = checked_text(n, "ping/pong both ways, keepalive pongs counted by wsx serve", oversize_text, ws_, wb)
     compat(compat_path, rep.get("library"), "its client → `wsx serve`", ext,
            checked if not v.errors else "; ".join(v.errors)[:300], not v.errors)
 
@@ -267,7 +324,7 @@ def judge_wsx_client(v, wsx_path, server_path, tap_path, expected, compat_path):
     srv = {}
     for line in json_lines(server_path):
         srv[line.get("path")] = line
-    v.need(sorted(srv) == sorted(CONNECTIONS[:2] + [f"/close/{c[0]}" for c in CLOSE_CASES["wsx-client"]]),
+    v.need(sorted(srv) == sorted(CONNECTIONS[:3] + [f"/close/{c[0]}" for c in CLOSE_CASES["wsx-client"]]),
            f"the peer server reported the connections {sorted(srv)}")
     v.need(all(DEFLATE in (s.get("extensions") or "") for s in srv.values()),
            f"the peer server did not agree to {DEFLATE} on every connection")
@@ -281,9 +338,32 @@ def judge_wsx_client(v, wsx_path, server_path, tap_path, expected, compat_path):
     v.need((suite.get("messages"), suite.get("payload")) == want,
            f"suite: the peer server received {suite.get('messages')} messages / {suite.get('payload')} B, want {want}")
     v.facts.append(f"{n} messages echoed byte-exact")
+    limits(v, expected)
     v.big(big.get("big"), expected, "received by the peer server")
-    big_echoes(v, rep, "wsx")
+    big_echoes(v, rep, expected, "wsx")
     v.facts.append(f"16 MiB binary+text echoed in {rep.get('big_secs', 0):.2f} s")
+
+    # 16 MiB + 1 from the peer server: the wsx client fails the connection
+    # with 1009 and a reason, delivers nothing; the peer sees that close.
+    over = rep.get("oversize") or {}
+    so = srv.get("/oversize") or {}
+    sent = (over.get("sent_code"), over.get("sent_reason"))
+    peer_saw = (so.get("close_code"), so.get("close_reason"))
+    v.need((so.get("oversize") or {}).get("bytes") == expected["oversize_bytes"],
+           f"oversize: the peer server sent {so.get('oversize')}, want {expected['oversize_bytes']} B")
+    v.need(sent[0] == 1009 and over.get("code") == 1009,
+           f"oversize: wsx sent {sent} and reported {over.get('code')} {over.get('reason')!r}, want 1009")
+    wsx_reason_ok(v, sent[1], expected, "oversize")
+    v.need(over.get("delivered") == [], f"oversize: wsx delivered messages of {over.get('delivered')} B, want none")
+    v.need(peer_saw == sent, f"oversize: wsx sent {sent}, the peer server saw {peer_saw}")
+    secs = (so.get("oversize") or {}).get("secs")
+    prompt(v, secs, "oversize")
+    wsx_secs = over.get("secs")
+    wsx_secs = f"{wsx_secs:.2f}" if isinstance(wsx_secs, (int, float)) else wsx_secs
+    on_wire = v.oversize_wire(tap_path, "down", "the peer server")
+    v.facts.append(f'16 MiB + 1 ({on_wire} on the wire) -> {peer_saw[0]} "{peer_saw[1]}" at the peer in {secs} s (wsx: {wsx_secs} s)')
+    oversize_text = (f'16 MiB + 1 → 1009 "{sent[1]}" from the wsx client, nothing delivered, '
+                     f"seen by the peer within {PROMPT_SECS:g} s")
 
     ping = rep.get("ping") or {}
     v.need(ping.get("pong") is True, f"wsx's ping got no pong: {ping}")
@@ -324,7 +404,7 @@ def judge_wsx_client(v, wsx_path, server_path, tap_path, expected, compat_path):
     wb = (v.ratio(tap_path, "/big", "up", bigb, "wsx"), v.ratio(tap_path, "/big", "down", bigb, "the peer"))
     v.facts.append(f"wire up/down {ws_[0]}/{ws_[1]} (16 MiB: {wb[0]}/{wb[1]})")
     v.facts.append(f'"{ext}"')
-    checked = checked_text(n, "ping/pong both ways", ws_, wb)
+    checked = checked_text(n, "ping/pong both ways", oversize_text, ws_, wb)
     compat(compat_path, library, "wsx client → its server", ext,
            checked if not v.errors else "; ".join(v.errors)[:300], not v.errors)
 
@@ -403,7 +483,7 @@ def main():
             # 1 MiB messages from wsx, fragmented, checked by SHA-256 in the page.
             sizes = [b.get("length", 0) for b in rep.get("big") or []]
             need(len(sizes) == 2 and min(sizes) >= 1 << 20, f"1 MiB echoes: {sizes}")
-            fr = frames_down(tap_path, "/fragments")
+            fr = frame_counts(tap_path, "/fragments")
             cont = fr.get("continuation", 0)
             facts.append(f"2 x 1 MiB echoes (SHA-256 checked) in {fr.get('data', 0) + cont} frames")
             need(cont >= 16, f"wsx did not fragment the 1 MiB echoes into 64 KiB frames: frames down {fr}")

@@ -5,6 +5,7 @@ mirrors it byte for byte). Deterministic, so that runs can be compared.
                                      prints the expected digests (JSON) on stdout
 """
 
+import functools
 import hashlib
 import json
 
@@ -100,9 +101,21 @@ def big_text():
     return word_salad(b"wsx-interop big text").decode()
 
 
+@functools.lru_cache(maxsize=1)
 def big_binary():
     """A 16 MiB binary message: a different salad, every byte permuted."""
     return word_salad(b"wsx-interop big binary").translate(PERMUTATION)
+
+
+# One byte over the limit: wsx must refuse it with 1009 (message too big).
+OVERSIZE = BIG + 1
+
+
+def oversize():
+    """A binary message of OVERSIZE bytes: the 16 MiB binary and one byte more
+    (compressible like it, so on the wire it is far below the limit: wsx must
+    count the inflated size)."""
+    return big_binary() + b"!"
 
 
 def bigs():
@@ -137,6 +150,8 @@ def expected():
     suite = texts() + binaries()
     big = bigs()
     return {
+        "limit": BIG,
+        "oversize_bytes": OVERSIZE,
         "suite_messages": len(suite),
         "suite_payload": sum(len(m.encode() if isinstance(m, str) else m) for m in suite),
         "big": [{"kind": "text" if isinstance(m, str) else "binary",

@@ -79,12 +79,31 @@ function wordSalad(seed) {
 
 const PERMUTATION = Buffer.from(Array.from({ length: 256 }, (_, k) => (k * 167 + 13) & 0xff));
 
+// The 16 MiB binary: a different salad, every byte permuted (computed once;
+// callers must not modify it).
+let bigBinaryCache = null;
+function bigBinary() {
+  if (bigBinaryCache === null) {
+    const binary = wordSalad('wsx-interop big binary');
+    for (let k = 0; k < binary.length; k++) binary[k] = PERMUTATION[binary[k]];
+    bigBinaryCache = binary;
+  }
+  return bigBinaryCache;
+}
+
 // The 16 MiB messages in sending order: binary, then text ({ text } | { binary }).
 export function bigs() {
-  const binary = wordSalad('wsx-interop big binary');
-  for (let k = 0; k < binary.length; k++) binary[k] = PERMUTATION[binary[k]];
   const text = wordSalad('wsx-interop big text').toString('utf8');
-  return [{ binary }, { text }];
+  return [{ binary: bigBinary() }, { text }];
+}
+
+// One byte over the limit: wsx must refuse it with 1009 (message too big).
+export const OVERSIZE = BIG + 1;
+
+// A binary message of OVERSIZE bytes: the 16 MiB binary and one byte more
+// (mirrors messages.py oversize(): compressible, so far below the limit on the wire).
+export function oversize() {
+  return { binary: Buffer.concat([bigBinary(), Buffer.from('!')]) };
 }
 
 export function sha256(buf) {

@@ -11,7 +11,9 @@
 // The client runs, each on its own connection: [/suite] the suite (messages.mjs),
 // echoes checked byte for byte, a ping from here (the pong must carry its payload),
 // a ping from wsx (`/ping` on the console) and a keepalive ping, answered by ws;
-// [/big] the 16 MiB binary and text, echoes checked byte for byte; [/close/CASE]
+// [/big] the 16 MiB binary and text, echoes checked byte for byte; [/oversize] one
+// binary of 16 MiB + 1 byte, which wsx must refuse with 1009 (reported: the close
+// code and reason seen, echoes, the time from the send to the end); [/close/CASE]
 // one close path each (CLOSE_CASES): this side closes (1000, or 4000 with a
 // reason) or resets the TCP connection (RST, no close frame), or wsx does, told
 // through the console (/drop: wsx ends TCP with a FIN).
@@ -19,13 +21,15 @@
 // The server echoes every message except the wsx client's commands: `please ping
 // PAYLOAD` (ping, wait for the pong, answer `pong PAYLOAD`), `please close CODE
 // [REASON]` (REASON: OUR_REASON unless CODE is 1000), `please drop` (RST, no
-// close frame). Its report per connection: the path, what it received (16 MiB ones by
-// SHA-256), the pings it received, its own ping's fate, and the close code and
-// reason it saw (1006: none).
+// close frame), `please send oversize` (one binary of 16 MiB + 1 byte, which the wsx
+// client must refuse with 1009). Its report per connection: the path, what it
+// received (16 MiB ones by SHA-256), the pings it received, its own ping's fate, the
+// close code and reason it saw (1006: none) and, after `please send oversize`, the
+// time from that send to the 'close' event.
 import { appendFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import WebSocket, { WebSocketServer } from 'ws';
-import { suite, bigs, payloadBytes, sha256 } from './messages.mjs';
+import { suite, bigs, oversize, payloadBytes, sha256 } from './messages.mjs';
 
 const version = createRequire(import.meta.url)('ws/package.json').version;
 const LIBRARY = `ws ${version}`;
@@ -165,6 +169,28 @@ async function clientBig(base, report) {
   await closeNormally(conn);
 }
 
+// One message of 16 MiB + 1 byte: wsx serve must close with 1009 and a reason,
+// promptly, without echoing anything. secs: from the send to the 'close' event.
+async function clientOversize(base, report) {
+  const msg = oversize();
+  const out = { bytes: msg.binary.length, echoes: 0 };
+  report.oversize = out;
+  const conn = await open(`${base}oversize`);
+  const started = Date.now();
+  send(conn.ws, msg);
+  try {
+    await withTimeout(conn.done, 10000, 'the end of /oversize');
+    out.secs = (Date.now() - started) / 1000;
+  } catch {
+    // The other steps still run: end this connection ourselves.
+    report.errors.push('oversize: wsx serve did not close the connection within 10 s');
+    await closeNormally(conn);
+  }
+  out.echoes = conn.queue.length;
+  out.saw_code = conn.closed.code;
+  out.saw_reason = conn.closed.reason;
+}
+
 async function clientClose(base, consolePath, [kase, initiator, code, reason]) {
   const out = { case: kase, initiator, code, reason };
   const conn = await open(`${base}close/${kase}`);
@@ -188,6 +214,7 @@ async function client(base, consolePath) {
   try {
     await clientSuite(base, consolePath, report);
     await clientBig(base, report);
+    await clientOversize(base, report);
     for (const c of CLOSE_CASES) report.closes.push(await clientClose(base, consolePath, c));
   } catch (e) {
     report.errors.push(`${e.message}`);
@@ -216,6 +243,7 @@ function server() {
       pings: [],
     };
     let pingWait = null;
+    let oversizeAt = null;
     ws.on('ping', (data) => rec.pings.push(data.toString()));
     ws.on('pong', (data) => {
       if (pingWait && data.toString() === pingWait.payload) pingWait.resolve();
@@ -246,6 +274,11 @@ function server() {
         } else if (words[1] === 'drop') {
           rec.sent_close = 'drop';
           req.socket.resetAndDestroy(); // RST, no close frame
+        } else if (text === 'please send oversize') {
+          const big = oversize().binary;
+          rec.oversize = { bytes: big.length };
+          oversizeAt = Date.now();
+          ws.send(big, { binary: true });
         }
         return;
       }
@@ -258,6 +291,8 @@ function server() {
     ws.on('close', (code, reason) => {
       rec.close_code = code;
       rec.close_reason = reason.toString();
+      // From the send to the 'close' event (after the closing handshake).
+      if (rec.oversize) rec.oversize.secs = (Date.now() - oversizeAt) / 1000;
       console.log(JSON.stringify(rec));
     });
   });

@@ -13,6 +13,9 @@ The client runs, each on its own connection (path in brackets):
             here (the pong must carry its payload); a ping from wsx (`/ping`
             on the console) and a keepalive ping, answered by websockets
   [/big]    the 16 MiB binary and text, echoes checked byte for byte
+  [/oversize]  one binary of 16 MiB + 1 byte: wsx must close with 1009; reported:
+            the close code and reason seen, echoes (none expected), the time
+            from the start of the send to the end of the connection
   [/close/CASE]  one close path each (CLOSE_CASES): this side closes (1000, or
             4000 with a reason) or resets the TCP connection (RST, no close
             frame); or wsx does, told through the console (/close, /close 4001
@@ -20,11 +23,13 @@ The client runs, each on its own connection (path in brackets):
 
 The server echoes every message, except commands from the wsx client:
 `please ping PAYLOAD` (ping it, wait for the pong, answer `pong PAYLOAD`),
-`please close CODE [REASON]` (REASON: OUR_REASON unless CODE is 1000) and
-`please drop` (reset TCP: RST, no close frame).
+`please close CODE [REASON]` (REASON: OUR_REASON unless CODE is 1000),
+`please drop` (reset TCP: RST, no close frame) and `please send oversize`
+(send one binary of 16 MiB + 1 byte, which the wsx client must refuse with 1009).
 Its report per connection: the path, what it received (16 MiB ones by
-SHA-256), the pings it received, its own ping's fate and the close code and
-reason it saw (1006: none).
+SHA-256), the pings it received, its own ping's fate, the close code and
+reason it saw (1006: none) and, after `please send oversize`, the time from
+the start of that send to the end of the connection.
 """
 
 import asyncio
@@ -65,11 +70,14 @@ STEP_TIMEOUT = 30
 
 
 class PingLog:
-    """Records the payload of every ping received (websockets answers them)."""
+    """Records the payload of every ping received (websockets answers them)
+    and when a close frame arrived (close_frame_at, time.monotonic())."""
 
     def process_event(self, event):
         if isinstance(event, Frame) and event.opcode is Opcode.PING:
             self.__dict__.setdefault("pings", []).append(bytes(event.data))
+        if isinstance(event, Frame) and event.opcode is Opcode.CLOSE:
+            self.__dict__.setdefault("close_frame_at", time.monotonic())
         super().process_event(event)
 
 
@@ -182,6 +190,38 @@ async def client_big(base, report):
         entry["echo_ok"] = s == g
 
 
+async def client_oversize(base, report):
+    """One message of 16 MiB + 1 byte: wsx serve must close with 1009 and a
+    reason, promptly, without echoing anything."""
+    msg = messages.oversize()
+    out = {"bytes": len(msg), "echoes": 0}
+    report["oversize"] = out
+    async with open_client(base + "oversize") as ws:
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(ws.send(msg), STEP_TIMEOUT)
+        except ConnectionClosed:
+            pass  # wsx closed while we were still sending
+        out["send_secs"] = round(time.monotonic() - started, 3)
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), 10)
+                out["echoes"] += 1
+        except ConnectionClosed:
+            # From the start of the send (which includes compressing the
+            # message) to the end websockets reports (after the closing
+            # handshake); close_frame_secs: to the arrival of wsx's close frame.
+            out["secs"] = round(time.monotonic() - started, 3)
+        except asyncio.TimeoutError:
+            # The other steps still run: end this connection ourselves.
+            report["errors"].append("oversize: wsx serve did not close the connection within 10 s")
+            await ws.close(1000)
+        await asyncio.wait_for(ws.wait_closed(), 10)
+        out["saw_code"], out["saw_reason"] = ws.close_code, ws.close_reason
+        at = ws.__dict__.get("close_frame_at")
+        out["close_frame_secs"] = None if at is None else round(at - started, 3)
+
+
 def console_line(console, line):
     # The FIFO is held open by the script: opening it for writing does not block.
     with open(console, "w") as f:
@@ -218,6 +258,7 @@ async def client(base, console):
     try:
         await client_suite(base, console, report)
         await client_big(base, report)
+        await client_oversize(base, report)
         for case in CLOSE_CASES:
             report["closes"].append(await client_close(base, console, *case))
     except Exception as e:  # report whatever happened, with what got done
@@ -237,6 +278,7 @@ async def server():
             "payload": 0,
             "big": [],
         }
+        oversize_at = None
         try:
             async for msg in ws:
                 if isinstance(msg, str) and msg.startswith("please "):
@@ -256,6 +298,12 @@ async def server():
                     elif words[1] == "drop":
                         rec["sent_close"] = "drop"
                         reset(ws)
+                    elif msg == "please send oversize":
+                        big = messages.oversize()
+                        rec["oversize"] = {"bytes": len(big)}
+                        oversize_at = time.monotonic()
+                        await ws.send(big)
+                        rec["oversize"]["send_secs"] = round(time.monotonic() - oversize_at, 3)
                     continue
                 rec["messages"] += 1
                 rec["payload"] += len(raw(msg))
@@ -269,6 +317,12 @@ async def server():
         await asyncio.wait_for(ws.wait_closed(), 10)
         rec["pings"] = [p.decode(errors="replace") for p in ws.__dict__.get("pings", [])]
         rec["close_code"], rec["close_reason"] = ws.close_code, ws.close_reason
+        if "oversize" in rec:
+            # From the start of the send to the end (after the closing
+            # handshake), and to the arrival of the wsx client's close frame.
+            rec["oversize"]["secs"] = round(time.monotonic() - oversize_at, 3)
+            at = ws.__dict__.get("close_frame_at")
+            rec["oversize"]["close_frame_secs"] = None if at is None else round(at - oversize_at, 3)
         print(json.dumps(rec), flush=True)
 
     async with serve(handler, "127.0.0.1", 0, max_size=None, ping_interval=None,

@@ -21,6 +21,10 @@
 //!   pong with a text `pong PAYLOAD`.
 //! * `big`: the BIG messages (16 MiB binary and text, exactly the limit),
 //!   echoes compared byte for byte.
+//! * `oversize`: `please send oversize` asks the peer for one message of
+//!   16 MiB + 1 byte; wsx must fail the connection with 1009 and deliver
+//!   nothing. Reported: the close frame wsx sent, the end it saw, what it
+//!   delivered and how long it took.
 //! * `close/CASE`: one close path each ([`CASES`]): wsx closes with 1000, or
 //!   4000 and a reason, or drops the TCP connection without a close frame; or
 //!   asks the peer to (`please close CODE`, `please drop`). Reported: the
@@ -339,6 +343,64 @@ async fn big_step(base: &str, sent: &[Message], r: &mut Report) -> Res<()> {
     close_normally(&mut ws).await
 }
 
+/// Asks the peer for one message of 16 MiB + 1 byte (`please send
+/// oversize`): with the default limit of 16 MiB, wsx must fail the
+/// connection with 1009 and deliver nothing. Reports the close frame wsx
+/// sent, the end it reported, the messages it delivered (none expected) and
+/// the time from the request to the end.
+async fn oversize_step(base: &str) -> Res<J> {
+    let (mut ws, _, _) = open(base, "oversize").await?;
+    let started = Instant::now();
+    ws.writer
+        .send(Message::text("please send oversize"))
+        .await?;
+    let mut delivered = Vec::new();
+    let end = tokio::time::timeout(SHORT, async {
+        loop {
+            match ws.reader.recv().await {
+                Ok(Some(m @ (Message::Text(_) | Message::Binary(_)))) => delivered.push(m.len()),
+                Ok(Some(_)) => {}
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        }
+    })
+    .await;
+    let secs = started.elapsed().as_secs_f64();
+    let Ok(end) = end else {
+        // Still open: end it ourselves, and report what was delivered.
+        let _ = close_normally(&mut ws).await;
+        return Err(format!(
+            "the connection did not end within {SHORT:?}; delivered messages of {delivered:?} bytes"
+        )
+        .into());
+    };
+    let info = match &end {
+        Ok(()) => ws.reader.close_info(),
+        Err(e) => e.close_info().cloned(),
+    };
+    let Some(c) = info else {
+        return Err(format!("no close information: {end:?}").into());
+    };
+    let sent = c.sent.as_ref();
+    Ok(J::Obj(vec![
+        ("code", J::Num(c.code.0.into())),
+        ("reason", s(c.reason.clone())),
+        ("clean", J::Bool(c.is_clean())),
+        (
+            "sent_code",
+            sent.map_or(J::Null, |f| J::Num(f.code.0.into())),
+        ),
+        ("sent_reason", sent.map_or(J::Null, |f| s(f.reason.clone()))),
+        (
+            "delivered",
+            J::Arr(delivered.iter().map(|&n| J::Num(n as f64)).collect()),
+        ),
+        ("error", end.err().map_or(J::Null, |e| s(e.to_string()))),
+        ("secs", J::Num(secs)),
+    ]))
+}
+
 /// One close path; returns what wsx saw.
 async fn close_step(base: &str, case: (&str, &str, Option<u16>, &str)) -> Res<J> {
     let (name, initiator, code, reason) = case;
@@ -420,6 +482,10 @@ async fn main() -> Res<()> {
     }
     if let Err(e) = big_step(&base, &big, &mut r).await {
         r.errors.push(format!("16 MiB: {e}"));
+    }
+    match oversize_step(&base).await {
+        Ok(j) => r.fields.push(("oversize", j)),
+        Err(e) => r.errors.push(format!("oversize: {e}")),
     }
     let mut closes = Vec::new();
     for case in CASES {
