@@ -4,7 +4,8 @@
 //! messages cut at arbitrary byte offsets (text cut inside code points, pings
 //! between fragments), pings and pongs; its `transmit()` bytes reach the
 //! receiver in arbitrary pieces, through `handle_data` or `recv_buffer`.
-//! Then the sender closes and the receiver's reply goes back.
+//! Then the sender closes and the receiver's reply goes back. The sender may
+//! split long messages (`Config::send_frame_size`).
 //!
 //! Oracles: the receiver reports exactly what was sent, in order (whole
 //! messages, or with `deliver_fragments` the very fragments), each ping and
@@ -74,6 +75,11 @@ enum Op {
 struct Input {
     server_sends: bool,
     deliver_fragments: bool,
+    /// The sender's `send_frame_size` (16 + this), when the receiver gets
+    /// whole messages: the split must be invisible to it. Not below 16: a
+    /// receiver's `min_fragment_average` (16) treats long messages in
+    /// smaller frames as a fragment flood (1009), as it should.
+    send_frame_size: Option<u8>,
     close_code: u16,
     ops: Vec<Op>,
 }
@@ -187,14 +193,25 @@ fuzz_target!(|input: Input| {
             .build()
             .expect("config")
     };
+    let split = input
+        .send_frame_size
+        .filter(|_| !input.deliver_fragments)
+        .map(|n| 16 + usize::from(n));
+    let sender = || {
+        Config::builder()
+            .deliver_fragments(input.deliver_fragments)
+            .send_frame_size(split)
+            .build()
+            .expect("config")
+    };
     let (tx, rx) = if input.server_sends {
         (
-            Connection::server(config(), now),
+            Connection::server(sender(), now),
             Connection::client(config(), [9; 32], now),
         )
     } else {
         (
-            Connection::client(config(), [9; 32], now),
+            Connection::client(sender(), [9; 32], now),
             Connection::server(config(), now),
         )
     };

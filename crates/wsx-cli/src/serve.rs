@@ -110,7 +110,8 @@ pub struct ServeArgs {
     pub drain: f64,
     /// Split sent messages longer than BYTES into frames of at most BYTES
     /// (for intermediaries that limit frame size, or to test how clients
-    /// handle fragmented messages).
+    /// handle fragmented messages). Below 16, clients that guard against
+    /// fragment floods (wsx does) may refuse long messages with 1009.
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     pub send_frame_size: Option<u64>,
     /// Read commands from stdin for every open connection (echo mode):

@@ -127,7 +127,10 @@ impl Config {
     /// compression) is longer than this into frames of at most this many
     /// bytes: for intermediaries with a frame-size limit, for interleaving
     /// pings with long messages, and for testing a peer's fragment handling.
-    /// `None` (the default): one frame per message.
+    /// `None` (the default): one frame per message. Below 16 bytes, messages
+    /// longer than about 16 KiB look like a fragment flood to peers that
+    /// enforce an average fragment size ([`Config::min_fragment_average`]
+    /// on a wsx peer: 1009).
     pub fn send_frame_size(&self) -> Option<usize> {
         self.send_frame_size
     }
