@@ -740,7 +740,7 @@ fn parse_repl_line(line: &str, opts: &Opts) -> Result<Option<Input>, String> {
             }
             Ok(Some(Input::Ping(rest.as_bytes().to_vec())))
         }
-        "close" | "quit" | "exit" => parse_close(rest).map(|f| Some(Input::Close(f))),
+        "close" | "quit" | "exit" => crate::parse_close(rest).map(|f| Some(Input::Close(f))),
         "binary" => {
             let (bytes, how) = parse_binary(rest)?;
             println!("[binary {} bytes, read as {how}]", bytes.len());
@@ -748,34 +748,6 @@ fn parse_repl_line(line: &str, opts: &Opts) -> Result<Option<Input>, String> {
         }
         _ => Err(format!(
             "unknown command /{cmd}; /help lists the commands (//text sends a message starting with '/')"
-        )),
-    }
-}
-
-/// `/close [code] [reason]`: `/close bye` is 1000 with reason "bye".
-fn parse_close(rest: &str) -> Result<CloseFrame, String> {
-    if rest.is_empty() {
-        return Ok(CloseFrame::new(CloseCode::NORMAL, ""));
-    }
-    let (first, tail) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-    if !first.chars().all(|c| c.is_ascii_digit()) {
-        return Ok(CloseFrame::new(CloseCode::NORMAL, rest));
-    }
-    let code = first.parse::<u16>().map(CloseCode).ok();
-    match code {
-        Some(c) if c.is_sendable() => {
-            let reason = tail.trim();
-            if reason.len() > wsx::wsx_proto::close::MAX_REASON_LEN {
-                return Err(format!(
-                    "a close reason has at most {} bytes; this one has {}",
-                    wsx::wsx_proto::close::MAX_REASON_LEN,
-                    reason.len()
-                ));
-            }
-            Ok(CloseFrame::new(c, reason))
-        }
-        _ => Err(format!(
-            "close code {first} may not be sent: use 1000-1003, 1007-1014 or 3000-4999 (4000-4999 for applications)"
         )),
     }
 }
@@ -1196,19 +1168,19 @@ mod tests {
     #[test]
     fn close_arguments() {
         assert_eq!(
-            parse_close("").unwrap(),
+            crate::parse_close("").unwrap(),
             CloseFrame::new(CloseCode::NORMAL, "")
         );
         assert_eq!(
-            parse_close("4000 bye now").unwrap(),
+            crate::parse_close("4000 bye now").unwrap(),
             CloseFrame::new(CloseCode(4000), "bye now")
         );
         assert_eq!(
-            parse_close("bye").unwrap(),
+            crate::parse_close("bye").unwrap(),
             CloseFrame::new(CloseCode::NORMAL, "bye")
         );
-        assert!(parse_close("1006").is_err());
-        assert!(parse_close("70000").is_err());
+        assert!(crate::parse_close("1006").is_err());
+        assert!(crate::parse_close("70000").is_err());
     }
 
     #[test]

@@ -194,3 +194,32 @@ impl NetArgs {
 pub fn default_max_message() -> usize {
     wsx::wsx_proto::config::DEFAULT_MAX_MESSAGE_SIZE
 }
+
+/// The arguments of a `/close [code] [reason]` command (`connect`'s REPL,
+/// `serve --console`): `/close bye` is 1000 with reason "bye".
+pub fn parse_close(rest: &str) -> Result<wsx::CloseFrame, String> {
+    if rest.is_empty() {
+        return Ok(wsx::CloseFrame::new(wsx::CloseCode::NORMAL, ""));
+    }
+    let (first, tail) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    if !first.chars().all(|c| c.is_ascii_digit()) {
+        return Ok(wsx::CloseFrame::new(wsx::CloseCode::NORMAL, rest));
+    }
+    let code = first.parse::<u16>().map(wsx::CloseCode).ok();
+    match code {
+        Some(c) if c.is_sendable() => {
+            let reason = tail.trim();
+            if reason.len() > wsx::wsx_proto::close::MAX_REASON_LEN {
+                return Err(format!(
+                    "a close reason has at most {} bytes; this one has {}",
+                    wsx::wsx_proto::close::MAX_REASON_LEN,
+                    reason.len()
+                ));
+            }
+            Ok(wsx::CloseFrame::new(c, reason))
+        }
+        _ => Err(format!(
+            "close code {first} may not be sent: use 1000-1003, 1007-1014 or 3000-4999 (4000-4999 for applications)"
+        )),
+    }
+}

@@ -153,26 +153,17 @@ fn parse_console(line: &str) -> Result<Option<ConsoleCmd>, String> {
     let rest = rest.trim_start();
     match word {
         "close" => {
-            let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
-            let code = match code {
-                "" => CloseCode::NORMAL,
-                c => CloseCode(c.parse().map_err(|_| {
-                    format!("/close: {c:?} is not a close code (a number such as 1000 or 4001)")
-                })?),
-            };
-            if !code.is_sendable() {
+            // Stricter than the REPL: a word where the code goes is a typo,
+            // not a reason.
+            let first = rest.split_whitespace().next().unwrap_or("");
+            if !first.is_empty() && first.parse::<u16>().is_err() {
                 return Err(format!(
-                    "/close: {} may not be sent (use 1000-1003, 1007-1014, or 3000-4999)",
-                    code.0
+                    "/close: {first:?} is not a close code (a number such as 1000 or 4001)"
                 ));
             }
-            if reason.len() > 123 {
-                return Err(format!(
-                    "/close: the reason is {} bytes; at most 123 fit in a close frame",
-                    reason.len()
-                ));
-            }
-            Ok(Some(ConsoleCmd::Close(CloseFrame::new(code, reason))))
+            crate::parse_close(rest)
+                .map(|f| Some(ConsoleCmd::Close(f)))
+                .map_err(|e| format!("/close: {e}"))
         }
         "drop" => Ok(Some(ConsoleCmd::Drop)),
         "ping" if rest.len() > 125 => Err(format!(
