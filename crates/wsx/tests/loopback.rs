@@ -605,16 +605,7 @@ async fn resetting_server(
     let (reset_tx, reset_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let (mut tcp, _) = listener.accept().await.unwrap();
-        let head = read_head(&mut tcp).await.unwrap();
-        let key = header(&head, "Sec-WebSocket-Key").expect("key");
-        let accept = wsx::wsx_proto::handshake::accept_key(key.as_bytes());
-        let mut out = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-        )
-        .into_bytes();
-        out.extend_from_slice(first);
-        tcp.write_all(&out).await.unwrap();
+        answer_101(&mut tcp, first).await;
         tcp.set_zero_linger().unwrap();
         drop(tcp);
         let _ = reset_tx.send(());
@@ -622,11 +613,14 @@ async fn resetting_server(
     (addr, reset_rx)
 }
 
-fn plain_client() -> wsx::ClientConfig {
-    wsx::ClientConfig {
+/// A client without permessage-deflate (the raw frames stay readable).
+async fn connect_plain(addr: SocketAddr) -> wsx::WebSocket<wsx::MaybeTlsStream> {
+    let config = wsx::ClientConfig {
         deflate: None,
         ..Default::default()
-    }
+    };
+    let req = wsx::ClientRequest::new(&url(addr)).unwrap();
+    wsx::connect_with(&req, &config).await.unwrap().0
 }
 
 #[track_caller]
@@ -644,12 +638,7 @@ async fn a_peer_that_resets_the_connection_is_1006_like_one_that_closes_it() {
     // may or may not survive the reset (the kernel drops unread data), the
     // end must be 1006 either way.
     let (addr, reset) = resetting_server(b"\x81\x05Hello").await;
-    let (mut ws, _) = wsx::connect_with(
-        &wsx::ClientRequest::new(&url(addr)).unwrap(),
-        &plain_client(),
-    )
-    .await
-    .unwrap();
+    let mut ws = connect_plain(addr).await;
     reset.await.unwrap();
     let err = loop {
         match tokio::time::timeout(std::time::Duration::from_secs(5), ws.recv())
@@ -667,12 +656,7 @@ async fn a_peer_that_resets_the_connection_is_1006_like_one_that_closes_it() {
     // Writing: sends after the reset fail (the error says so), and recv then
     // reports the end as 1006, not the write's I/O error.
     let (addr, reset) = resetting_server(b"").await;
-    let (mut ws, _) = wsx::connect_with(
-        &wsx::ClientRequest::new(&url(addr)).unwrap(),
-        &plain_client(),
-    )
-    .await
-    .unwrap();
+    let mut ws = connect_plain(addr).await;
     reset.await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(50)).await; // the RST lands
     let mut sent_after_reset = 0;

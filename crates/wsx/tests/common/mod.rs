@@ -189,6 +189,23 @@ pub async fn send_raw<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) {
     w.write_all(bytes).await.unwrap();
 }
 
+/// A scripted server's side of the handshake: reads the request head,
+/// answers 101 with the right accept key, then writes `after_101` in the same
+/// write. Returns the head.
+pub async fn answer_101<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S, after_101: &[u8]) -> String {
+    let head = read_head(io).await.unwrap();
+    let key = header(&head, "Sec-WebSocket-Key").expect("key");
+    let accept = wsx::wsx_proto::handshake::accept_key(key.as_bytes());
+    let mut out = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    )
+    .into_bytes();
+    out.extend_from_slice(after_101);
+    io.write_all(&out).await.unwrap();
+    head
+}
+
 /// Runs `wsx::client` over a duplex pipe against a scripted server that
 /// reads the request, computes `Sec-WebSocket-Accept` and answers 101
 /// followed, in the same write, by `after_101`. Returns the socket, the
@@ -199,19 +216,7 @@ pub async fn client_pair(
 ) -> (WebSocket<DuplexStream>, DuplexStream, String) {
     let (client_io, mut server) = tokio::io::duplex(1 << 20);
     let req = ClientRequest::new("ws://x/").unwrap();
-    let script = async {
-        let head = read_head(&mut server).await.unwrap();
-        let key = header(&head, "Sec-WebSocket-Key").expect("key");
-        let accept = wsx::wsx_proto::handshake::accept_key(key.as_bytes());
-        let mut out = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-        )
-        .into_bytes();
-        out.extend_from_slice(after_101);
-        server.write_all(&out).await.unwrap();
-        head
-    };
+    let script = answer_101(&mut server, after_101);
     let (res, head) = tokio::join!(wsx::client(client_io, &req, config), script);
     let (ws, done) = res.expect("client handshake");
     assert_eq!(
