@@ -10,7 +10,10 @@
 //!   125 bytes, fragment out of sequence, unsendable close code);
 //! - the only other frames are a pong per ping received while open, a
 //!   close frame when the peer's close or a protocol error ends an open
-//!   connection, and keepalive pings (8-byte counters 1, 2, 3...);
+//!   connection, and keepalive pings (8-byte counters 1, 2, 3...), each
+//!   checked where `handle_timeout` wrote it (one per call at most, only while
+//!   open), so an application ping with the same payload is never mistaken
+//!   for one;
 //! - nothing follows the first close frame (RFC 6455 §5.5.1);
 //! - `Closed` is emitted exactly once (after `handle_eof` at the latest),
 //!   nothing after it, and `transmit()` never grows after it.
@@ -142,6 +145,8 @@ struct Model {
     /// When close() was called.
     close_time: Option<Instant>,
     keepalive: bool,
+    /// Keepalive pings written so far (their payloads count 1, 2, 3...).
+    keepalive_pings: u64,
     close_timeout: Duration,
 }
 
@@ -243,6 +248,7 @@ fuzz_target!(|input: Input| {
         ended_by_timer: false,
         close_time: None,
         keepalive: input.ping_interval_ms.is_some(),
+        keepalive_pings: 0,
         close_timeout: Duration::from_millis(1 + u64::from(input.close_timeout_ms)),
     };
 
@@ -431,7 +437,30 @@ fuzz_target!(|input: Input| {
             Op::Timeout(ms) => {
                 now += Duration::from_millis(u64::from(*ms));
                 let was_closed = conn.is_closed();
+                let before = out.total_queued(&conn);
                 conn.handle_timeout(now);
+                // The only frame a timer writes is one keepalive ping (no idle
+                // timeout is configured here), and only while open. It joins
+                // the expected wire where it was written, so the oracle never
+                // has to guess whether a ping with payload 1, 2, 3... was the
+                // application's or the keepalive's (issue 14).
+                let written = out.total_queued(&conn) - before;
+                if written > 0 {
+                    let mask = if m.role == Role::Client { 4 } else { 0 };
+                    assert_eq!(
+                        written,
+                        2 + mask + 8,
+                        "handle_timeout wrote {written} bytes: not one keepalive ping"
+                    );
+                    assert!(m.keepalive, "a keepalive ping without ping_interval");
+                    assert!(
+                        m.open(),
+                        "keepalive ping written after the close was sent or the connection ended"
+                    );
+                    m.keepalive_pings += 1;
+                    m.expected
+                        .push((OpCode::PING, true, m.keepalive_pings.to_be_bytes().to_vec()));
+                }
                 if !was_closed && conn.is_closed() {
                     m.ended_by_timer = true;
                     // The close timeout only fires once it has passed.
@@ -482,15 +511,13 @@ fuzz_target!(|input: Input| {
     );
     out.drain_all(&mut conn);
 
-    // The wire is exactly the expected frames plus keepalive pings.
+    // The wire is exactly the expected frames (keepalive pings included, at
+    // the point where handle_timeout wrote them).
     let mut next = 0;
-    let mut keepalive = 0u64;
     for (i, f) in out.frames.iter().enumerate() {
         let got = (f.opcode(), f.header.fin, f.payload.clone());
         if m.expected.get(next) == Some(&got) {
             next += 1;
-        } else if f.opcode() == OpCode::PING && f.payload == (keepalive + 1).to_be_bytes() {
-            keepalive += 1;
         } else {
             panic!(
                 "frame #{i} on the wire is unexpected: {got:?}; expected next {:?} (closed: {closed:?})",

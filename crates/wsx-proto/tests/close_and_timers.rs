@@ -622,3 +622,42 @@ fn idle_timeout_off_by_default() {
     s.handle_timeout(t0 + secs(100_000));
     assert!(!s.is_closing());
 }
+
+/// Issue 14 (fuzz `connection_ops`): bytes that will fail the connection are
+/// only judged when parsed (`poll_event`); until then they are as good as
+/// still in the socket, and keepalive pings may go out. Once the failure is
+/// decided, the close frame is the last frame: no keepalive ping after it,
+/// and an application ping with the keepalive's payload is an ordinary ping.
+#[test]
+fn keepalive_pings_stop_once_a_buffered_protocol_error_is_parsed() {
+    let t0 = Instant::now();
+    let cfg = Config::builder()
+        .ping_interval(Some(secs(30)))
+        .pong_timeout(secs(3600))
+        .build()
+        .unwrap();
+    let mut s = Connection::server(cfg, t0);
+    // RSV1|RSV3 without an extension: a 1002 failure once parsed.
+    s.handle_data(&to(S, FIN | 0x50 | BINARY, b"bad"), t0);
+    s.handle_timeout(t0 + secs(30));
+    s.handle_timeout(t0 + secs(60));
+    s.send(Message::Ping(Bytes::copy_from_slice(&1u64.to_be_bytes())))
+        .unwrap();
+    let before: Vec<_> = parse_frames(&drain(&mut s))
+        .into_iter()
+        .map(|f| (f.b0, f.payload))
+        .collect();
+    let ping = |n: u64| (FIN | PING, n.to_be_bytes().to_vec());
+    assert_eq!(before, vec![ping(1), ping(2), ping(1)]);
+
+    let closed = only_closed(poll_all(&mut s));
+    assert_eq!(closed.code, CloseCode::PROTOCOL_ERROR);
+    for t in [90, 120, 3600] {
+        s.handle_timeout(t0 + secs(t));
+    }
+    assert_eq!(s.send(Message::Ping(Bytes::new())), Err(SendError::Closed));
+    let after = parse_frames(&drain(&mut s));
+    assert_eq!(after.len(), 1, "only the close frame: {after:02x?}");
+    assert_eq!(after[0].b0, FIN | CLOSE);
+    assert_eq!(after[0].payload[..2], 1002u16.to_be_bytes());
+}
