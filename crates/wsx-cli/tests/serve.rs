@@ -41,11 +41,13 @@ async fn close_code(ws: &mut wsx::WebSocket<wsx::MaybeTlsStream>) -> u16 {
     }
 }
 
+/// One GET, read to the end: the server keeps HTTP/1.1 connections alive
+/// unless asked not to, so this asks (`Connection: close`).
 fn http_get(port: u16, path: &str, extra: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{extra}\r\n"
     )
     .unwrap();
     let mut out = String::new();

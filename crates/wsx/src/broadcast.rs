@@ -36,12 +36,21 @@ pub enum SlowConsumer {
 }
 
 /// Settings of a [`Broadcast`].
+///
+/// A subscriber's queue is bounded in bytes and, optionally, in messages;
+/// a message that would pass either bound meets the [`SlowConsumer`]
+/// policy. The default policy closes the subscriber with 1013 (try again
+/// later), which invites a reconnect and a fresh start.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BroadcastConfig {
     /// Bytes of messages queued per subscriber (beyond what its socket and
     /// write buffer hold). Default 1 MiB: bounds memory at roughly
     /// subscribers x (this + the connection's write high-water mark).
     pub max_queue_bytes: usize,
+    /// Messages queued per subscriber, if bounded by count too (e.g. many
+    /// tiny messages whose per-message cost matters). Default `None`.
+    pub max_queue_messages: Option<usize>,
     /// Default: close with 1013 after 10 s.
     pub policy: SlowConsumer,
 }
@@ -50,10 +59,46 @@ impl Default for BroadcastConfig {
     fn default() -> Self {
         BroadcastConfig {
             max_queue_bytes: 1 << 20,
+            max_queue_messages: None,
             policy: SlowConsumer::Close {
                 code: CloseCode::TRY_AGAIN_LATER,
                 after: Duration::from_secs(10),
             },
+        }
+    }
+}
+
+impl BroadcastConfig {
+    /// Bounds each subscriber's queue at `bytes`.
+    pub fn max_queue_bytes(mut self, bytes: usize) -> Self {
+        self.max_queue_bytes = bytes;
+        self
+    }
+
+    /// Bounds each subscriber's queue at `n` messages as well (at least 1).
+    pub fn max_queue_messages(mut self, n: Option<usize>) -> Self {
+        self.max_queue_messages = n.map(|n| n.max(1));
+        self
+    }
+
+    /// What to do with a subscriber that cannot keep up.
+    pub fn policy(mut self, policy: SlowConsumer) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    fn has_room(&self, q: &Queue, len: usize) -> bool {
+        let by_count = self
+            .max_queue_messages
+            .is_none_or(|max| q.items.len() < max);
+        // An oversized message still goes through an empty queue.
+        by_count && (q.bytes == 0 || q.bytes + len <= self.max_queue_bytes)
+    }
+
+    fn describe_bound(&self) -> String {
+        match self.max_queue_messages {
+            Some(n) => format!("{} bytes or {n} messages", self.max_queue_bytes),
+            None => format!("{} bytes", self.max_queue_bytes),
         }
     }
 }
@@ -85,6 +130,8 @@ struct Sub {
     room: Notify,
     /// Close the connection now, as too slow.
     kill: CancellationToken,
+    /// The close frame of [`Broadcast::close_all`], sent once the queue is written.
+    farewell: Mutex<Option<CloseFrame>>,
 }
 
 struct Inner {
@@ -161,6 +208,7 @@ impl Broadcast {
             ready: Notify::new(),
             room: Notify::new(),
             kill: CancellationToken::new(),
+            farewell: Mutex::new(None),
         });
         lock(&self.inner.subs).insert(id, sub.clone());
         tokio::spawn(writer_task(
@@ -174,6 +222,19 @@ impl Broadcast {
             id,
             sub,
             hub: Arc::downgrade(&self.inner),
+        }
+    }
+
+    /// Ends every subscription: each writes what is queued for it, then
+    /// closes its connection with `frame` (e.g. 1000 when the feed ends,
+    /// 1001 when the server stops). Later subscribers start afresh.
+    pub fn close_all(&self, frame: CloseFrame) {
+        let subs: Vec<Arc<Sub>> = lock(&self.inner.subs).drain().map(|(_, s)| s).collect();
+        for sub in subs {
+            *lock(&sub.farewell) = Some(frame.clone());
+            lock(&sub.queue).ended = true;
+            sub.ready.notify_one();
+            sub.room.notify_waiters();
         }
     }
 
@@ -212,8 +273,7 @@ async fn enqueue(
             if q.ended {
                 return;
             }
-            // An oversized message still goes through an empty queue.
-            if q.bytes == 0 || q.bytes + len <= config.max_queue_bytes {
+            if config.has_room(&q, len) {
                 q.bytes += len;
                 q.items.push_back((prepared.clone(), Instant::now()));
                 drop(q);
@@ -267,12 +327,15 @@ async fn writer_task<S>(
         let next = lock(&sub.queue).items.front().cloned();
         let Some((msg, queued_at)) = next else {
             if lock(&sub.queue).ended || sub.kill.is_cancelled() {
-                break sub.kill.is_cancelled().then(|| {
-                    too_slow(format!(
-                        "its queue would exceed {} bytes",
-                        hub.upgrade().map_or(0, |h| h.config.max_queue_bytes)
-                    ))
-                });
+                break if sub.kill.is_cancelled() {
+                    Some(too_slow(format!(
+                        "its queue would exceed {}",
+                        hub.upgrade()
+                            .map_or("its bound".into(), |h| h.config.describe_bound())
+                    )))
+                } else {
+                    lock(&sub.farewell).take()
+                };
             }
             // Idle: push out what was fed, then wait for more.
             let ready = sub.ready.notified();

@@ -32,18 +32,38 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod accept;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod broadcast;
 mod client;
 mod error;
+mod http;
 mod proxy;
 mod reconnect;
 mod serve;
-mod server;
 mod socket;
 mod split;
 mod stream;
 #[cfg(feature = "tls")]
 pub mod tls;
+
+/// Serving WebSockets: the accept loop ([`server::Server`]), one-off
+/// accepts, plain HTTP beside them, and upgrades of requests that a hyper
+/// or axum server received ([`server::upgrade`]).
+pub mod server {
+    pub use crate::accept::{
+        accept, accept_with, read_request, Incoming, ServerConfig, DEFAULT_SERVER_PING_INTERVAL,
+    };
+    pub use crate::http::{
+        full, handshake_error_response, upgrade, upgrade_required, Body, BoxError, HttpService,
+        PendingUpgrade, UpgradedIo,
+    };
+    pub use crate::serve::{
+        Accepted, Acceptor, PlainTcp, Server, ServerHandle, BUSY_RETRY_AFTER_SECS,
+    };
+    pub use tokio_util::sync::CancellationToken;
+}
 
 pub use broadcast::{Broadcast, BroadcastConfig, Delivery, SlowConsumer, Subscription};
 pub use client::{client, connect, connect_with, ClientConfig};
@@ -53,9 +73,9 @@ pub use reconnect::{
     Backoff, Disconnect, Jitter, NotSent, ReconnectConfig, ReconnectEvent, ReconnectSender,
     ReconnectingClient, RetryPolicy, MAX_RETRY_AFTER,
 };
-pub use serve::{Accepted, ServerHandle};
 pub use server::{
-    accept, accept_with, read_request, Incoming, Server, ServerConfig, DEFAULT_SERVER_PING_INTERVAL,
+    accept, accept_with, read_request, Accepted, Incoming, Server, ServerConfig, ServerHandle,
+    DEFAULT_SERVER_PING_INTERVAL,
 };
 pub use socket::{TrySendError, WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER};
 pub use split::{WsReader, WsWriter};

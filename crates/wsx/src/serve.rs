@@ -1,22 +1,82 @@
-//! [`Server::serve`]: the accept loop with the limits and the shutdown a
-//! production server needs, so that applications do not each rewrite it.
+//! [`Server`]: the one accept loop, with the limits and the shutdown a
+//! production server needs, so that applications (and `wsx serve`) do not
+//! each rewrite it. TCP or TLS ([`Acceptor`]); WebSocket upgrades on the
+//! fast path; plain HTTP through hyper to an [`HttpService`].
 
+use crate::accept::{accept_with, read_request_until, send_and_close, Incoming, ServerConfig};
 use crate::error::Result;
-use crate::server::{read_request, send_and_close, Server};
+use crate::http::{upgrade_required, upgrade_validated, HttpService, PendingUpgrade, Rewind};
 use crate::socket::WebSocket;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wsx_proto::handshake::{Accept, HandshakeError, Upgrade};
 
 /// Most 503 answers in flight at once; past it, excess connections are
 /// dropped unanswered (a flood should not cost a task each).
 const MAX_PENDING_REFUSALS: usize = 1024;
+
+/// At `max_connections`, a newcomer waits this long for a slot before the
+/// 503: a connection that is just ending (a client that left, a health
+/// check that connected and hung up) frees its slot for it.
+const ADMISSION_GRACE: Duration = Duration::from_millis(100);
+
+/// `Retry-After` of the 503 sent past `max_connections`, in seconds: soon
+/// enough for a burst to pass, long enough not to invite a hammering.
+pub const BUSY_RETRY_AFTER_SECS: u32 = 1;
+
+/// Turns an accepted TCP connection into the stream the server speaks
+/// over: itself ([`PlainTcp`]), or TLS (a `tokio_rustls::TlsAcceptor`, or
+/// an `Option` of one for a server that may run either way). Runs inside
+/// the handshake deadline.
+pub trait Acceptor: Send + Sync + 'static {
+    /// The stream WebSockets run over.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Wraps `tcp` (e.g. runs the TLS handshake).
+    fn accept(&self, tcp: TcpStream) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+}
+
+/// Plain TCP (`ws://`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlainTcp;
+
+impl Acceptor for PlainTcp {
+    type Stream = TcpStream;
+    fn accept(&self, tcp: TcpStream) -> impl Future<Output = std::io::Result<TcpStream>> + Send {
+        std::future::ready(Ok(tcp))
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Acceptor for tokio_rustls::TlsAcceptor {
+    type Stream = tokio_rustls::server::TlsStream<TcpStream>;
+    fn accept(&self, tcp: TcpStream) -> impl Future<Output = std::io::Result<Self::Stream>> + Send {
+        tokio_rustls::TlsAcceptor::accept(self, tcp)
+    }
+}
+
+/// TLS when set, plain TCP otherwise (one stream type for both).
+#[cfg(feature = "tls")]
+impl Acceptor for Option<tokio_rustls::TlsAcceptor> {
+    type Stream = crate::MaybeTlsStream;
+    fn accept(&self, tcp: TcpStream) -> impl Future<Output = std::io::Result<Self::Stream>> + Send {
+        let tls = self.clone();
+        async move {
+            Ok(match tls {
+                None => crate::MaybeTlsStream::Plain(tcp),
+                Some(a) => crate::MaybeTlsStream::TlsServer(Box::new(a.accept(tcp).await?)),
+            })
+        }
+    }
+}
 
 /// A connection [`Server::serve`] accepted: who, what they asked for, and
 /// what the accept hook returned.
@@ -39,7 +99,39 @@ struct Stats {
     accepted: AtomicU64,
     refused_busy: AtomicU64,
     failed_handshakes: AtomicU64,
+    http_requests: AtomicU64,
     panicked: AtomicU64,
+    /// Signalled when a connection ends (a slot frees).
+    freed: tokio::sync::Notify,
+}
+
+impl Stats {
+    /// Takes a connection slot if fewer than `max` are open.
+    fn try_acquire(&self, max: Option<usize>) -> bool {
+        let Some(max) = max else {
+            self.active.fetch_add(1, Relaxed);
+            return true;
+        };
+        self.active
+            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+            .is_ok()
+    }
+
+    /// Waits up to [`ADMISSION_GRACE`] for a slot.
+    async fn acquire_within_grace(&self, max: Option<usize>) -> bool {
+        let deadline = Instant::now() + ADMISSION_GRACE;
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.try_acquire(max) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return false;
+            }
+        }
+    }
 }
 
 /// Controls a [`Server::serve`] loop from elsewhere: shut it down, read its
@@ -51,7 +143,7 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         ServerHandle {
             token: CancellationToken::new(),
             stats: Arc::default(),
@@ -60,9 +152,9 @@ impl ServerHandle {
 
     /// Starts a graceful shutdown: stop accepting, send 1001 ("server
     /// shutting down") to every connection the next time its task polls
-    /// `recv`, wait up to [`crate::ServerConfig::shutdown_timeout`] for the
-    /// close handshakes, then drop the connections left. `serve` returns
-    /// when that is done.
+    /// `recv`, finish plain HTTP exchanges, wait up to
+    /// [`ServerConfig::shutdown_timeout`] for the close handshakes, then drop
+    /// the connections left. `serve` returns when that is done.
     pub fn shutdown(&self) {
         self.token.cancel();
     }
@@ -72,7 +164,20 @@ impl ServerHandle {
         self.token.is_cancelled()
     }
 
-    /// Connections open now (after the handshake, or in it).
+    /// Resolves when the shutdown starts: for handlers with work of their
+    /// own (a program to stop, a queue to drain) beside `recv`.
+    pub async fn shutting_down(&self) {
+        self.token.cancelled().await;
+    }
+
+    /// A token cancelled when the shutdown starts: give it to
+    /// [`WebSocket::close_on`] for sockets made outside `serve` (e.g. by
+    /// the hyper path of an application) so they too close with 1001.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.token.child_token()
+    }
+
+    /// Connections open now (WebSocket, in the handshake, or plain HTTP).
     pub fn active_connections(&self) -> usize {
         self.stats.active.load(Relaxed)
     }
@@ -87,10 +192,16 @@ impl ServerHandle {
         self.stats.refused_busy.load(Relaxed)
     }
 
-    /// Handshakes that failed: timeouts (slowloris), malformed or refused
-    /// requests (400/403/405/426/431, the accept hook's refusals).
+    /// Handshakes that failed: timeouts (slowloris), TLS failures,
+    /// malformed or refused upgrade requests (400/403/405/426/431, the
+    /// accept hook's refusals).
     pub fn failed_handshakes(&self) -> u64 {
         self.stats.failed_handshakes.load(Relaxed)
+    }
+
+    /// Plain HTTP requests answered (by the [`HttpService`]).
+    pub fn http_requests(&self) -> u64 {
+        self.stats.http_requests.load(Relaxed)
     }
 
     /// Connection handlers that panicked (each is logged at error level;
@@ -107,10 +218,119 @@ struct ActiveGuard(Arc<Stats>);
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Relaxed);
+        self.0.freed.notify_waiters();
     }
 }
 
-impl Server {
+/// A listening server: [`Server::serve`] runs the accept loop with every
+/// limit applied and a graceful shutdown; [`Server::accept_tcp`] and
+/// [`Server::accept`] are the building blocks for a loop of your own.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), wsx::Error> {
+/// let server = wsx::Server::bind("127.0.0.1:9001").await?;
+/// let (mut ws, peer) = server.accept().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Server<A = PlainTcp> {
+    listener: TcpListener,
+    config: ServerConfig,
+    handle: ServerHandle,
+    acceptor: A,
+    http: HttpService,
+}
+
+impl Server<PlainTcp> {
+    /// Binds to `addr` with default settings.
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn bind(addr: impl ToSocketAddrs) -> Result<Server> {
+        Ok(Self::from_listener(TcpListener::bind(addr).await?))
+    }
+
+    /// Serves on a listener bound elsewhere.
+    pub fn from_listener(listener: TcpListener) -> Server {
+        Server {
+            listener,
+            config: ServerConfig::default(),
+            handle: ServerHandle::new(),
+            acceptor: PlainTcp,
+            http: HttpService::upgrade_required(),
+        }
+    }
+}
+
+impl<A: Acceptor> Server<A> {
+    /// Uses `config` for connections accepted from now on.
+    pub fn with_config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Wraps every accepted connection with `acceptor` (TLS), inside the
+    /// handshake deadline.
+    pub fn with_acceptor<B: Acceptor>(self, acceptor: B) -> Server<B> {
+        Server {
+            listener: self.listener,
+            config: self.config,
+            handle: self.handle,
+            acceptor,
+            http: self.http,
+        }
+    }
+
+    /// Answers plain HTTP requests (not upgrades) with `service`, through
+    /// hyper: keep-alive, any method, streaming bodies. Default: 426.
+    pub fn with_http(mut self, service: HttpService) -> Self {
+        self.http = service;
+        self
+    }
+
+    /// The bound address (useful after binding port 0).
+    ///
+    /// # Errors
+    /// The OS cannot say.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Accepts a TCP connection (not yet the WebSocket handshake: run
+    /// [`crate::accept_with`] on it, usually in a spawned task).
+    ///
+    /// # Errors
+    /// I/O errors from `accept` (e.g. out of file descriptors).
+    ///
+    /// # Cancel safety
+    /// Cancel safe, like `TcpListener::accept`.
+    pub async fn accept_tcp(&self) -> Result<(TcpStream, SocketAddr)> {
+        let (tcp, peer) = self.listener.accept().await?;
+        let _ = tcp.set_nodelay(true);
+        Ok((tcp, peer))
+    }
+
+    /// Accepts a connection and runs the acceptor and the handshake on it,
+    /// in this task.
+    ///
+    /// # Errors
+    /// As [`Server::accept_tcp`] and [`crate::accept_with`], or the
+    /// acceptor's (TLS) error.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe once a TCP connection was accepted.
+    pub async fn accept(&self) -> Result<(WebSocket<A::Stream>, SocketAddr)> {
+        let (tcp, peer) = self.accept_tcp().await?;
+        let stream = self.acceptor.accept(tcp).await?;
+        let ws = accept_with(stream, &self.config, |_| Ok(Accept::default())).await?;
+        Ok((ws, peer))
+    }
+
     /// A handle to shut down [`Server::serve`] and read its counters; take
     /// it before calling `serve`.
     pub fn handle(&self) -> ServerHandle {
@@ -119,9 +339,10 @@ impl Server {
 
     /// Serves WebSocket connections until [`ServerHandle::shutdown`]: each
     /// accepted connection runs `handler` in its own task, with every limit
-    /// of the [`crate::ServerConfig`] applied (handshake timeout, head size,
-    /// Origin policy, `max_connections` with 503, keepalive). Plain HTTP
-    /// requests are answered 426.
+    /// of the [`ServerConfig`] applied (handshake deadline including TLS,
+    /// head size, Origin policy, `max_connections` with 503 and
+    /// `Retry-After`, keepalive). Plain HTTP requests go to the
+    /// [`HttpService`] (426 by default).
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), wsx::Error> {
@@ -148,7 +369,7 @@ impl Server {
     /// descriptors) are logged and retried after a pause.
     pub async fn serve<H, Fut>(self, handler: H) -> Result<()>
     where
-        H: Fn(WebSocket<TcpStream>, SocketAddr) -> Fut + Send + Sync + 'static,
+        H: Fn(WebSocket<A::Stream>, SocketAddr) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.serve_with(
@@ -186,25 +407,31 @@ impl Server {
     ///
     /// # Errors
     /// As [`Server::serve`].
-    pub async fn serve_with<A, T, H, Fut>(self, authorize: A, handler: H) -> Result<()>
+    pub async fn serve_with<F, T, H, Fut>(self, authorize: F, handler: H) -> Result<()>
     where
-        A: Fn(&Upgrade) -> std::result::Result<T, HandshakeError> + Send + Sync + 'static,
+        F: Fn(&Upgrade) -> std::result::Result<T, HandshakeError> + Send + Sync + 'static,
         T: Send + 'static,
-        H: Fn(WebSocket<TcpStream>, Accepted<T>) -> Fut + Send + Sync + 'static,
+        H: Fn(WebSocket<A::Stream>, Accepted<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let config = Arc::new(self.config.clone());
-        let authorize = Arc::new(authorize);
+        let shared = Arc::new(Shared {
+            config: self.config.clone(),
+            authorize,
+            acceptor: self.acceptor,
+            http: self.http,
+            token: self.handle.token.clone(),
+            stats: self.handle.stats.clone(),
+        });
         let handler = Arc::new(handler);
-        let ServerHandle { token, stats } = self.handle.clone();
+        let stats = &shared.stats;
         let refusals = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
         loop {
             let (tcp, peer) = tokio::select! {
                 biased;
-                _ = token.cancelled() => break,
+                _ = shared.token.cancelled() => break,
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    note_end(&stats, done);
+                    note_end(stats, done);
                     continue;
                 }
                 r = self.listener.accept() => match r {
@@ -216,145 +443,263 @@ impl Server {
                 },
             };
             let _ = tcp.set_nodelay(true);
-            if config
-                .max_connections
-                .is_some_and(|max| stats.active.load(Relaxed) >= max)
-            {
+            let max = shared.config.max_connections;
+            let admitted = stats.try_acquire(max);
+            if !admitted && refusals.load(Relaxed) >= MAX_PENDING_REFUSALS {
                 stats.refused_busy.fetch_add(1, Relaxed);
-                if refusals.load(Relaxed) < MAX_PENDING_REFUSALS {
-                    refusals.fetch_add(1, Relaxed);
-                    let refusals = refusals.clone();
-                    let max = config.max_connections.unwrap_or(0);
-                    tasks.spawn(async move {
-                        refuse_busy(tcp, max).await;
-                        refusals.fetch_sub(1, Relaxed);
-                    });
-                }
-                continue;
+                continue; // a flood: dropped unanswered
             }
-            stats.active.fetch_add(1, Relaxed);
-            let guard = ActiveGuard(stats.clone());
-            let (config, authorize, handler, token, stats) = (
-                config.clone(),
-                authorize.clone(),
-                handler.clone(),
-                token.clone(),
-                stats.clone(),
-            );
+            let refusals = (!admitted).then(|| {
+                refusals.fetch_add(1, Relaxed);
+                refusals.clone()
+            });
+            let (shared, handler) = (shared.clone(), handler.clone());
             tasks.spawn(async move {
-                let _guard = guard;
-                let Some((ws, accepted)) =
-                    handshake(tcp, peer, &config, &*authorize, &token, &stats).await
-                else {
+                if let Some(refusals) = refusals {
+                    let got = shared.stats.acquire_within_grace(max).await;
+                    refusals.fetch_sub(1, Relaxed);
+                    if !got {
+                        shared.stats.refused_busy.fetch_add(1, Relaxed);
+                        refuse_busy(tcp, max.unwrap_or(0)).await;
+                        return;
+                    }
+                }
+                let _guard = ActiveGuard(shared.stats.clone());
+                let Some((ws, accepted)) = shared.connection(tcp, peer).await else {
                     return;
                 };
-                handler(ws.with_shutdown(token), accepted).await;
+                handler(ws.close_on(shared.token.clone()), accepted).await;
             });
         }
         // Shutting down: the listener closes now (no new connections, not
         // even into the backlog); open WebSockets close with 1001 as their
         // tasks poll `recv`.
         drop(self.listener);
+        let timeout = shared.config.shutdown_timeout;
         let active = stats.active.load(Relaxed);
         if active > 0 {
             tracing::info!(
                 connections = active,
-                "shutting down: sent 1001 to every connection, waiting up to {:?} for them to close",
-                config.shutdown_timeout
+                "shutting down: sent 1001 to every connection, waiting up to {timeout:?} for them to close"
             );
         }
         let drain = async {
             while let Some(done) = tasks.join_next().await {
-                note_end(&stats, done);
+                note_end(stats, done);
             }
         };
-        if tokio::time::timeout(config.shutdown_timeout, drain)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(timeout, drain).await.is_err() {
             let left = stats.active.load(Relaxed);
             tracing::warn!(
                 connections = left,
-                "shutdown: {left} connection(s) still open after {:?}; dropping them (handlers that never poll recv() do not see the 1001)",
-                config.shutdown_timeout
+                "shutdown: {left} connection(s) still open after {timeout:?}; dropping them (handlers that never poll recv() do not see the 1001)"
             );
             tasks.abort_all();
             while let Some(done) = tasks.join_next().await {
-                note_end(&stats, done);
+                note_end(stats, done);
             }
         }
         Ok(())
     }
 }
 
-/// The handshake part of a connection task: head, upgrade checks, hook.
-async fn handshake<A, T>(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    config: &crate::ServerConfig,
-    authorize: &A,
-    token: &CancellationToken,
-    stats: &Stats,
-) -> Option<(WebSocket<TcpStream>, Accepted<T>)>
+/// What every connection task of one `serve` shares.
+struct Shared<A, F> {
+    config: ServerConfig,
+    authorize: F,
+    acceptor: A,
+    http: HttpService,
+    token: CancellationToken,
+    stats: Arc<Stats>,
+}
+
+/// Where the hyper path leaves an upgrade for the connection task.
+type UpgradeSlot<T> = Arc<Mutex<Option<(PendingUpgrade, Accepted<T>)>>>;
+
+impl<A, F, T> Shared<A, F>
 where
-    A: Fn(&Upgrade) -> std::result::Result<T, HandshakeError>,
+    A: Acceptor,
+    F: Fn(&Upgrade) -> std::result::Result<T, HandshakeError> + Send + Sync + 'static,
+    T: Send + 'static,
 {
-    let fail = |e: crate::Error| {
-        stats.failed_handshakes.fetch_add(1, Relaxed);
+    fn failed(&self, peer: SocketAddr, e: impl std::fmt::Display) {
+        self.stats.failed_handshakes.fetch_add(1, Relaxed);
         tracing::debug!(%peer, "handshake failed: {e}");
-    };
-    let incoming = tokio::select! {
-        r = read_request(tcp, config) => match r {
-            Ok(i) => i,
-            Err(e) => return { fail(e); None },
-        },
-        // A client still sending its head when the server stops is dropped.
-        _ = token.cancelled() => return None,
-    };
-    if !incoming.is_upgrade() {
-        stats.failed_handshakes.fetch_add(1, Relaxed);
-        let body: &[u8] = if wsx_proto::handshake::is_stripped_upgrade(incoming.request()) {
-            tracing::debug!(%peer, "handshake without its Upgrade header: a proxy did not forward it");
-            wsx_proto::handshake::STRIPPED_UPGRADE_BODY.as_bytes()
-        } else {
-            b"this is a WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)\n"
-        };
-        let _ = incoming
-            .respond(
-                http::StatusCode::UPGRADE_REQUIRED,
-                &[("Upgrade", "websocket"), ("Content-Type", "text/plain")],
-                body,
-            )
-            .await;
-        return None;
     }
-    let uri = incoming.request().uri().clone();
-    let headers = incoming.request().headers().clone();
-    let mut auth = None;
-    let ws = incoming
-        .accept(|up| {
-            auth = Some(authorize(up)?);
-            Ok(Accept::default())
-        })
-        .await;
-    match (ws, auth) {
-        (Ok(ws), Some(auth)) => {
-            stats.accepted.fetch_add(1, Relaxed);
-            Some((
-                ws,
-                Accepted {
+
+    /// A connection up to its WebSocket: the acceptor (TLS) and the first
+    /// request head within the handshake deadline; an upgrade is accepted
+    /// at once, anything else goes to hyper (which may upgrade a later
+    /// request on the same connection).
+    async fn connection(
+        self: &Arc<Self>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+    ) -> Option<(WebSocket<A::Stream>, Accepted<T>)> {
+        let deadline = Instant::now() + self.config.handshake_timeout;
+        let head = async {
+            let stream = match tokio::time::timeout_at(deadline, self.acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return Err(format!("TLS handshake: {e}")),
+                Err(_) => return Err("TLS handshake timed out".to_string()),
+            };
+            read_request_until(stream, &self.config, deadline)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let incoming = tokio::select! {
+            r = head => match r {
+                Ok(i) => i,
+                Err(e) => return { self.failed(peer, e); None },
+            },
+            // A client still sending its head when the server stops is dropped.
+            _ = self.token.cancelled() => return None,
+        };
+        if wsx_proto::handshake::is_stripped_upgrade(incoming.request()) {
+            // A WebSocket client's handshake that a proxy passed on without
+            // its Upgrade header: not a page request. Say so to both ends.
+            self.failed(peer, "handshake without its Upgrade header");
+            tracing::warn!(
+                %peer,
+                path = incoming.request().uri().path(),
+                "a WebSocket handshake arrived without its Upgrade header: a reverse proxy in front did not forward it (answered 426 saying which proxy lines are missing)"
+            );
+            let _ = incoming
+                .respond(
+                    http::StatusCode::UPGRADE_REQUIRED,
+                    &[
+                        ("Upgrade", "websocket"),
+                        ("Connection", "Upgrade"),
+                        ("Content-Type", "text/plain; charset=utf-8"),
+                    ],
+                    wsx_proto::handshake::STRIPPED_UPGRADE_BODY.as_bytes(),
+                )
+                .await;
+            return None;
+        }
+        if !incoming.is_upgrade() {
+            return self.serve_http(incoming, peer).await;
+        }
+        let uri = incoming.request().uri().clone();
+        let headers = incoming.request().headers().clone();
+        let mut auth = None;
+        let ws = incoming
+            .accept(|up| {
+                auth = Some((self.authorize)(up)?);
+                Ok(Accept::default())
+            })
+            .await;
+        match (ws, auth) {
+            (Ok(ws), Some(auth)) => {
+                self.stats.accepted.fetch_add(1, Relaxed);
+                let accepted = Accepted {
                     peer,
                     uri,
                     headers,
                     auth,
-                },
-            ))
+                };
+                Some((ws, accepted))
+            }
+            (Err(e), _) => {
+                self.failed(peer, e);
+                None
+            }
+            (Ok(_), None) => None, // unreachable: accepted without the hook
         }
-        (Err(e), _) => {
-            fail(e);
-            None
+    }
+
+    /// Plain HTTP through hyper, with keep-alive, until the client leaves,
+    /// the server stops, or a request on the connection upgrades.
+    async fn serve_http(
+        self: &Arc<Self>,
+        incoming: Incoming<A::Stream>,
+        peer: SocketAddr,
+    ) -> Option<(WebSocket<A::Stream>, Accepted<T>)> {
+        let (stream, raw) = incoming.into_raw();
+        let io = hyper_util::rt::TokioIo::new(Rewind::new(stream, raw.into()));
+        let slot: UpgradeSlot<T> = Arc::default();
+        let service = {
+            let (me, slot) = (self.clone(), slot.clone());
+            hyper::service::service_fn(move |req| {
+                let (me, slot) = (me.clone(), slot.clone());
+                async move { Ok::<_, std::convert::Infallible>(me.route(req, peer, &slot).await) }
+            })
+        };
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            // As the fast path writes them (and as some clients still match).
+            .title_case_headers(true)
+            .header_read_timeout(self.config.handshake_timeout)
+            .max_buf_size(self.config.max_handshake_bytes.max(8192))
+            .serve_connection(io, service)
+            .with_upgrades();
+        tokio::pin!(conn);
+        let served = tokio::select! {
+            r = conn.as_mut() => r,
+            _ = self.token.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = served {
+            tracing::debug!(%peer, "HTTP connection ended: {e}");
         }
-        (Ok(_), None) => None, // unreachable: accepted without the hook
+        let pending = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let (pending, accepted) = pending?;
+        match pending.websocket_rewound::<A::Stream>().await {
+            Ok(ws) => {
+                self.stats.accepted.fetch_add(1, Relaxed);
+                Some((ws, accepted))
+            }
+            Err(e) => {
+                self.failed(peer, e);
+                None
+            }
+        }
+    }
+
+    /// One request on a hyper connection: an upgrade (decided as on the
+    /// fast path), a handshake whose Upgrade header a proxy dropped (426
+    /// saying so), or plain HTTP for the service.
+    async fn route(
+        &self,
+        mut req: http::Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+        slot: &UpgradeSlot<T>,
+    ) -> http::Response<crate::http::Body> {
+        if wsx_proto::handshake::is_upgrade_request(&req) {
+            let mut auth = None;
+            let (response, pending) = match Upgrade::new(crate::http::head_of(&req)) {
+                Ok(up) => upgrade_validated(up, req.extensions_mut(), &self.config, |up| {
+                    auth = Some((self.authorize)(up)?);
+                    Ok(Accept::default())
+                }),
+                Err(e) => (crate::http::handshake_error_response(&e), None),
+            };
+            match (pending, auth) {
+                (Some(pending), Some(auth)) => {
+                    let accepted = Accepted {
+                        peer,
+                        uri: req.uri().clone(),
+                        headers: req.headers().clone(),
+                        auth,
+                    };
+                    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some((pending, accepted));
+                }
+                _ => self.failed(peer, response.status()),
+            }
+            return response;
+        }
+        self.stats.http_requests.fetch_add(1, Relaxed);
+        if wsx_proto::handshake::is_stripped_upgrade(&req) {
+            tracing::warn!(
+                %peer,
+                path = req.uri().path(),
+                "a WebSocket handshake arrived without its Upgrade header: a reverse proxy in front did not forward it (answered 426)"
+            );
+            return upgrade_required(&req);
+        }
+        self.http.call(req).await
     }
 }
 
@@ -362,7 +707,7 @@ where
 async fn refuse_busy(mut tcp: TcpStream, max: usize) {
     let body = format!("server busy: {max} connections open (its max_connections); retry later\n");
     let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: {BUSY_RETRY_AFTER_SECS}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let _ = tokio::time::timeout(

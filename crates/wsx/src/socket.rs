@@ -65,7 +65,7 @@ pub struct WebSocket<S> {
     read_eof: bool,
     /// `recv` already returned the end (Ok(None) or the error).
     end_reported: bool,
-    /// Set by [`crate::Server::serve`]: when it fires, close with 1001.
+    /// Set by [`WebSocket::close_on`]: when it fires, close with 1001.
     shutdown: Option<Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>>,
 }
 
@@ -108,8 +108,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Closes with 1001 ("server shutting down") when `token` is cancelled,
-    /// as soon as the application next polls `recv`.
-    pub(crate) fn with_shutdown(mut self, token: tokio_util::sync::CancellationToken) -> Self {
+    /// as soon as the application next polls `recv`. [`crate::Server::serve`]
+    /// does this for its connections; for others (e.g. upgraded through
+    /// hyper), pass [`crate::ServerHandle::shutdown_token`] or a token of
+    /// your own.
+    pub fn close_on(mut self, token: tokio_util::sync::CancellationToken) -> Self {
         self.shutdown = Some(Box::pin(token.cancelled_owned()));
         self
     }

@@ -678,10 +678,11 @@ async fn keep_pace(progress: &Progress, i: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_drop_newest_keeps_fast_subscribers_whole() {
-    let hub = Broadcast::new(BroadcastConfig {
-        max_queue_bytes: 1 << 20,
-        policy: SlowConsumer::DropNewest,
-    });
+    let hub = Broadcast::new(
+        BroadcastConfig::default()
+            .max_queue_bytes(1 << 20)
+            .policy(SlowConsumer::DropNewest),
+    );
     let addr = hub_server(hub.clone()).await;
     let fast = wsx::connect(&format!("ws://{addr}/")).await.unwrap();
     let _slow = raw_ws(addr).await; // never reads
@@ -706,13 +707,12 @@ async fn fan_out_drop_newest_keeps_fast_subscribers_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_close_policy_disconnects_the_slow_subscriber() {
-    let hub = Broadcast::new(BroadcastConfig {
-        max_queue_bytes: 8 << 20,
-        policy: SlowConsumer::Close {
+    let hub = Broadcast::new(BroadcastConfig::default().max_queue_bytes(8 << 20).policy(
+        SlowConsumer::Close {
             code: CloseCode::TRY_AGAIN_LATER,
             after: Duration::from_millis(300),
         },
-    });
+    ));
     let addr = hub_server(hub.clone()).await;
     let fast = wsx::connect(&format!("ws://{addr}/")).await.unwrap();
     let mut slow = raw_ws(addr).await;
@@ -740,10 +740,11 @@ async fn fan_out_close_policy_disconnects_the_slow_subscriber() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_wait_policy_loses_nothing() {
-    let hub = Broadcast::new(BroadcastConfig {
-        max_queue_bytes: 256 << 10,
-        policy: SlowConsumer::Wait,
-    });
+    let hub = Broadcast::new(
+        BroadcastConfig::default()
+            .max_queue_bytes(256 << 10)
+            .policy(SlowConsumer::Wait),
+    );
     let addr = hub_server(hub.clone()).await;
     let mut late = raw_ws(addr).await; // reads only later
     wait_subscribers(&hub, 1).await;

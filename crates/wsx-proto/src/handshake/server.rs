@@ -103,21 +103,41 @@ impl HandshakeError {
 
     /// The full HTTP response to send before closing the connection.
     pub fn response(&self) -> Vec<u8> {
-        use HandshakeErrorKind::*;
-        let mut extra = Vec::new();
-        match &self.kind {
-            MethodNotAllowed(_) => extra.push(("Allow", "GET")),
-            UnsupportedVersion(_) => extra.push(("Sec-WebSocket-Version", "13")),
-            MissingUpgrade => {
-                extra.push(("Upgrade", "websocket"));
-            }
-            _ => {}
+        response(self.status(), &self.extra_headers(), &self.body())
+    }
+
+    /// The same response as [`HandshakeError::response`], for an HTTP server
+    /// (hyper, axum) that writes responses itself: status, headers
+    /// (with `Content-Type`) and body.
+    pub fn http_response(&self) -> http::Response<String> {
+        let mut r = http::Response::new(self.body());
+        *r.status_mut() = self.status();
+        let h = r.headers_mut();
+        for (k, v) in self.extra_headers() {
+            h.insert(k, http::HeaderValue::from_static(v));
         }
-        let body = match &self.kind {
-            Rejected(_, body) => format!("{body}\n"),
+        h.insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r
+    }
+
+    fn extra_headers(&self) -> Vec<(&'static str, &'static str)> {
+        use HandshakeErrorKind::*;
+        match &self.kind {
+            MethodNotAllowed(_) => vec![("Allow", "GET")],
+            UnsupportedVersion(_) => vec![("Sec-WebSocket-Version", "13")],
+            MissingUpgrade => vec![("Upgrade", "websocket")],
+            _ => Vec::new(),
+        }
+    }
+
+    fn body(&self) -> String {
+        match &self.kind {
+            HandshakeErrorKind::Rejected(_, body) => format!("{body}\n"),
             _ => format!("{self}\n"),
-        };
-        response(self.status(), &extra, &body)
+        }
     }
 }
 
@@ -413,17 +433,12 @@ impl Upgrade {
     /// A 500 error if `accept.protocol` was not offered by the client (a bug
     /// in the application: RFC 6455 §4.2.2 forbids it).
     pub fn accept(&self, accept: &Accept) -> Result<Vec<u8>, HandshakeError> {
+        self.check_accept(accept)?;
         let mut s = String::with_capacity(256);
         s.push_str("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
         s.push_str(&accept_key(self.key.as_bytes()));
         s.push_str("\r\n");
         if let Some(p) = &accept.protocol {
-            if !self.protocols.iter().any(|o| o == p) {
-                return Err(HandshakeError::rejected(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("server selected subprotocol {p:?}, which the client did not offer"),
-                ));
-            }
             let _ = write!(s, "Sec-WebSocket-Protocol: {p}\r\n");
         }
         if let Some(e) = &accept.extensions {
@@ -439,6 +454,58 @@ impl Upgrade {
         out.extend_from_slice(b"\r\n");
         Ok(out)
     }
+
+    /// The same `101 Switching Protocols` as [`Upgrade::accept`], for an HTTP
+    /// server (hyper, axum) that writes responses itself.
+    ///
+    /// # Errors
+    /// As [`Upgrade::accept`]; also a 500 if a protocol or extension value
+    /// is not a valid header value.
+    pub fn accept_response(&self, accept: &Accept) -> Result<http::Response<()>, HandshakeError> {
+        self.check_accept(accept)?;
+        let bad = |what: &str| {
+            HandshakeError::rejected(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the {what} chosen by the server is not a valid header value"),
+            )
+        };
+        let mut r = http::Response::new(());
+        *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = r.headers_mut();
+        h.insert(header::UPGRADE, http::HeaderValue::from_static("websocket"));
+        h.insert(
+            header::CONNECTION,
+            http::HeaderValue::from_static("Upgrade"),
+        );
+        let key = accept_key(self.key.as_bytes());
+        h.insert(
+            header::SEC_WEBSOCKET_ACCEPT,
+            http::HeaderValue::from_str(&key).map_err(|_| bad("accept key"))?,
+        );
+        if let Some(p) = &accept.protocol {
+            let v = http::HeaderValue::from_str(p).map_err(|_| bad("subprotocol"))?;
+            h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+        }
+        if let Some(e) = &accept.extensions {
+            let v = http::HeaderValue::from_str(e).map_err(|_| bad("extension list"))?;
+            h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v);
+        }
+        for (k, v) in &accept.headers {
+            h.append(k, v.clone());
+        }
+        Ok(r)
+    }
+
+    /// RFC 6455 §4.2.2: the selected subprotocol must be one the client offered.
+    fn check_accept(&self, accept: &Accept) -> Result<(), HandshakeError> {
+        match &accept.protocol {
+            Some(p) if !self.protocols.iter().any(|o| o == p) => Err(HandshakeError::rejected(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("server selected subprotocol {p:?}, which the client did not offer"),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -452,6 +519,50 @@ mod tests {
             .handle_data(s.as_bytes())?
             .expect("complete");
         Upgrade::new(req)
+    }
+
+    /// The bytes of `accept` and the `http::Response` of `accept_response`
+    /// (for hyper and axum) carry the same status and headers; so do an
+    /// error's `response` and `http_response`.
+    #[test]
+    fn byte_and_http_responses_agree() {
+        let up = parse(GOOD).unwrap();
+        let mut accept = Accept {
+            protocol: Some("superchat".into()),
+            extensions: Some("permessage-deflate".into()),
+            ..Accept::default()
+        };
+        accept
+            .headers
+            .insert("set-cookie", HeaderValue::from_static("a=b"));
+        let bytes = String::from_utf8(up.accept(&accept).unwrap()).unwrap();
+        let r = up.accept_response(&accept).unwrap();
+        assert_eq!(r.status(), StatusCode::SWITCHING_PROTOCOLS);
+        assert!(bytes.starts_with("HTTP/1.1 101 "));
+        let lines: Vec<String> = bytes
+            .lines()
+            .skip(1)
+            .filter(|l| !l.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        assert_eq!(lines.len(), r.headers().len(), "{bytes}");
+        for (k, v) in r.headers() {
+            let line = format!("{}: {}", k, v.to_str().unwrap()).to_ascii_lowercase();
+            assert!(lines.contains(&line), "{line} not in {bytes}");
+        }
+        accept.protocol = Some("other".into());
+        assert_eq!(
+            up.accept(&accept).unwrap_err(),
+            up.accept_response(&accept).unwrap_err()
+        );
+
+        let e = Upgrade::new(Request::post("/").body(()).unwrap()).unwrap_err();
+        let bytes = String::from_utf8(e.response()).unwrap();
+        let r = e.http_response();
+        assert!(bytes.starts_with(&format!("HTTP/1.1 {} ", r.status().as_u16())));
+        assert!(bytes.ends_with(&format!("\r\n\r\n{}", r.body())), "{bytes}");
+        assert_eq!(r.headers()["allow"], "GET");
+        assert!(bytes.contains("Allow: GET\r\n"));
     }
 
     #[test]

@@ -1161,13 +1161,14 @@ async fn scenario(opts: Options) -> Report {
         deadline: Instant::now() + Duration::from_secs(opts.secs),
         shutting_down: AtomicBool::new(false),
     });
-    let hub = Broadcast::new(BroadcastConfig {
-        max_queue_bytes: 256 * 1024,
-        policy: SlowConsumer::Close {
-            code: CloseCode::TRY_AGAIN_LATER,
-            after: Duration::from_secs(1),
-        },
-    });
+    let hub = Broadcast::new(
+        BroadcastConfig::default()
+            .max_queue_bytes(256 * 1024)
+            .policy(SlowConsumer::Close {
+                code: CloseCode::TRY_AGAIN_LATER,
+                after: Duration::from_secs(1),
+            }),
+    );
     let stop_ticker = CancellationToken::new();
     let ticker = tokio::spawn(ticker(hub.clone(), stop_ticker.clone()));
     let serve = {

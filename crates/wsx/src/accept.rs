@@ -1,10 +1,11 @@
-//! Accepting WebSocket connections.
+//! Accepting one WebSocket connection: the server's settings, the request
+//! head, the upgrade decision (shared with the hyper and axum paths) and
+//! the 101.
 
 use crate::error::{Error, Kind, Result};
 use crate::socket::{now, WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use wsx_proto::handshake::{Accept, HandshakeError, OriginPolicy, ServerHandshake, Upgrade};
 use wsx_proto::Connection;
 
@@ -26,11 +27,11 @@ pub struct ServerConfig {
     /// Which browser origins may connect. Default: same origin only
     /// (cross-site WebSocket hijacking protection; see [`OriginPolicy`]).
     pub origin: OriginPolicy,
-    /// [`Server::serve`] answers 503 (with `Retry-After`) past this many
+    /// [`crate::Server::serve`] answers 503 (with `Retry-After`) past this many
     /// open connections. Default `None`: the process's file-descriptor
     /// limit is the cap (and `serve` backs off, not spins, when it is hit).
     pub max_connections: Option<usize>,
-    /// After [`ServerHandle::shutdown`], how long [`Server::serve`] waits
+    /// After [`crate::ServerHandle::shutdown`], how long [`crate::Server::serve`] waits
     /// for connections to finish their close handshake (1001) before
     /// dropping them. Default 5 s.
     pub shutdown_timeout: Duration,
@@ -140,18 +141,33 @@ where
 ///
 /// # Cancel safety
 /// Not cancel safe: a cancelled read leaves the stream mid-request.
-pub async fn read_request<S>(mut stream: S, config: &ServerConfig) -> Result<Incoming<S>>
+pub async fn read_request<S>(stream: S, config: &ServerConfig) -> Result<Incoming<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let deadline = tokio::time::Instant::now() + config.handshake_timeout;
+    read_request_until(stream, config, deadline).await
+}
+
+/// [`read_request`] with a deadline that may have started earlier (the
+/// TLS handshake counts against it too).
+pub(crate) async fn read_request_until<S>(
+    mut stream: S,
+    config: &ServerConfig,
+    deadline: tokio::time::Instant,
+) -> Result<Incoming<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     // Boxed so the parser's state is freed once the head is read, instead
     // of sizing the caller's task for it.
     let fut = Box::pin(read_head(&mut stream, config.max_handshake_bytes));
-    match tokio::time::timeout(config.handshake_timeout, fut).await {
-        Ok(Ok((request, leftover))) => Ok(Incoming {
+    match tokio::time::timeout_at(deadline, fut).await {
+        Ok(Ok((request, leftover, raw))) => Ok(Incoming {
             stream,
             request,
             leftover,
+            raw,
             config: config.clone(),
         }),
         Ok(Err(e)) => {
@@ -169,14 +185,17 @@ where
     }
 }
 
+/// The request, the bytes after its head, and every byte read (for a plain
+/// HTTP request, which hyper parses again).
 async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
     max_bytes: usize,
-) -> Result<(http::Request<()>, bytes::Bytes)> {
+) -> Result<(http::Request<()>, bytes::Bytes, Vec<u8>)> {
     let mut parser = ServerHandshake::with_max_bytes(max_bytes);
     // On the heap: a buffer in the future would stay in every connection's
     // task for its whole life.
     let mut buf = vec![0u8; 1024];
+    let mut raw = Vec::new();
     loop {
         let n = stream.read(&mut buf).await?;
         if n == 0 {
@@ -185,8 +204,9 @@ async fn read_head<S: AsyncRead + Unpin>(
                 "client closed the connection during the opening handshake",
             ))));
         }
-        if let Some(done) = parser.handle_data(&buf[..n])? {
-            return Ok(done);
+        raw.extend_from_slice(&buf[..n]);
+        if let Some((request, leftover)) = parser.handle_data(&buf[..n])? {
+            return Ok((request, leftover, raw));
         }
     }
 }
@@ -214,12 +234,90 @@ pub(crate) async fn send_and_close<S: AsyncRead + AsyncWrite + Unpin>(
     .await;
 }
 
+/// An upgrade request that passed every check, with the answer decided.
+pub(crate) struct Negotiated {
+    pub(crate) upgrade: Upgrade,
+    pub(crate) accept: Accept,
+    #[cfg(feature = "deflate")]
+    deflate: Option<wsx_proto::deflate::Negotiated>,
+}
+
+/// The one upgrade decision, whichever way the request arrived (the
+/// standalone loop, hyper, axum): RFC 6455 §4.2.1 validation, the Origin
+/// policy (403), the application's hook, the subprotocol and
+/// permessage-deflate. Every path answers a bad request the same way.
+pub(crate) fn negotiate<F>(
+    request: http::Request<()>,
+    config: &ServerConfig,
+    decide: F,
+) -> std::result::Result<Negotiated, HandshakeError>
+where
+    F: FnOnce(&Upgrade) -> std::result::Result<Accept, HandshakeError>,
+{
+    negotiate_upgrade(Upgrade::new(request)?, config, decide)
+}
+
+/// [`negotiate`] for a request already validated as an upgrade.
+pub(crate) fn negotiate_upgrade<F>(
+    upgrade: Upgrade,
+    config: &ServerConfig,
+    decide: F,
+) -> std::result::Result<Negotiated, HandshakeError>
+where
+    F: FnOnce(&Upgrade) -> std::result::Result<Accept, HandshakeError>,
+{
+    config.origin.check_upgrade(&upgrade)?;
+    let mut accept = decide(&upgrade)?;
+    if accept.protocol.is_none() {
+        let supported: Vec<&str> = config.protocols.iter().map(String::as_str).collect();
+        accept.protocol = upgrade.select_protocol(&supported).map(str::to_string);
+    }
+    #[cfg(feature = "deflate")]
+    let deflate = match (&config.deflate, &accept.extensions) {
+        (Some(d), None) => d.negotiate_server(upgrade.extensions()),
+        _ => None,
+    };
+    #[cfg(feature = "deflate")]
+    if let Some(n) = &deflate {
+        accept.extensions = Some(n.response.clone());
+    }
+    Ok(Negotiated {
+        upgrade,
+        accept,
+        #[cfg(feature = "deflate")]
+        deflate,
+    })
+}
+
+impl Negotiated {
+    /// The WebSocket over `io`, once the 101 is on its way.
+    pub(crate) fn into_websocket<S: AsyncRead + AsyncWrite + Unpin>(
+        self,
+        io: S,
+        leftover: &[u8],
+        limits: &wsx_proto::Config,
+        high_water: usize,
+    ) -> WebSocket<S> {
+        #[allow(unused_mut)] // mutated only with deflate
+        let mut conn = Connection::server(limits.clone(), now());
+        #[cfg(feature = "deflate")]
+        if let Some(n) = self.deflate {
+            conn.enable_deflate(n);
+        }
+        WebSocket::from_connection(io, conn, leftover)
+            .with_protocol(self.accept.protocol)
+            .with_high_water(high_water)
+    }
+}
+
 /// A request head read by [`read_request`]: upgrade it, or answer it as HTTP.
 #[derive(Debug)]
 pub struct Incoming<S> {
     stream: S,
     request: http::Request<()>,
     leftover: bytes::Bytes,
+    /// Every byte read so far (head and leftover).
+    raw: Vec<u8>,
     config: ServerConfig,
 }
 
@@ -254,29 +352,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
     where
         F: FnOnce(&Upgrade) -> std::result::Result<Accept, HandshakeError>,
     {
-        let config = &self.config;
-        let decided = Upgrade::new(self.request).and_then(|upgrade| {
-            config.origin.check_upgrade(&upgrade)?;
-            let mut accept = decide(&upgrade)?;
-            if accept.protocol.is_none() {
-                let supported: Vec<&str> = config.protocols.iter().map(String::as_str).collect();
-                accept.protocol = upgrade.select_protocol(&supported).map(str::to_string);
-            }
-            #[cfg(feature = "deflate")]
-            let deflate = match (&config.deflate, &accept.extensions) {
-                (Some(d), None) => d.negotiate_server(upgrade.extensions()),
-                _ => None,
-            };
-            #[cfg(feature = "deflate")]
-            if let Some(n) = &deflate {
-                accept.extensions = Some(n.response.clone());
-            }
-            #[cfg(not(feature = "deflate"))]
-            let deflate = ();
-            let response = upgrade.accept(&accept)?;
-            Ok((response, accept.protocol, deflate))
-        });
-        let (response, protocol, _deflate) = match decided {
+        let decided = negotiate(self.request, &self.config, decide)
+            .and_then(|n| Ok((n.upgrade.accept(&n.accept)?, n)));
+        let (response, n) = match decided {
             Ok(r) => r,
             Err(he) => {
                 send_and_close(&mut self.stream, &he.response()).await;
@@ -284,17 +362,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
             }
         };
         self.stream.write_all(&response).await?;
-        #[allow(unused_mut)]
-        let mut conn = Connection::server(config.protocol.clone(), now());
-        #[cfg(feature = "deflate")]
-        if let Some(n) = _deflate {
-            conn.enable_deflate(n);
-        }
-        Ok(
-            WebSocket::from_connection(self.stream, conn, &self.leftover)
-                .with_protocol(protocol)
-                .with_high_water(config.write_buffer_high_water),
-        )
+        Ok(n.into_websocket(
+            self.stream,
+            &self.leftover,
+            &self.config.protocol,
+            self.config.write_buffer_high_water,
+        ))
     }
 
     /// Answers as plain HTTP/1.1 with `status`, `headers` and `body`, then
@@ -336,81 +409,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
     pub fn into_parts(self) -> (S, http::Request<()>, bytes::Bytes) {
         (self.stream, self.request, self.leftover)
     }
-}
 
-/// A listening server: [`Server::serve`] runs the accept loop with every
-/// limit applied and a graceful shutdown; [`Server::accept_tcp`] and
-/// [`Server::accept`] are the building blocks for a loop of your own.
-///
-/// ```no_run
-/// # async fn run() -> Result<(), wsx::Error> {
-/// let server = wsx::Server::bind("127.0.0.1:9001").await?;
-/// let (mut ws, peer) = server.accept().await?;
-/// # Ok(()) }
-/// ```
-#[derive(Debug)]
-pub struct Server {
-    pub(crate) listener: TcpListener,
-    pub(crate) config: ServerConfig,
-    pub(crate) handle: crate::serve::ServerHandle,
-}
-
-impl Server {
-    /// Binds to `addr` with default settings.
-    ///
-    /// # Errors
-    /// The address cannot be bound.
-    pub async fn bind(addr: impl ToSocketAddrs) -> Result<Server> {
-        Ok(Server {
-            listener: TcpListener::bind(addr).await?,
-            config: ServerConfig::default(),
-            handle: crate::serve::ServerHandle::new(),
-        })
-    }
-
-    /// Uses `config` for connections accepted from now on.
-    pub fn with_config(mut self, config: ServerConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The bound address (useful after binding port 0).
-    ///
-    /// # Errors
-    /// The OS cannot say.
-    pub fn local_addr(&self) -> Result<std::net::SocketAddr> {
-        Ok(self.listener.local_addr()?)
-    }
-
-    /// Accepts a TCP connection (not yet the WebSocket handshake: run
-    /// [`accept_with`] on it, usually in a spawned task).
-    ///
-    /// # Errors
-    /// I/O errors from `accept` (e.g. out of file descriptors).
-    ///
-    /// # Cancel safety
-    /// Cancel safe, like `TcpListener::accept`.
-    pub async fn accept_tcp(&self) -> Result<(TcpStream, std::net::SocketAddr)> {
-        let (tcp, peer) = self.listener.accept().await?;
-        let _ = tcp.set_nodelay(true);
-        Ok((tcp, peer))
-    }
-
-    /// Accepts a TCP connection and runs the handshake on it, in this task.
-    ///
-    /// # Errors
-    /// As [`Server::accept_tcp`] and [`accept_with`].
-    ///
-    /// # Cancel safety
-    /// Not cancel safe once a TCP connection was accepted.
-    pub async fn accept(&self) -> Result<(WebSocket<TcpStream>, std::net::SocketAddr)> {
-        let (tcp, peer) = self.accept_tcp().await?;
-        let ws = accept_with(tcp, &self.config, |_| Ok(Accept::default())).await?;
-        Ok((ws, peer))
-    }
-
-    /// The settings.
-    pub fn config(&self) -> &ServerConfig {
-        &self.config
+    /// The stream and every byte read from it so far, to hand the
+    /// connection to an HTTP server that parses the request itself.
+    pub(crate) fn into_raw(self) -> (S, Vec<u8>) {
+        (self.stream, self.raw)
     }
 }

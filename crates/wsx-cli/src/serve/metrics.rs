@@ -1,0 +1,177 @@
+//! `/metrics` of `wsx serve`, in the OpenMetrics text format through
+//! prometheus-client (the Prometheus project's own Rust client).
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+
+/// The server's metrics. Counters are shared atomics; per-connection counts
+/// are added in batches ([`Counts`]) so that the hot path touches no shared
+/// cache line per message.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub open: Gauge,
+    accepted: Counter,
+    rejected: Counter,
+    refused_busy: Counter,
+    http_requests: Counter,
+    msgs_in: Counter,
+    msgs_out: Counter,
+    bytes_in: Counter,
+    bytes_out: Counter,
+    pub dropped_slow: Counter,
+    pongs: Counter,
+    close_codes: Family<Vec<(&'static str, String)>, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let m = Metrics {
+            registry: Mutex::new(Registry::default()),
+            open: Gauge::default(),
+            accepted: Counter::default(),
+            rejected: Counter::default(),
+            refused_busy: Counter::default(),
+            http_requests: Counter::default(),
+            msgs_in: Counter::default(),
+            msgs_out: Counter::default(),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            dropped_slow: Counter::default(),
+            pongs: Counter::default(),
+            close_codes: Family::default(),
+        };
+        {
+            let mut r = m.registry.lock().unwrap_or_else(|e| e.into_inner());
+            r.register(
+                "wsx_connections_open",
+                "Open WebSocket connections",
+                m.open.clone(),
+            );
+            r.register(
+                "wsx_connections",
+                "WebSocket connections accepted",
+                m.accepted.clone(),
+            );
+            r.register(
+                "wsx_connections_rejected",
+                "Upgrades refused or failed (Origin, malformed, TLS, timeouts) and connections refused as busy",
+                m.rejected.clone(),
+            );
+            r.register(
+                "wsx_connections_refused_busy",
+                "Connections answered 503 at --max-connections",
+                m.refused_busy.clone(),
+            );
+            r.register(
+                "wsx_http_requests",
+                "Plain HTTP requests answered (page, files, metrics)",
+                m.http_requests.clone(),
+            );
+            r.register(
+                "wsx_messages_received",
+                "Text and binary messages received",
+                m.msgs_in.clone(),
+            );
+            r.register(
+                "wsx_messages_sent",
+                "Text and binary messages sent",
+                m.msgs_out.clone(),
+            );
+            r.register(
+                "wsx_bytes_received",
+                "Payload bytes received",
+                m.bytes_in.clone(),
+            );
+            r.register("wsx_bytes_sent", "Payload bytes sent", m.bytes_out.clone());
+            r.register(
+                "wsx_slow_consumers_dropped",
+                "Clients disconnected for not keeping up (broadcast)",
+                m.dropped_slow.clone(),
+            );
+            r.register(
+                "wsx_pongs_received",
+                "Pongs received (answers to keepalive and console pings)",
+                m.pongs.clone(),
+            );
+            r.register(
+                "wsx_close_codes",
+                "Connections ended, by close code (1006: no close frame)",
+                m.close_codes.clone(),
+            );
+        }
+        m
+    }
+}
+
+/// Raises `counter` to `value` (the server loop keeps its own counters).
+fn sync(counter: &Counter, value: u64) {
+    let now = counter.get();
+    if value > now {
+        counter.inc_by(value - now);
+    }
+}
+
+impl Metrics {
+    /// The OpenMetrics text, with the server loop's counters brought up to date.
+    pub fn render(&self, server: &wsx::ServerHandle) -> String {
+        sync(&self.refused_busy, server.refused_busy());
+        sync(
+            &self.rejected,
+            server.failed_handshakes() + server.refused_busy(),
+        );
+        sync(&self.http_requests, server.http_requests());
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &registry);
+        out
+    }
+
+    /// A WebSocket was accepted.
+    pub fn opened(&self) {
+        self.accepted.inc();
+        self.open.inc();
+    }
+
+    /// A WebSocket ended with `code`.
+    pub fn closed(&self, code: u16) {
+        self.open.dec();
+        self.close_codes
+            .get_or_create(&vec![("code", code.to_string())])
+            .inc();
+    }
+
+    /// Pongs are few (one per ping): counted at once, not batched.
+    pub fn pong(&self) {
+        self.pongs.inc();
+    }
+}
+
+/// Per-connection counts, added to the shared metrics in batches.
+#[derive(Default)]
+pub struct Counts {
+    pub msgs_in: u64,
+    pub msgs_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl Counts {
+    pub fn flush(&mut self, m: &Metrics) {
+        m.msgs_in.inc_by(self.msgs_in);
+        m.msgs_out.inc_by(self.msgs_out);
+        m.bytes_in.inc_by(self.bytes_in);
+        m.bytes_out.inc_by(self.bytes_out);
+        *self = Counts::default();
+    }
+
+    pub fn maybe_flush(&mut self, m: &Metrics) {
+        if self.msgs_in + self.msgs_out >= 256 {
+            self.flush(m);
+        }
+    }
+}

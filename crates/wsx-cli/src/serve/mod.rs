@@ -1,0 +1,243 @@
+//! `wsx serve`: echo, broadcast rooms, a program per connection (or one for
+//! all), static files, a test page, metrics, Origin checks, graceful
+//! shutdown: the library's server loop with a handler per mode
+//! (`modes.rs`) and an HTTP router (`http.rs`).
+
+mod console;
+mod http;
+mod metrics;
+mod modes;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Examples shown by `wsx serve --help`.
+pub const EXAMPLES: &str = "Examples:
+  wsx serve                                   # echo on ws://127.0.0.1:9001, any path; a test page at /
+  wsx serve --listen 0.0.0.0:8080
+  wsx serve --broadcast                       # a chat room per path
+  wsx serve --exec 'sh -c \"while read l; do echo \\\"got $l\\\"; done\"'   # a program per connection
+  wsx serve --exec-shared 'tail -f /var/log/syslog'                 # one program, output to all
+  wsx serve --static ./public --origin https://example.com
+  curl http://127.0.0.1:9001/metrics          # Prometheus metrics
+  wsx serve --console                         # type /close 4001 bye, /drop, /ping, or text for every client
+  wsx serve --send-frame-size 1024            # echoes longer than 1 KiB leave fragmented
+
+SIGINT/SIGTERM: stop accepting, close every connection with 1001, wait up to --drain seconds.";
+
+/// Options of `wsx serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9001", value_name = "HOST:PORT")]
+    pub listen: SocketAddr,
+    /// Largest accepted message, in bytes.
+    #[arg(long, default_value_t = crate::default_max_message())]
+    pub max_message: usize,
+    /// Worker threads (default: one per CPU core; 1 runs a single-threaded runtime).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Every message from a client goes to all clients on the same path (a
+    /// room per path), the sender included.
+    #[arg(long, conflicts_with_all = ["exec", "exec_shared"])]
+    pub broadcast: bool,
+    /// Messages a slow client may have queued in broadcast modes before it
+    /// is disconnected (1013, try again later), so that it cannot stall or
+    /// bloat the others (a message that waits 10 s does the same).
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub queue: usize,
+    /// Run CMD (with `sh -c`) per connection: its stdout lines become text
+    /// messages, messages become its stdin lines.
+    #[arg(long, value_name = "CMD", conflicts_with = "exec_shared")]
+    pub exec: Option<String>,
+    /// Run ONE CMD for all clients: its stdout lines go to every client,
+    /// every client's messages become its stdin lines.
+    #[arg(long, value_name = "CMD")]
+    pub exec_shared: Option<String>,
+    /// Serve files from DIR for plain HTTP GETs (index.html for directories).
+    #[arg(long, value_name = "DIR")]
+    pub r#static: Option<PathBuf>,
+    /// Also allow this Origin (repeatable): `https://example.com` or
+    /// `https://*.example.com`. Same-origin browsers (Origin host equal to
+    /// Host) and non-browser clients (no Origin) are always accepted.
+    #[arg(long, value_name = "PATTERN")]
+    pub origin: Vec<String>,
+    /// Accept any Origin (disables cross-site WebSocket hijacking protection).
+    #[arg(long)]
+    pub allow_any_origin: bool,
+    /// Refuse connections past this many (503 with Retry-After).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Keepalive: ping every SECS seconds, drop peers that do not answer
+    /// within 10 s (0: off). Keeps load balancers from closing idle
+    /// connections and finds clients that vanished without a FIN.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub ping_interval: f64,
+    /// Serve wss:// with this certificate chain (PEM; with --tls-key). SIGHUP
+    /// reloads both files (renewals) without dropping connections.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve wss:// with a self-signed certificate generated at start (for
+    /// development): its SHA-256 fingerprint is printed and the certificate
+    /// written to a file to give clients (`wsx connect --ca FILE`).
+    #[arg(long)]
+    pub tls_self_signed: bool,
+    /// Do not accept permessage-deflate (compression is negotiated whenever
+    /// the client offers it otherwise, as browsers do).
+    #[arg(long)]
+    pub no_deflate: bool,
+    /// Compression level for permessage-deflate: 0 (none) to 9 (smallest,
+    /// slowest). 6 is zlib's default; 1 costs far less CPU per message.
+    #[arg(long, value_name = "0-9", default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub deflate_level: u32,
+    /// Close connections (1001) that sent and received no message for SECS
+    /// seconds (0: never; pings do not count).
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    pub idle_timeout: f64,
+    /// On SIGINT/SIGTERM, wait up to SECS for clients to answer the 1001 close.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub drain: f64,
+    /// Split sent messages longer than BYTES into frames of at most BYTES
+    /// (for intermediaries that limit frame size, or to test how clients
+    /// handle fragmented messages). Below 16, clients that guard against
+    /// fragment floods (wsx does) may refuse long messages with 1009.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub send_frame_size: Option<u64>,
+    /// Read commands from stdin for every open connection (echo mode):
+    /// `/close [CODE [REASON]]`, `/drop` (no close frame: clients see 1006),
+    /// `/ping [DATA]`, `/send TEXT` (or any line not starting with `/`),
+    /// `/list`, `/help`. To test how clients handle server-side closes.
+    #[arg(long, conflicts_with_all = ["broadcast", "exec", "exec_shared"])]
+    pub console: bool,
+}
+
+/// Runs the server; returns the exit code.
+pub async fn run(args: ServeArgs) -> u8 {
+    let config = match server_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wsx: {e}");
+            return 2;
+        }
+    };
+    if let Some(dir) = &args.r#static {
+        if !dir.is_dir() {
+            eprintln!("wsx: --static {}: not a directory", dir.display());
+            return 2;
+        }
+    }
+    let listen = args.listen;
+    let tls = match tls::tls_acceptor(&args, listen) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("wsx: {e}");
+            return 2;
+        }
+    };
+    let (scheme, http_scheme) = if tls.is_some() {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
+    let server = match wsx::Server::bind(listen).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wsx: cannot listen on {listen}: {e} (is another server using the port? pick another with --listen)");
+            return 2;
+        }
+    };
+    let handle = server.handle();
+    let metrics = Arc::new(metrics::Metrics::default());
+    let router = http::router(args.r#static.clone(), metrics.clone(), handle.clone());
+    let state = Arc::new(modes::State::new(args, metrics.clone()));
+    if let Some(tx) = &state.console {
+        tokio::spawn(console::console_loop(metrics.open.clone(), tx.clone()));
+    }
+    tracing::info!(
+        "{} server listening on {scheme}://{listen} (test page: {http_scheme}://{listen}/, metrics: {http_scheme}://{listen}/metrics)",
+        state.mode()
+    );
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: closing every connection with 1001");
+        handle.shutdown();
+    });
+    let result = server
+        .with_config(config)
+        .with_acceptor(tls)
+        .with_http(wsx::server::HttpService::new(router))
+        .serve_with(
+            |_| Ok(()),
+            move |ws, accepted| modes::handle(state.clone(), ws, accepted),
+        )
+        .await;
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("wsx: {e}");
+            1
+        }
+    }
+}
+
+/// The library's server settings from the flags.
+fn server_config(args: &ServeArgs) -> Result<wsx::ServerConfig, String> {
+    let secs = |s: f64| Some(s).filter(|s| *s > 0.0).map(Duration::from_secs_f64);
+    let send_frame = args.send_frame_size.map(|n| n as usize);
+    let protocol = crate::protocol_config(
+        args.max_message,
+        secs(args.ping_interval),
+        secs(args.idle_timeout),
+        send_frame,
+    )?;
+    let mut origin = if args.allow_any_origin {
+        tracing::warn!("--allow-any-origin: any web site can open WebSockets to this server with its visitors' cookies (cross-site WebSocket hijacking protection is off)");
+        wsx::OriginPolicy::allow_any()
+    } else {
+        wsx::OriginPolicy::same_origin()
+    };
+    for p in &args.origin {
+        origin = origin.allow(p).map_err(|e| format!("--origin: {e}"))?;
+    }
+    Ok(wsx::ServerConfig {
+        protocol,
+        origin,
+        max_connections: args.max_connections,
+        shutdown_timeout: Duration::from_secs_f64(args.drain.max(0.0)),
+        deflate: (!args.no_deflate).then(|| wsx::wsx_proto::deflate::DeflateConfig {
+            level: args.deflate_level,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

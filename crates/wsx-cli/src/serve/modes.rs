@@ -1,0 +1,447 @@
+//! What `wsx serve` does with each WebSocket: echo (with the console),
+//! broadcast rooms, a program per connection, or one program for all. Each
+//! is a handler on the library's server loop, which also closes every
+//! connection with 1001 when the server stops.
+
+use super::console::{next_console, ConsoleCmd};
+use super::metrics::{Counts, Metrics};
+use super::ServeArgs;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+use wsx::{Accepted, Broadcast, BroadcastConfig, CloseCode, CloseFrame, MaybeTlsStream, Message};
+
+type Ws = wsx::WebSocket<MaybeTlsStream>;
+
+/// What every connection of one `wsx serve` shares.
+pub struct State {
+    pub args: ServeArgs,
+    pub metrics: Arc<Metrics>,
+    /// `--broadcast`: a room per path.
+    rooms: Mutex<HashMap<String, Broadcast>>,
+    /// `--exec-shared`: the program and its audience, started on first use.
+    shared_exec: tokio::sync::Mutex<Option<SharedExec>>,
+    /// `--console` commands.
+    pub console: Option<tokio::sync::broadcast::Sender<ConsoleCmd>>,
+    hub_config: BroadcastConfig,
+}
+
+/// One program for all clients (`--exec-shared`).
+struct SharedExec {
+    stdin: mpsc::Sender<Bytes>,
+    hub: Broadcast,
+}
+
+/// How a connection ended, for the log and the metrics.
+struct End {
+    code: u16,
+    reason: String,
+}
+
+impl State {
+    pub fn new(args: ServeArgs, metrics: Arc<Metrics>) -> Self {
+        // A slow client is closed (1013, try again later) once --queue
+        // messages wait for it, or one message waited 10 s; one message of
+        // the largest size always fits.
+        let hub_config = BroadcastConfig::default()
+            .max_queue_messages(Some(args.queue))
+            .max_queue_bytes(args.max_message.max(1 << 20));
+        State {
+            console: args.console.then(|| tokio::sync::broadcast::channel(64).0),
+            args,
+            metrics,
+            rooms: Mutex::default(),
+            shared_exec: tokio::sync::Mutex::new(None),
+            hub_config,
+        }
+    }
+
+    /// The mode's name, for the start-up line.
+    pub fn mode(&self) -> &'static str {
+        if self.args.broadcast {
+            "broadcast"
+        } else if self.args.exec.is_some() {
+            "exec"
+        } else if self.args.exec_shared.is_some() {
+            "exec-shared"
+        } else {
+            "echo"
+        }
+    }
+}
+
+/// Runs one connection in the mode of the server.
+pub async fn handle(state: Arc<State>, ws: Ws, accepted: Accepted<()>) {
+    let peer = accepted.peer;
+    let path = accepted.uri.path().to_string();
+    let exec_env = state
+        .args
+        .exec
+        .as_ref()
+        .map(|_| cgi_env(&state.args, &accepted));
+    // The request's headers are not needed past this point: free them.
+    drop(accepted);
+    state.metrics.opened();
+    let extensions = ws.deflate().map_or("none", |d| d.response.as_str());
+    tracing::info!(%peer, path, extensions, "open");
+    let end = if state.args.broadcast {
+        broadcast(&state, ws, &path).await
+    } else if let (Some(cmd), Some(env)) = (&state.args.exec, exec_env) {
+        exec_one(&state, ws, cmd, env).await
+    } else if state.args.exec_shared.is_some() {
+        exec_shared(&state, ws).await
+    } else {
+        echo(&state, ws).await
+    };
+    state.metrics.closed(end.code);
+    tracing::info!(%peer, path, code = end.code, reason = %end.reason, "close");
+}
+
+fn end_of(close: Option<wsx::Closed>, result: Result<(), wsx::Error>) -> End {
+    match (result, close) {
+        (Ok(()), Some(c)) => End {
+            code: c.code.0,
+            reason: c.reason,
+        },
+        (Ok(()), None) => End {
+            code: 1006,
+            reason: "connection dropped".into(),
+        },
+        (Err(e), _) => End {
+            code: e.close_code().map_or(1006, |c| c.0),
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// The next text or binary message of a reader; pongs are counted on the way.
+async fn next_data(
+    reader: &mut wsx::WsReader<MaybeTlsStream>,
+    metrics: &Metrics,
+) -> Result<Option<Message>, wsx::Error> {
+    loop {
+        match reader.recv().await? {
+            Some(msg @ (Message::Text(_) | Message::Binary(_))) => return Ok(Some(msg)),
+            Some(Message::Pong(_)) => metrics.pong(),
+            Some(_) => {}
+            None => return Ok(None),
+        }
+    }
+}
+
+async fn echo(state: &State, mut ws: Ws) -> End {
+    let mut console = state.console.as_ref().map(|c| c.subscribe());
+    let mut counts = Counts::default();
+    let result = loop {
+        tokio::select! {
+            biased;
+            cmd = next_console(&mut console) => {
+                let r = match cmd {
+                    ConsoleCmd::Close(f) => ws.close(Some(f)).await,
+                    ConsoleCmd::Drop => {
+                        counts.flush(&state.metrics);
+                        // Dropping the socket sends a FIN without a close frame.
+                        return End { code: 1006, reason: "dropped by the console (/drop)".into() };
+                    }
+                    ConsoleCmd::Ping(p) => ws.send(Message::Ping(p)).await,
+                    ConsoleCmd::Send(t) => ws.send(Message::text(t)).await,
+                };
+                // A close already under way refuses further sends: not an error here.
+                if let Err(e) = r {
+                    tracing::debug!("console command not sent: {e}");
+                }
+            }
+            r = ws.recv() => match r {
+                Ok(Some(msg @ (Message::Text(_) | Message::Binary(_)))) => {
+                    let n = msg.len() as u64;
+                    counts.msgs_in += 1;
+                    counts.msgs_out += 1;
+                    counts.bytes_in += n;
+                    counts.bytes_out += n;
+                    counts.maybe_flush(&state.metrics);
+                    // Queue without flushing: recv() flushes before it waits,
+                    // so pipelined echoes leave together.
+                    if let Err(e) = ws.feed(msg).await {
+                        break Err(e);
+                    }
+                }
+                Ok(Some(Message::Pong(_))) => state.metrics.pong(),
+                Ok(Some(_)) => {}
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            },
+        }
+    };
+    counts.flush(&state.metrics);
+    end_of(ws.close_info().cloned(), result)
+}
+
+/// `--broadcast`: a room per path, on the library's `Broadcast` (each
+/// message encoded once; a bounded queue per member).
+async fn broadcast(state: &State, ws: Ws, path: &str) -> End {
+    let (mut reader, writer) = ws.split();
+    let (hub, subscription) = {
+        let mut rooms = state.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        let hub = rooms
+            .entry(path.to_string())
+            .or_insert_with(|| Broadcast::new(state.hub_config.clone()))
+            .clone();
+        let subscription = hub.subscribe(writer);
+        (hub, subscription)
+    };
+    let mut counts = Counts::default();
+    let result = loop {
+        let msg = match next_data(&mut reader, &state.metrics).await {
+            Ok(Some(m)) => m,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        let n = msg.len() as u64;
+        counts.msgs_in += 1;
+        counts.bytes_in += n;
+        if let Ok(d) = hub.send(msg).await {
+            counts.msgs_out += d.queued as u64;
+            counts.bytes_out += n * d.queued as u64;
+            state.metrics.dropped_slow.inc_by(d.closed as u64);
+        }
+        counts.maybe_flush(&state.metrics);
+    };
+    {
+        let mut rooms = state.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        drop(subscription);
+        if hub.subscribers() == 0 {
+            rooms.remove(path);
+        }
+    }
+    counts.flush(&state.metrics);
+    end_of(reader.close_info(), result)
+}
+
+/// CGI-style variables describing the connection, as websocketd sets them.
+fn cgi_env(args: &ServeArgs, accepted: &Accepted<()>) -> Vec<(String, String)> {
+    let (peer, path) = (accepted.peer, accepted.uri.path());
+    let query = accepted.uri.query().unwrap_or("");
+    let mut env = vec![
+        ("GATEWAY_INTERFACE".into(), "websocketd-CGI/0.1".into()),
+        (
+            "SERVER_SOFTWARE".into(),
+            format!("wsx/{}", env!("CARGO_PKG_VERSION")),
+        ),
+        ("SERVER_PROTOCOL".into(), "HTTP/1.1".into()),
+        ("SERVER_NAME".into(), args.listen.ip().to_string()),
+        ("SERVER_PORT".into(), args.listen.port().to_string()),
+        ("REMOTE_ADDR".into(), peer.ip().to_string()),
+        ("REMOTE_HOST".into(), peer.ip().to_string()),
+        ("REMOTE_PORT".into(), peer.port().to_string()),
+        ("REQUEST_METHOD".into(), "GET".into()),
+        ("SCRIPT_NAME".into(), path.to_string()),
+        ("PATH_INFO".into(), path.to_string()),
+        ("QUERY_STRING".into(), query.to_string()),
+        (
+            "REQUEST_URI".into(),
+            if query.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}?{query}")
+            },
+        ),
+    ];
+    for (name, value) in &accepted.headers {
+        let key = format!(
+            "HTTP_{}",
+            name.as_str().to_ascii_uppercase().replace('-', "_")
+        );
+        env.push((key, String::from_utf8_lossy(value.as_bytes()).into_owned()));
+    }
+    env
+}
+
+fn spawn_child(cmd: &str, env: &[(String, String)]) -> std::io::Result<tokio::process::Child> {
+    tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        // The child dies with its connection, whatever ends it.
+        .kill_on_drop(true)
+        .spawn()
+}
+
+/// The close frame for a child's exit: 1000 on success, 1011 otherwise.
+fn exit_close(status: Option<std::process::ExitStatus>) -> CloseFrame {
+    match status {
+        Some(s) if s.success() => CloseFrame::new(CloseCode::NORMAL, "program exited"),
+        Some(s) => CloseFrame::new(CloseCode::INTERNAL_ERROR, format!("program failed: {s}")),
+        None => CloseFrame::new(CloseCode::INTERNAL_ERROR, "program could not be waited for"),
+    }
+}
+
+/// Closes with 1011 because the program could not start, and reads to the end.
+async fn cannot_start(mut ws: Ws) -> End {
+    let _ = ws
+        .close(Some(CloseFrame::new(
+            CloseCode::INTERNAL_ERROR,
+            "cannot start the program",
+        )))
+        .await;
+    while let Ok(Some(_)) = ws.recv().await {}
+    end_of(ws.close_info().cloned(), Ok(()))
+}
+
+/// A message as a line for a program's stdin.
+fn as_line(msg: Message) -> Option<Vec<u8>> {
+    let mut line = match msg {
+        Message::Text(t) => t.as_bytes().to_vec(),
+        Message::Binary(b) => b.to_vec(),
+        _ => return None,
+    };
+    line.push(b'\n');
+    Some(line)
+}
+
+/// `--exec`: one program per connection.
+async fn exec_one(state: &State, mut ws: Ws, cmd: &str, env: Vec<(String, String)>) -> End {
+    let mut child = match spawn_child(cmd, &env) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot run {cmd:?}: {e}");
+            return cannot_start(ws).await;
+        }
+    };
+    let mut stdin = child.stdin.take();
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut counts = Counts::default();
+    let mut stdout_open = true;
+    let result = loop {
+        tokio::select! {
+            r = ws.recv() => match r {
+                Ok(Some(msg @ (Message::Text(_) | Message::Binary(_)))) => {
+                    counts.msgs_in += 1;
+                    counts.bytes_in += msg.len() as u64;
+                    if let (Some(w), Some(line)) = (stdin.as_mut(), as_line(msg)) {
+                        if w.write_all(&line).await.is_err() || w.flush().await.is_err() {
+                            stdin = None; // the program stopped reading
+                        }
+                    }
+                }
+                Ok(Some(Message::Pong(_))) => state.metrics.pong(),
+                Ok(Some(_)) => {}
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            },
+            line = lines.next_line(), if stdout_open => match line {
+                Ok(Some(l)) => {
+                    counts.msgs_out += 1;
+                    counts.bytes_out += l.len() as u64;
+                    if let Err(e) = ws.send(Message::text(l)).await {
+                        break Err(e);
+                    }
+                }
+                Ok(None) | Err(_) => {
+                    // The program closed its output: wait for it, then close.
+                    stdout_open = false;
+                    let status = child.wait().await.ok();
+                    let _ = ws.close(Some(exit_close(status))).await;
+                }
+            },
+        }
+    };
+    counts.flush(&state.metrics);
+    // Connection over: kill the program if it still runs, and reap it.
+    drop(stdin);
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    end_of(ws.close_info().cloned(), result)
+}
+
+/// The shared program of `--exec-shared`, started on first use (and again
+/// after it exits): its stdout lines go to everyone through one
+/// `Broadcast`; its exit closes every client (1000, or 1011 if it failed).
+async fn shared_program(state: &State) -> Option<(mpsc::Sender<Bytes>, Broadcast)> {
+    let mut slot = state.shared_exec.lock().await;
+    if let Some(s) = slot.as_ref() {
+        if !s.stdin.is_closed() {
+            return Some((s.stdin.clone(), s.hub.clone()));
+        }
+    }
+    let cmd = state.args.exec_shared.clone()?;
+    let env = vec![
+        (
+            "SERVER_SOFTWARE".to_string(),
+            format!("wsx/{}", env!("CARGO_PKG_VERSION")),
+        ),
+        (
+            "SERVER_PORT".to_string(),
+            state.args.listen.port().to_string(),
+        ),
+    ];
+    let mut child = match spawn_child(&cmd, &env) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot run {cmd:?}: {e}");
+            return None;
+        }
+    };
+    let hub = Broadcast::new(state.hub_config.clone());
+    let (stdin_tx, mut stdin_rx) = mpsc::channel::<Bytes>(1024);
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let stdout = child.stdout.take().expect("piped stdout");
+    tokio::spawn(async move {
+        while let Some(line) = stdin_rx.recv().await {
+            if stdin.write_all(&line).await.is_err() || stdin.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    let (out_hub, metrics) = (hub.clone(), state.metrics.clone());
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        let mut counts = Counts::default();
+        while let Ok(Some(l)) = lines.next_line().await {
+            let n = l.len() as u64;
+            if let Ok(d) = out_hub.send(Message::text(l)).await {
+                counts.msgs_out += d.queued as u64;
+                counts.bytes_out += n * d.queued as u64;
+                metrics.dropped_slow.inc_by(d.closed as u64);
+                counts.maybe_flush(&metrics);
+            }
+        }
+        counts.flush(&metrics);
+        let status = child.wait().await.ok();
+        tracing::info!(?status, "shared program exited; closing its clients");
+        out_hub.close_all(exit_close(status));
+    });
+    *slot = Some(SharedExec {
+        stdin: stdin_tx.clone(),
+        hub: hub.clone(),
+    });
+    Some((stdin_tx, hub))
+}
+
+/// `--exec-shared`: every client talks to the one program.
+async fn exec_shared(state: &State, ws: Ws) -> End {
+    let Some((stdin, hub)) = shared_program(state).await else {
+        return cannot_start(ws).await;
+    };
+    let (mut reader, writer) = ws.split();
+    let _subscription = hub.subscribe(writer);
+    let mut counts = Counts::default();
+    let result = loop {
+        let msg = match next_data(&mut reader, &state.metrics).await {
+            Ok(Some(m)) => m,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        counts.msgs_in += 1;
+        counts.bytes_in += msg.len() as u64;
+        if let Some(line) = as_line(msg) {
+            let _ = stdin.send(Bytes::from(line)).await;
+        }
+    };
+    counts.flush(&state.metrics);
+    end_of(reader.close_info(), result)
+}
