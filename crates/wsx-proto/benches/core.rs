@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the protocol core: frame headers, masking, UTF-8,
-//! handshake parsing, and a full receive path.
+//! handshake parsing, and the full receive and send paths.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Instant;
@@ -7,7 +7,7 @@ use wsx_proto::frame::{FrameHeader, OpCode};
 use wsx_proto::handshake::{ServerHandshake, Upgrade};
 use wsx_proto::mask::{apply_mask, apply_mask_scalar};
 use wsx_proto::utf8::Utf8Validator;
-use wsx_proto::{Config, Connection, Event};
+use wsx_proto::{Config, Connection, Event, Message, PreparedMessage};
 
 const SIZES: [usize; 5] = [16, 125, 1024, 64 * 1024, 1 << 20];
 
@@ -134,5 +134,40 @@ fn receive(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, headers, masking, utf8, handshake, receive);
+/// Messages in, bytes out: the send path (encode, mask, queue) for each role,
+/// and a prepared (broadcast) frame on a server.
+fn send(c: &mut Criterion) {
+    let mut g = c.benchmark_group("send");
+    let batch = 64;
+    for size in [20usize, 64 * 1024] {
+        let payload = bytes::Bytes::from(vec![b'a'; size]);
+        g.throughput(Throughput::Bytes((size * batch) as u64));
+        for name in ["server", "client", "prepared"] {
+            let now = Instant::now();
+            let mut conn = match name {
+                "client" => Connection::client(Config::default(), [1; 32], now),
+                _ => Connection::server(Config::default(), now),
+            };
+            let prepared = PreparedMessage::new(Message::Binary(payload.clone())).unwrap();
+            g.bench_function(BenchmarkId::new(name, size), |b| {
+                b.iter(|| {
+                    for _ in 0..batch {
+                        if name == "prepared" {
+                            conn.send_prepared(&prepared).unwrap();
+                        } else {
+                            conn.send(Message::Binary(payload.clone())).unwrap();
+                        }
+                    }
+                    let out = conn.transmit();
+                    let n = bytes::Buf::remaining(out);
+                    bytes::Buf::advance(out, n);
+                    n
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, headers, masking, utf8, handshake, receive, send);
 criterion_main!(benches);

@@ -12,6 +12,8 @@
 //! ```
 
 use crate::error::ProtocolError;
+use crate::mask::apply_mask;
+use bytes::{BufMut, BytesMut};
 use std::fmt;
 
 const FIN: u8 = 0x80; // RFC 6455 §5.2
@@ -206,6 +208,26 @@ impl FrameHeader {
     }
 }
 
+/// Appends a frame to `out`: `header`, then `payload`, masked in place with
+/// the header's key if it has one. Every frame the crate sends is encoded here.
+///
+/// `payload` may be only the start of the frame's payload (usually none of
+/// it): the caller then queues the rest, as [`crate::OutBuf`] does to share
+/// a large unmasked payload instead of copying it.
+#[inline]
+pub(crate) fn encode_frame_into(header: &FrameHeader, payload: &[u8], out: &mut BytesMut) {
+    debug_assert!(payload.len() as u64 <= header.payload_len);
+    let mut hb = [0u8; FrameHeader::MAX_LEN];
+    let n = header.encode(&mut hb);
+    out.reserve(n + payload.len());
+    out.put_slice(&hb[..n]);
+    let start = out.len();
+    out.put_slice(payload);
+    if let Some(key) = header.mask {
+        apply_mask(&mut out[start..], key, 0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +275,30 @@ mod tests {
         let buf = [0x82, 0x7e, 0x00, 0x05];
         let (h, n) = FrameHeader::decode(&buf).unwrap().unwrap();
         assert_eq!((h.payload_len, n), (5, 4));
+    }
+
+    #[test]
+    fn frames_encode_as_in_rfc_6455_5_7() {
+        let hello = |mask| FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: OpCode::TEXT,
+            mask,
+            payload_len: 5,
+        };
+        let mut out = BytesMut::new();
+        encode_frame_into(&hello(None), b"Hello", &mut out);
+        assert_eq!(out[..], [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+        out.clear();
+        encode_frame_into(&hello(Some([0x37, 0xfa, 0x21, 0x3d])), b"Hello", &mut out);
+        let masked = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        assert_eq!(out[..], masked);
+        // The header alone, for a payload queued separately.
+        out.clear();
+        encode_frame_into(&hello(None), b"", &mut out);
+        assert_eq!(out[..], [0x81, 0x05]);
     }
 
     proptest! {

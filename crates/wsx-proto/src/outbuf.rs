@@ -1,5 +1,6 @@
 //! The queue of encoded bytes waiting to be written to the transport.
 
+use crate::frame::{encode_frame_into, FrameHeader};
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -24,22 +25,21 @@ pub struct OutBuf {
 }
 
 impl OutBuf {
-    /// The coalescing buffer, for in-place encoding (e.g. masking).
-    pub(crate) fn tail_mut(&mut self) -> &mut BytesMut {
-        &mut self.tail
+    /// Appends a frame, copying (and masking, for a client) `payload`.
+    pub(crate) fn push_frame_slice(&mut self, header: &FrameHeader, payload: &[u8]) {
+        encode_frame_into(header, payload, &mut self.tail);
     }
 
-    /// Appends a header and its payload, sharing the payload instead of
-    /// copying it when it is large.
+    /// Appends a frame, sharing `payload` instead of copying it when it is
+    /// large and needs no masking.
     #[inline]
-    pub(crate) fn push_frame(&mut self, header: &[u8], payload: Bytes) {
-        if payload.len() < ZERO_COPY_MIN {
-            self.tail.reserve(header.len() + payload.len());
-            self.tail.extend_from_slice(header);
-            self.tail.extend_from_slice(&payload);
+    pub(crate) fn push_frame(&mut self, header: &FrameHeader, payload: Bytes) {
+        if header.mask.is_some() || payload.len() < ZERO_COPY_MIN {
+            encode_frame_into(header, &payload, &mut self.tail);
             return;
         }
-        self.tail.extend_from_slice(header);
+        // The header alone here; the payload follows by reference.
+        encode_frame_into(header, &[], &mut self.tail);
         self.push_payload(payload);
     }
 
@@ -134,12 +134,27 @@ impl Buf for OutBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::OpCode;
+
+    /// An unmasked binary frame header for `len` payload bytes.
+    fn header(fin: bool, len: usize) -> FrameHeader {
+        FrameHeader {
+            fin,
+            rsv: 0,
+            opcode: OpCode::BINARY,
+            mask: None,
+            payload_len: len as u64,
+        }
+    }
 
     #[test]
     fn order_is_kept_across_copied_and_shared_chunks() {
         let mut o = OutBuf::default();
-        o.push_frame(b"ab", Bytes::from(vec![b'x'; ZERO_COPY_MIN]));
-        o.push_frame(b"cd", Bytes::new());
+        o.push_frame(
+            &header(false, ZERO_COPY_MIN),
+            vec![b'x'; ZERO_COPY_MIN].into(),
+        );
+        o.push_frame(&header(true, 0), Bytes::new());
         let mut all = Vec::new();
         while o.has_remaining() {
             let c = o.chunk();
@@ -147,9 +162,9 @@ mod tests {
             all.extend_from_slice(&c[..take]);
             o.advance(take);
         }
-        let mut want = b"ab".to_vec();
+        let mut want = vec![0x02, 0x7e, 0x10, 0x00];
         want.extend(vec![b'x'; ZERO_COPY_MIN]);
-        want.extend(b"cd");
+        want.extend([0x82, 0x00]);
         assert_eq!(all, want);
         assert!(o.is_empty());
     }
@@ -157,8 +172,8 @@ mod tests {
     #[test]
     fn vectored_chunks_cover_everything() {
         let mut o = OutBuf::default();
-        o.push_frame(b"ab", Bytes::from(vec![1; ZERO_COPY_MIN]));
-        o.push_frame(b"cd", Bytes::new());
+        o.push_frame(&header(false, ZERO_COPY_MIN), vec![1; ZERO_COPY_MIN].into());
+        o.push_frame(&header(true, 0), Bytes::new());
         let mut slices = [IoSlice::new(&[]); 8];
         let n = o.chunks_vectored(&mut slices);
         let total: usize = slices[..n].iter().map(|s| s.len()).sum();
