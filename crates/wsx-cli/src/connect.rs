@@ -1113,20 +1113,8 @@ fn exit_code(o: &Outcome, opts: &Opts) -> u8 {
 
 fn describe_end(end: &End) -> String {
     match end {
-        End::Closed(c) => match &c.cause {
-            Some(cause) => format!("connection closed with {}: {cause}", c.code),
-            None => {
-                let who = match c.initiator {
-                    Initiator::Local => "closed",
-                    Initiator::Remote => "closed by the server",
-                };
-                if c.reason.is_empty() {
-                    format!("{who} with {}", c.code)
-                } else {
-                    format!("{who} with {} {:?}", c.code, c.reason)
-                }
-            }
-        },
+        // The library's words for it, as `ReconnectingClient` reports it.
+        End::Closed(c) => Disconnect::Closed(c.clone()).to_string(),
         End::Io(e) => e.to_string(),
         End::Gone => "the connection ended".into(),
         End::OutputClosed => "stdout was closed".into(),
