@@ -25,8 +25,8 @@ use tokio::sync::{mpsc, Notify};
 use wsx::wsx_proto::handshake::ClientHandshakeError;
 use wsx::MaybeTlsStream;
 use wsx::{
-    Backoff, CloseCause, CloseCode, CloseFrame, Closed, Disconnect, Event, Handshaken, Initiator,
-    Jitter, Message, WebSocket, WsReader, WsWriter,
+    Backoff, CloseCause, CloseCode, CloseFrame, Closed, Decision, Disconnect, Event, GiveUpReason,
+    Handshaken, Initiator, Jitter, Message, RetryPolicy, Schedule, WebSocket, WsReader, WsWriter,
 };
 
 /// Examples shown by `wsx connect --help`.
@@ -40,6 +40,13 @@ pub const EXAMPLES: &str = "Examples:
   wsx connect --subprotocol graphql-transport-ws ws://host/graphql
   echo hi | wsx connect -v ws://127.0.0.1:9001/      # also print the negotiated extensions (stderr)
   wsx connect --reconnect --ping-interval 20 ws://host/stream
+  wsx connect --reconnect --max-attempts 5 ws://host/stream # give up after 5 failed attempts in a row
+
+End of input (pipes): the replies still on their way are printed before the
+close. wsx closes with 1000 once nothing has arrived for 0.25 s and every
+message sent has had one back (as many received as sent), or for 1 s if
+fewer came back; at the latest 10 s after the end of input. --wait SECS
+instead waits exactly SECS (--wait 0: close at once).
 
 Interactive commands:
   /ping [data]            send a ping; its pong is shown with the round-trip time
@@ -107,17 +114,22 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_positive_secs, default_value = "5")]
     pub close_timeout: Duration,
     /// Reconnect (exponential backoff, full jitter, 0.5 s to 30 s) when the
-    /// connection drops (1001, 1006, 1011, 1012, 1013 or an I/O error).
+    /// connection drops (1001, 1006, 1011, 1012, 1013, 1014 or an I/O error)
+    /// or a reconnect fails that way (also 408, 429, 500, 502, 503, 504).
     #[arg(long)]
     pub reconnect: bool,
+    /// With --reconnect: give up after N attempts in a row (a connection
+    /// that stays up 10 s starts the count afresh). Default: no limit.
+    #[arg(long, value_name = "N", requires = "reconnect", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: Option<u32>,
     /// Send all of stdin (a message per line), print the first reply, close, exit 0.
     #[arg(long, conflicts_with = "reconnect")]
     pub once: bool,
-    /// At the end of input, keep receiving for SECS seconds before closing.
-    /// Some servers (Python `websockets`) answer our close at once and drop
-    /// replies still being produced: `--wait 1` lets them arrive.
-    #[arg(long, value_name = "SECS")]
-    pub wait: Option<f64>,
+    /// At the end of input, keep receiving for exactly SECS seconds, then
+    /// close (0: close at once). Without it, wsx closes once the replies
+    /// stop (see "End of input" below).
+    #[arg(long, value_name = "SECS", value_parser = parse_wait_secs)]
+    pub wait: Option<Duration>,
     /// Largest accepted message, in bytes.
     #[arg(long, default_value_t = crate::default_max_message())]
     pub max_message: usize,
@@ -134,6 +146,18 @@ pub struct ConnectArgs {
     /// 9 (smallest, slowest).
     #[arg(long, value_name = "0-9", default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub deflate_level: u32,
+}
+
+/// `--wait`: zero or more seconds.
+fn parse_wait_secs(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds (e.g. 2 or 0.5)"))?;
+    if !v.is_finite() || !(0.0..=1e9).contains(&v) {
+        return Err(format!("{s:?}: expected a number of seconds, 0 or more"));
+    }
+    Ok(Duration::from_secs_f64(v))
 }
 
 fn parse_positive_secs(s: &str) -> Result<Duration, String> {
@@ -198,6 +222,10 @@ pub async fn run(args: ConnectArgs) -> u8 {
         None
     };
     let Some(repl) = repl else {
+        let opts = Opts {
+            linger: true,
+            ..opts
+        };
         spawn_stdin_reader(tx, args.null, args.binary);
         let out = Out {
             printer: None,
@@ -376,7 +404,13 @@ struct Opts {
     show_ping: bool,
     once: bool,
     reconnect: bool,
+    max_attempts: Option<u32>,
+    /// `--wait`: how long to keep receiving after the end of input.
     wait: Option<Duration>,
+    /// Pipe mode: at the end of input, close once the replies stop
+    /// ([`Linger`]); on a terminal, Ctrl-D closes at once.
+    linger: bool,
+    verbose: bool,
 }
 
 impl From<&ConnectArgs> for Opts {
@@ -388,10 +422,10 @@ impl From<&ConnectArgs> for Opts {
             show_ping: a.show_ping,
             once: a.once,
             reconnect: a.reconnect,
-            wait: a
-                .wait
-                .filter(|s| s.is_finite() && *s > 0.0)
-                .map(Duration::from_secs_f64),
+            max_attempts: a.max_attempts,
+            wait: a.wait,
+            linger: false,
+            verbose: a.verbose,
         }
     }
 }
@@ -781,12 +815,111 @@ fn parse_binary(arg: &str) -> Result<(Vec<u8>, &'static str), String> {
     ))
 }
 
+// ---- the end of input ------------------------------------------------------------
+
+/// When to close after the end of input in a pipe: once the replies stop.
+///
+/// Closing at once loses replies: a server may answer our close at once
+/// and drop what it was still producing (Python `websockets` does), or the
+/// replies are simply still on the wire. So wsx keeps reading, and closes
+/// with 1000 once nothing (no message, no fragment of one) has arrived for
+/// a quiet period, counted from the end of input or the last arrival,
+/// whichever is later:
+/// - [`Linger::ANSWERED_QUIET`] (0.25 s) once at least as many messages came
+///   back as were sent (an echo or request/response server is done: close
+///   promptly; the slack covers a second reply close behind the first);
+/// - [`Linger::QUIET`] (1 s) while fewer came back (a server that takes its
+///   time, or never replies: it costs one second);
+/// - and at the latest [`Linger::CAP`] (10 s) after the end of input, for a
+///   server that keeps talking (a feed: keep stdin open to read it, or
+///   `--wait SECS`).
+///
+/// Plain data, no clock: the caller passes the instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Linger {
+    /// The end of input, after what was sent had been flushed.
+    eof: Instant,
+    /// Data messages sent and received on this connection.
+    sent: u64,
+    received: u64,
+    /// When the last message or fragment arrived.
+    last_arrival: Option<Instant>,
+}
+
+impl Linger {
+    const ANSWERED_QUIET: Duration = Duration::from_millis(250);
+    const QUIET: Duration = Duration::from_secs(1);
+    const CAP: Duration = Duration::from_secs(10);
+
+    fn answered(&self) -> bool {
+        self.received >= self.sent
+    }
+
+    /// When to close, if nothing more arrives.
+    fn close_at(&self) -> Instant {
+        let last = self.last_arrival.map_or(self.eof, |t| t.max(self.eof));
+        let quiet = if self.answered() {
+            Self::ANSWERED_QUIET
+        } else {
+            Self::QUIET
+        };
+        (last + quiet).min(self.eof + Self::CAP)
+    }
+
+    /// For `-v`: why it closes now.
+    fn explain(&self) -> String {
+        let counts = format!("{} sent, {} received", self.sent, self.received);
+        if self.close_at() == self.eof + Self::CAP {
+            return format!(
+                "closing {} s after it ({counts}): the server kept sending (--wait SECS reads longer)",
+                Self::CAP.as_secs()
+            );
+        }
+        let quiet = if self.answered() {
+            Self::ANSWERED_QUIET
+        } else {
+            Self::QUIET
+        };
+        format!(
+            "closing after {} s without messages ({counts})",
+            quiet.as_secs_f64()
+        )
+    }
+}
+
+/// Waits until [`Linger`] says the replies have stopped (the reader goes on
+/// printing them meanwhile); returns the rule as it stood then.
+async fn linger(shared: &Shared) -> Linger {
+    let eof = Instant::now();
+    loop {
+        // Registered before the state is read: an arrival from here on
+        // wakes us (a permit left by an earlier one only recomputes).
+        let arrived = shared.arrival.notified();
+        tokio::pin!(arrived);
+        arrived.as_mut().enable();
+        let rule = Linger {
+            eof,
+            sent: shared.sent.get(),
+            received: shared.received.get(),
+            last_arrival: shared.last_arrival.get(),
+        };
+        let at = rule.close_at();
+        if Instant::now() >= at {
+            return rule;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(at.into()) => {}
+            () = &mut arrived => {}
+        }
+    }
+}
+
 // ---- sessions -------------------------------------------------------------------
 
 /// How one connection ended.
 enum End {
     Closed(Closed),
-    Io(wsx::Error),
+    Io(Arc<wsx::Error>),
     /// `recv` reported the end without a `Closed` event (not expected).
     Gone,
     /// stdout went away: we closed with 1000.
@@ -809,13 +942,35 @@ struct Shared {
     quitting: Cell<bool>,
     replied: Cell<bool>,
     reply: Notify,
+    /// Data messages sent and received on this connection, and when the
+    /// last one (or a fragment of one) arrived: what [`Linger`] decides on.
+    sent: Cell<u64>,
+    received: Cell<u64>,
+    last_arrival: Cell<Option<Instant>>,
+    /// Wakes [`linger`] at each arrival: the reply that answers the last
+    /// message brings the close forward.
+    arrival: Notify,
 }
 
 type Reader = WsReader<MaybeTlsStream>;
 type Writer = WsWriter<MaybeTlsStream>;
 
+/// The reconnect decisions of `--reconnect`: the library's [`Schedule`]
+/// (its default retry policy, `Retry-After`, `--max-attempts`), with a
+/// shorter reset than the library's 30 s.
+fn reconnect_schedule(opts: &Opts) -> Schedule {
+    let backoff = Backoff {
+        // An interactive tool: a connection that held for 10 s was a real
+        // session, and the user would rather not wait half a minute.
+        reset_after: Duration::from_secs(10),
+        max_attempts: opts.max_attempts,
+        ..Backoff::default()
+    };
+    Schedule::new(backoff, RetryPolicy::default(), Jitter::from_entropy())
+}
+
 /// Runs sessions until one ends for good (reconnecting in between with
-/// `--reconnect`); returns the exit code.
+/// `--reconnect`, as its [`Schedule`] decides); returns the exit code.
 async fn drive(
     ws: WebSocket<MaybeTlsStream>,
     req: &wsx::ClientRequest,
@@ -825,41 +980,41 @@ async fn drive(
     opts: &Opts,
 ) -> u8 {
     let mut ws = ws;
-    let backoff = Backoff {
-        // An interactive tool: a connection that held for 10 s was a real
-        // session, and the user would rather not wait half a minute.
-        reset_after: Duration::from_secs(10),
-        ..Backoff::default()
-    };
-    let mut jitter = Jitter::from_entropy();
-    let mut attempt = 0u32;
-    // The server's Retry-After from the last refused reconnect.
-    let mut asked: Option<Duration> = None;
+    let mut schedule = reconnect_schedule(opts);
     loop {
         let outcome = session(ws, input, out, opts).await;
-        let reconnect = opts.reconnect && !outcome.quitting && droppable(&outcome.end);
-        if !reconnect {
-            report(&outcome, out);
+        // We closed, or stdout went away: not a question for the policy.
+        let ours = outcome.quitting || matches!(outcome.end, End::OutputClosed);
+        if !opts.reconnect || ours {
+            report(&outcome, out, opts);
+            return exit_code(&outcome, opts);
+        }
+        let mut decision = schedule.on_end(&outcome.end.disconnect(), outcome.lasted);
+        if let Decision::GiveUp { reason } = decision {
+            report(&outcome, out, opts);
+            if reason != GiveUpReason::Permanent {
+                give_up(reason, out);
+            }
             return exit_code(&outcome, opts);
         }
         out.info(&format!(
             "wsx: connection lost: {}",
             describe_end(&outcome.end)
         ));
-        // A connection that stayed up a while starts the backoff afresh.
-        if outcome.lasted >= backoff.reset_after {
-            attempt = 0;
-        }
         ws = loop {
-            attempt = attempt.saturating_add(1);
-            let mut delay = backoff.delay(attempt, jitter.next_unit());
-            if let Some(a) = asked.take() {
-                delay = delay.max(a.min(wsx::MAX_RETRY_AFTER));
-            }
-            out.info(&format!(
-                "wsx: reconnecting in {:.1} s (attempt {attempt})",
-                delay.as_secs_f64()
-            ));
+            let delay = match decision {
+                Decision::Retry { attempt, delay } => {
+                    out.info(&format!(
+                        "wsx: reconnecting in {:.1} s (attempt {attempt})",
+                        delay.as_secs_f64()
+                    ));
+                    delay
+                }
+                Decision::GiveUp { reason } => {
+                    give_up(reason, out);
+                    return EXIT_FAILURE;
+                }
+            };
             if or_quit(tokio::time::sleep(delay), input, out.interactive())
                 .await
                 .is_none()
@@ -877,18 +1032,26 @@ async fn drive(
                     break ws;
                 }
                 Err(e) => {
-                    // A failed reconnect worth trying again (the server may
-                    // be restarting): the library's default retry policy.
                     let cause = Disconnect::from(e);
                     out.info(&format!("wsx: {cause}"));
-                    if !cause.is_transient() {
-                        return EXIT_FAILURE;
-                    }
-                    asked = cause.retry_after();
+                    decision = schedule.on_connect_error(&cause);
                 }
             }
         };
     }
+}
+
+/// Says why `--reconnect` stopped, and what would make it go on.
+fn give_up(reason: GiveUpReason, out: &Out) {
+    let hint = match reason {
+        GiveUpReason::MaxAttempts { .. } => {
+            "raise --max-attempts, or leave it out to retry as long as the failures look transient"
+        }
+        // A refused handshake, a bad URL, a protocol error: the message
+        // above names it.
+        _ => "another attempt would fail the same way; fix the cause above and run again",
+    };
+    out.info(&format!("wsx: not reconnecting: {reason} ({hint})"));
 }
 
 /// Runs `fut`; on a terminal, gives up (None) if the user quits meanwhile.
@@ -913,15 +1076,21 @@ async fn or_quit<T>(
     }
 }
 
-/// The connection dropped in a way that reconnecting may fix: the library's
-/// default retry policy ([`Disconnect::is_transient`]).
-fn droppable(end: &End) -> bool {
-    match end {
-        // `recv_event` fails only with I/O errors, which the policy retries;
-        // an end without `Closed` is not expected, and treated alike.
-        End::Io(_) | End::Gone => true,
-        End::Closed(c) => Disconnect::Closed(c.clone()).is_transient(),
-        End::OutputClosed => false,
+impl End {
+    /// The end as the reconnect policy sees it (not for `OutputClosed`,
+    /// which never reconnects).
+    fn disconnect(&self) -> Disconnect {
+        match self {
+            End::Closed(c) => Disconnect::Closed(c.clone()),
+            End::Io(e) => match e.close_info() {
+                Some(c) => Disconnect::Closed(c.clone()),
+                None => Disconnect::Error(e.clone()),
+            },
+            // An end without `Closed` is not expected: a lost connection.
+            End::Gone | End::OutputClosed => Disconnect::from(wsx::Error::from(
+                std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+            )),
+        }
     }
 }
 
@@ -944,20 +1113,8 @@ fn exit_code(o: &Outcome, opts: &Opts) -> u8 {
 
 fn describe_end(end: &End) -> String {
     match end {
-        End::Closed(c) => match &c.cause {
-            Some(cause) => format!("connection closed with {}: {cause}", c.code),
-            None => {
-                let who = match c.initiator {
-                    Initiator::Local => "closed",
-                    Initiator::Remote => "closed by the server",
-                };
-                if c.reason.is_empty() {
-                    format!("{who} with {}", c.code)
-                } else {
-                    format!("{who} with {} {:?}", c.code, c.reason)
-                }
-            }
-        },
+        // The library's words for it, as `ReconnectingClient` reports it.
+        End::Closed(c) => Disconnect::Closed(c.clone()).to_string(),
         End::Io(e) => e.to_string(),
         End::Gone => "the connection ended".into(),
         End::OutputClosed => "stdout was closed".into(),
@@ -965,8 +1122,9 @@ fn describe_end(end: &End) -> String {
 }
 
 /// Says how the session ended: always on a terminal (`closed: CODE
-/// REASON`); when piped, on stderr unless it was a normal close.
-fn report(o: &Outcome, out: &Out) {
+/// REASON`); when piped, on stderr unless it was a normal close (with `-v`,
+/// that too: both close codes).
+fn report(o: &Outcome, out: &Out, opts: &Opts) {
     if out.interactive() {
         let line = match &o.end {
             End::Closed(c) => match &c.cause {
@@ -995,6 +1153,23 @@ fn report(o: &Outcome, out: &Out) {
     };
     if !normal {
         out.info(&format!("wsx: {}", describe_end(&o.end)));
+    } else if opts.verbose {
+        if let End::Closed(c) = &o.end {
+            out.info(&format!("wsx: {}", describe_clean_close(c)));
+        }
+    }
+}
+
+/// `closed: sent 1000, the server answered 1000`, or `closed by the server
+/// with 1000, answered 1000`.
+fn describe_clean_close(c: &Closed) -> String {
+    let sent = c
+        .sent
+        .as_ref()
+        .map_or_else(|| "no code".to_string(), |f| f.code.0.to_string());
+    match c.initiator {
+        Initiator::Local => format!("closed: sent {sent}, the server answered {}", c.code.0),
+        Initiator::Remote => format!("closed by the server with {}, answered {sent}", c.code.0),
     }
 }
 
@@ -1011,7 +1186,7 @@ async fn session(
     let (mut rx, mut tx) = ws.split();
     let end = {
         let reader = read_loop(&mut rx, out, opts, &shared);
-        let writer = write_loop(&mut tx, input, opts, &shared);
+        let writer = write_loop(&mut tx, input, out, opts, &shared);
         tokio::pin!(reader, writer);
         tokio::select! {
             end = &mut reader => end,
@@ -1041,7 +1216,7 @@ async fn read_loop(rx: &mut Reader, out: &Out, opts: &Opts, shared: &Shared) -> 
         let ev = match rx.recv_event().await {
             Ok(Some(ev)) => ev,
             Ok(None) => return End::Gone,
-            Err(e) => return End::Io(e),
+            Err(e) => return End::Io(Arc::new(e)),
         };
         let text = match ev {
             Event::Text(t) => match opts.json.then(|| pretty_json(&t)).flatten() {
@@ -1076,9 +1251,17 @@ async fn read_loop(rx: &mut Reader, out: &Out, opts: &Opts, shared: &Shared) -> 
                 }
                 continue;
             }
-            Event::Fragment(_) => continue,
+            Event::Fragment(_) => {
+                // A message is on its way: the replies have not stopped.
+                shared.last_arrival.set(Some(Instant::now()));
+                shared.arrival.notify_one();
+                continue;
+            }
             Event::Closed(c) => return End::Closed(c),
         };
+        shared.received.set(shared.received.get() + 1);
+        shared.last_arrival.set(Some(Instant::now()));
+        shared.arrival.notify_one();
         if opts.once && shared.replied.get() {
             continue;
         }
@@ -1096,6 +1279,7 @@ async fn read_loop(rx: &mut Reader, out: &Out, opts: &Opts, shared: &Shared) -> 
 async fn write_loop(
     tx: &mut Writer,
     input: &mut InputQueue,
+    out: &Out,
     opts: &Opts,
     shared: &Shared,
 ) -> Infallible {
@@ -1107,6 +1291,7 @@ async fn write_loop(
                     input.pending.push_front(Input::Data(m));
                     break;
                 }
+                shared.sent.set(shared.sent.get() + 1);
                 // Batch what is already waiting into one write; the next
                 // send, ping or close flushes.
                 let more = !input.pending.is_empty() || !input.rx.is_empty();
@@ -1129,18 +1314,19 @@ async fn write_loop(
                 break;
             }
             Input::Eof => {
-                if opts.once {
-                    // Whatever is still queued must go out before we wait.
-                    if tx.flush().await.is_err() {
-                        break;
-                    }
-                    shared.reply.notified().await;
+                // Whatever is still queued must go out before we wait.
+                if tx.flush().await.is_err() {
+                    break;
                 }
-                if let Some(wait) = opts.wait {
-                    if tx.flush().await.is_err() {
-                        break;
-                    }
+                if opts.once {
+                    shared.reply.notified().await;
+                } else if let Some(wait) = opts.wait {
                     tokio::time::sleep(wait).await;
+                } else if opts.linger {
+                    let rule = linger(shared).await;
+                    if opts.verbose {
+                        out.info(&format!("wsx: end of input: {}", rule.explain()));
+                    }
                 }
                 shared.quitting.set(true);
                 let _ = tx.close(Some(CloseFrame::new(CloseCode::NORMAL, ""))).await;
@@ -1191,6 +1377,49 @@ mod tests {
         );
         assert_eq!(pretty_json(" 12 ").unwrap(), "12");
         assert!(pretty_json("hello").is_none());
+    }
+
+    #[test]
+    fn end_of_input_closes_once_the_replies_stop() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let rule = |sent, received, last: Option<u64>| Linger {
+            eof: t0,
+            sent,
+            received,
+            last_arrival: last.map(ms),
+        };
+        let table = [
+            // (sent, received, last arrival in ms from the end of input, close at ms)
+            // An echo: the reply came 3 ms after the end: 0.25 s later.
+            (1, 1, Some(3), 253),
+            // It had come before the end of input: 0.25 s from the end.
+            (1, 1, Some(0), 250),
+            (3, 5, None, 250),
+            // Nothing sent (empty input): a short look for a greeting.
+            (0, 0, None, 250),
+            // No reply yet: 1 s after the end, or after the last arrival.
+            (1, 0, None, 1000),
+            (2, 1, Some(700), 1700),
+            // A server that keeps sending: 10 s at the latest.
+            (1, 500, Some(9_900), 10_000),
+            (2, 1, Some(9_500), 10_000),
+        ];
+        for (sent, received, last, want) in table {
+            let r = rule(sent, received, last);
+            assert_eq!(r.close_at(), ms(want), "{r:?}");
+        }
+        assert_eq!(
+            rule(1, 1, Some(3)).explain(),
+            "closing after 0.25 s without messages (1 sent, 1 received)"
+        );
+        assert_eq!(
+            rule(1, 0, None).explain(),
+            "closing after 1 s without messages (1 sent, 0 received)"
+        );
+        assert!(rule(1, 9, Some(9_999))
+            .explain()
+            .starts_with("closing 10 s after it (1 sent, 9 received): the server kept sending"));
     }
 
     #[test]

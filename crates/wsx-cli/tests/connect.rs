@@ -279,19 +279,90 @@ fn slow_echo_server() -> u16 {
 }
 
 #[test]
-fn wait_keeps_receiving_after_the_end_of_input() {
+fn end_of_input_waits_for_late_replies_before_closing() {
     let port = slow_echo_server();
     let url = format!("ws://127.0.0.1:{port}/");
-    // Without --wait the close goes out at once and the late reply is lost:
-    // this is what --wait is for.
-    let (code, out, err) = run(&[&url], b"hi\n");
+    // By default the close waits until the replies stop: the reply 300 ms
+    // late arrives, then 0.25 s of quiet (one sent, one received).
+    let (code, out, err) = run(&["-v", &url], b"hi\n");
+    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(out, "late hi\n");
+    assert!(
+        err.contains(
+            "wsx: end of input: closing after 0.25 s without messages (1 sent, 1 received)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("wsx: closed: sent 1000, the server answered 1000"),
+        "{err}"
+    );
+    // --wait 0 closes at once, and this server drops the reply in the
+    // making: what the default avoids.
+    let (code, out, err) = run(&["--wait", "0", &url], b"hi\n");
     assert_eq!(code, 0, "stderr: {err}");
     assert_eq!(out, "", "the reply should have missed the close");
+    // --wait SECS waits that long, whatever arrives.
     let started = Instant::now();
     let (code, out, err) = run(&["--wait", "1", &url], b"hi\n");
     assert_eq!(code, 0, "stderr: {err}");
     assert_eq!(out, "late hi\n");
     assert!(started.elapsed() >= Duration::from_secs(1));
+    let (code, _, err) = run(&["--wait=-1", &url], b"");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("0 or more"), "{err}");
+}
+
+#[test]
+fn end_of_input_against_a_silent_server_closes_after_one_quiet_second() {
+    let (tx, closes) = mpsc::channel::<Option<u16>>();
+    let tx = Mutex::new(tx);
+    let port = server(move |_, tcp| {
+        let tx = tx.lock().unwrap().clone();
+        async move {
+            // Reads everything, answers nothing, reports the client's close.
+            let mut ws = wsx::accept(tcp).await.unwrap();
+            drain(&mut ws).await;
+            let _ = tx.send(ws.close_info().map(|c| c.code.0));
+        }
+    });
+    let started = Instant::now();
+    let (code, out, err) = run(&["-v", &format!("ws://127.0.0.1:{port}/")], b"a\nb\n");
+    let took = started.elapsed();
+    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("closing after 1 s without messages (2 sent, 0 received)"),
+        "{err}"
+    );
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert_eq!(closes.recv_timeout(WAIT).unwrap(), Some(1000));
+}
+
+#[test]
+fn end_of_input_waits_while_a_reply_keeps_coming() {
+    // Two replies per message, the second 600 ms after the first: more
+    // than the 0.25 s quiet of an answered connection, but the first reply
+    // of the second message is still missing until then.
+    let port = server(|_, tcp| async move {
+        let mut ws = wsx::accept(tcp).await.unwrap();
+        let mut got = 0;
+        while let Ok(Some(m)) = ws.recv().await {
+            if let Message::Text(t) = m {
+                got += 1;
+                if got == 2 {
+                    let _ = ws.send(Message::text(format!("first {t}"))).await;
+                    tokio::time::sleep(Duration::from_millis(600)).await;
+                    let _ = ws.send(Message::text("second")).await;
+                }
+            }
+        }
+    });
+    let (code, out, err) = run(&["-v", &format!("ws://127.0.0.1:{port}/")], b"x\ny\n");
+    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(out, "first y\nsecond\n");
+    assert!(err.contains("(2 sent, 2 received)"), "{err}");
 }
 
 // ---- the request ----------------------------------------------------------------
@@ -582,6 +653,90 @@ fn reconnect_waits_as_long_as_retry_after_asks() {
     assert_eq!(code, 0, "stderr: {err}");
     assert!(err.contains("503"), "{err}");
     assert!(err.contains("reconnecting in 2.0 s (attempt 2)"), "{err}");
+}
+
+#[test]
+fn reconnect_gives_up_after_max_attempts() {
+    let (tx, arrived) = mpsc::channel::<usize>();
+    let tx = Mutex::new(tx);
+    let port = server(move |n, mut tcp| {
+        let tx = tx.lock().unwrap().clone();
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let _ = tx.send(n);
+            if n == 0 {
+                // Up, then gone without a close frame (1006): transient.
+                drop(wsx::accept(tcp).await.unwrap());
+                return;
+            }
+            // Every reconnect: 503, which is worth another try.
+            let mut buf = [0u8; 4096];
+            let _ = tcp.read(&mut buf).await;
+            let _ = tcp
+                .write_all(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\
+                      Connection: close\r\n\r\n",
+                )
+                .await;
+        }
+    });
+    let c = Client::spawn(&[
+        "--reconnect",
+        "--max-attempts",
+        "2",
+        &format!("ws://127.0.0.1:{port}/"),
+    ]);
+    let (code, _, err) = c.finish();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("(attempt 1)"), "{err}");
+    assert!(err.contains("(attempt 2)"), "{err}");
+    assert!(!err.contains("(attempt 3)"), "{err}");
+    assert!(err.contains("503"), "{err}");
+    assert!(
+        err.contains("wsx: not reconnecting: all 2 reconnect attempts allowed were made (raise --max-attempts"),
+        "{err}"
+    );
+    let seen: Vec<usize> = arrived.try_iter().collect();
+    assert_eq!(seen, [0, 1, 2], "one connection and two attempts");
+}
+
+#[test]
+fn reconnect_stops_at_a_refusal_that_would_repeat() {
+    let port = server(move |n, tcp| async move {
+        if n == 0 {
+            drop(wsx::accept(tcp).await.unwrap());
+            return;
+        }
+        let _ = wsx::accept_with(tcp, &wsx::ServerConfig::default(), |_| {
+            Err(wsx::HandshakeError::rejected(
+                http::StatusCode::FORBIDDEN,
+                "token expired",
+            ))
+        })
+        .await;
+    });
+    let c = Client::spawn(&["--reconnect", &format!("ws://127.0.0.1:{port}/")]);
+    let (code, _, err) = c.finish();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("403"), "{err}");
+    assert!(err.contains("token expired"), "{err}");
+    assert!(
+        err.contains("wsx: not reconnecting: the retry policy treats the cause as permanent (another attempt would fail the same way"),
+        "{err}"
+    );
+    assert!(!err.contains("(attempt 2)"), "{err}");
+}
+
+#[test]
+fn max_attempts_needs_reconnect_and_a_positive_count() {
+    let (code, _, err) = run(&["--max-attempts", "3", "ws://127.0.0.1:1/"], b"");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--reconnect"), "{err}");
+    let (code, _, err) = run(
+        &["--reconnect", "--max-attempts", "0", "ws://127.0.0.1:1/"],
+        b"",
+    );
+    assert_eq!(code, 2, "{err}");
 }
 
 #[test]

@@ -70,8 +70,8 @@ pub use client::{client, connect, connect_with, ClientConfig};
 pub use error::{Error, Result};
 pub use proxy::{Proxy, ProxyKind};
 pub use reconnect::{
-    Backoff, Disconnect, Jitter, NotSent, ReconnectConfig, ReconnectEvent, ReconnectSender,
-    ReconnectingClient, RetryPolicy, MAX_RETRY_AFTER,
+    Backoff, Decision, Disconnect, GiveUpReason, Jitter, NotSent, ReconnectConfig, ReconnectEvent,
+    ReconnectSender, ReconnectingClient, RetryPolicy, Schedule, MAX_RETRY_AFTER,
 };
 pub use server::{
     accept, accept_with, read_request, Accepted, Incoming, Server, ServerConfig, ServerHandle,

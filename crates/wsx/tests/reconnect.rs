@@ -13,8 +13,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use wsx::{
-    Backoff, ClientConfig, ClientRequest, CloseCode, CloseFrame, Disconnect, Initiator, Jitter,
-    Message, ReconnectConfig, ReconnectEvent, ReconnectingClient, RetryPolicy, WebSocket,
+    Backoff, ClientConfig, ClientRequest, CloseCode, CloseFrame, Decision, Disconnect,
+    GiveUpReason, Initiator, Jitter, Message, ReconnectConfig, ReconnectEvent, ReconnectingClient,
+    RetryPolicy, WebSocket,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -311,6 +312,90 @@ async fn reconnect_backoff_intervals_follow_the_policy() {
             i + 1
         );
     }
+}
+
+/// The task decides nothing itself: every `Reconnecting` and the final
+/// `GaveUp` are what a `Schedule` built from the same config answers when
+/// fed the same ends (with how long each connection lived) and failures.
+#[tokio::test(start_paused = true)]
+async fn the_client_follows_the_schedule_of_its_config() {
+    let long = Duration::from_secs(45);
+    let (req, _server) = server(vec![
+        Step::Serve {
+            n: 0,
+            after: long,
+            code: 1012,
+        },
+        Step::Refuse503,
+        Step::Refuse429RetryAfter("3"),
+        Step::Hangup,
+        serve(0, 1001),
+        Step::Serve {
+            n: 0,
+            after: long,
+            code: 1011,
+        },
+        serve(0, 1013),
+        Step::Refuse403,
+    ])
+    .await;
+    let cfg = config();
+    let mut twin = cfg.schedule();
+    let mut client = ReconnectingClient::connect(req, cfg);
+    // How long the current connection has been up, and how it ended.
+    let mut up: Option<Instant> = None;
+    let mut ended: Option<(Disconnect, Duration)> = None;
+    let mut decisions = Vec::new();
+    loop {
+        match next(&mut client).await {
+            ReconnectEvent::Connected | ReconnectEvent::Reconnected { .. } => {
+                up = Some(Instant::now())
+            }
+            ReconnectEvent::Disconnected { cause } => {
+                ended = Some((cause, up.take().expect("was up").elapsed()))
+            }
+            ReconnectEvent::Reconnecting {
+                attempt,
+                delay,
+                cause,
+            } => {
+                let want = match ended.take() {
+                    Some((end, lived)) => {
+                        assert_eq!(end.close_code(), cause.close_code());
+                        twin.on_end(&cause, lived)
+                    }
+                    None => twin.on_connect_error(&cause),
+                };
+                assert_eq!(Decision::Retry { attempt, delay }, want, "{cause}");
+                decisions.push(want);
+            }
+            ReconnectEvent::GaveUp { cause } => {
+                assert!(ended.is_none(), "the 403 is a failed attempt");
+                assert_eq!(
+                    twin.on_connect_error(&cause),
+                    Decision::GiveUp {
+                        reason: GiveUpReason::Permanent
+                    }
+                );
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    expect_end(&mut client).await;
+    // 1012 after 45 s: attempt 1; 503, 429 (at least 3 s), hangup: 2, 3, 4;
+    // up and 1001 at once: 5; up 45 s, 1011: 1 again; 1013 at once: 2.
+    let attempts: Vec<u32> = decisions
+        .iter()
+        .map(|d| match d {
+            Decision::Retry { attempt, .. } => *attempt,
+            Decision::GiveUp { .. } => unreachable!(),
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2, 3, 4, 5, 1, 2]);
+    assert!(
+        matches!(decisions[2], Decision::Retry { delay, .. } if delay >= Duration::from_secs(3))
+    );
 }
 
 #[tokio::test(start_paused = true)]

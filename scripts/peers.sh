@@ -1,0 +1,56 @@
+# Sourced, not run: where the Python `websockets` and Node `ws` peers live,
+# and how they are installed. Used by scripts/interop and scripts/pipe-peers;
+# crates/wsx-cli/tests/pipe.rs asks `peers_paths` where to find them.
+#
+#   peers_paths          sets peer_python (the venv's python; its venv exists
+#                        once peer_python_ready=1) and peer_node_dir
+#                        (interop/node; ws is installed once peer_node_ready=1)
+#   peers_install LOGDIR installs what is missing (logs: LOGDIR/venv.log,
+#                        LOGDIR/npm.log); on failure prints why to stderr and
+#                        returns 1
+#
+# Versions are pinned in interop/python/requirements.txt and
+# interop/node/package-lock.json. The venv is cached under
+# ${XDG_CACHE_HOME:-~/.cache}/wsx-interop (WSX_INTEROP_CACHE overrides), one per
+# requirements file and Python version; node_modules sits in interop/node.
+
+peers_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+peers_paths() {
+    local cache=${WSX_INTEROP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wsx-interop}
+    local req=$peers_root/interop/python/requirements.txt
+    peer_venv=$cache/python-$(cat "$req" <(python3 -c 'import sys; print(sys.version)') | sha256sum | cut -c1-16)
+    peer_python=$peer_venv/bin/python
+    peer_node_dir=$peers_root/interop/node
+    peer_lock_sum=$(sha256sum "$peer_node_dir/package-lock.json" | cut -c1-16)
+    peer_python_ready=0
+    [[ -f $peer_venv/.installed ]] && peer_python_ready=1
+    peer_node_ready=0
+    [[ $(cat "$peer_node_dir/node_modules/.wsx-lock" 2>/dev/null) == "$peer_lock_sum" ]] && peer_node_ready=1
+    return 0
+}
+
+peers_install() {
+    local log=$1 req=$peers_root/interop/python/requirements.txt
+    mkdir -p "$log"
+    peers_paths
+    if ((!peer_python_ready)); then
+        echo "peers: creating $peer_venv ($(tr '\n' ' ' <"$req"))"
+        rm -rf "$peer_venv"
+        mkdir -p "$(dirname "$peer_venv")"
+        python3 -m venv "$peer_venv" >"$log/venv.log" 2>&1 \
+            || { echo "peers: python3 -m venv failed (see $log/venv.log)" >&2; return 1; }
+        "$peer_venv/bin/pip" install --disable-pip-version-check --no-input -q -r "$req" >>"$log/venv.log" 2>&1 \
+            || { echo "peers: pip install -r $req failed (see $log/venv.log)" >&2; return 1; }
+        touch "$peer_venv/.installed"
+    fi
+    if ((!peer_node_ready)); then
+        command -v npm >/dev/null || { echo "peers: npm is missing (apt-get install nodejs npm)" >&2; return 1; }
+        echo "peers: npm ci in interop/node (ws, playwright-core)"
+        local cache=${WSX_INTEROP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wsx-interop}
+        (cd "$peer_node_dir" && npm_config_cache=$cache/npm npm ci --no-audit --no-fund --loglevel=error) >"$log/npm.log" 2>&1 \
+            || { echo "peers: npm ci failed (see $log/npm.log)" >&2; return 1; }
+        echo "$peer_lock_sum" >"$peer_node_dir/node_modules/.wsx-lock"
+    fi
+    peers_paths
+}
