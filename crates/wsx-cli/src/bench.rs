@@ -231,7 +231,7 @@ fn run_inner(args: BenchArgs) -> Result<u8, String> {
             Some(c) => c,
             None => wsx::tls::TlsClientOptions::default()
                 .build()
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| crate::diagnose::chain(&e))?,
         })
     } else {
         None
@@ -595,7 +595,7 @@ async fn connect_tcp(plan: &Plan, i: usize) -> Result<MaybeTlsStream, String> {
         Some(config) => wsx::tls::handshake(config.clone(), plan.req.host(), tcp)
             .await
             .map(|s| MaybeTlsStream::Tls(Box::new(s)))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| crate::diagnose::one_line(&e)),
     }
 }
 

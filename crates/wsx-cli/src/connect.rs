@@ -169,7 +169,7 @@ pub async fn run(args: ConnectArgs) -> u8 {
     let (ws, hs) = match wsx::connect_with(&req, &config).await {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("wsx: {e}");
+            crate::diagnose::eprint("wsx", &e);
             return EXIT_FAILURE;
         }
     };

@@ -2,6 +2,7 @@
 
 mod bench;
 mod connect;
+mod diagnose;
 mod probe;
 mod serve;
 
@@ -168,15 +169,17 @@ impl NetArgs {
         if self.insecure {
             eprintln!("wsx: warning: --insecure: the server's certificate is not checked");
         }
+        let chain = diagnose::chain;
         if let Some(ca) = &self.ca {
-            opts.extra_roots = wsx::tls::load_certs(ca).map_err(|e| format!("--ca: {e}"))?;
+            opts.extra_roots =
+                wsx::tls::load_certs(ca).map_err(|e| format!("--ca: {}", chain(&e)))?;
         }
         if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
-            let chain = wsx::tls::load_certs(cert).map_err(|e| format!("--cert: {e}"))?;
-            let key = wsx::tls::load_key(key).map_err(|e| format!("--key: {e}"))?;
-            opts.client_auth = Some((chain, key));
+            let certs = wsx::tls::load_certs(cert).map_err(|e| format!("--cert: {}", chain(&e)))?;
+            let key = wsx::tls::load_key(key).map_err(|e| format!("--key: {}", chain(&e)))?;
+            opts.client_auth = Some((certs, key));
         }
-        opts.build().map(Some).map_err(|e| e.to_string())
+        opts.build().map(Some).map_err(|e| chain(&e))
     }
 
     /// The proxy from `--proxy`, else from the environment for this URL.

@@ -6,6 +6,7 @@
 //! `ClientHandshake` runs over a tokio `TcpStream`, which is then wrapped in a
 //! `wsx::WebSocket` for the ping and the close.
 
+use crate::diagnose;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::io;
@@ -16,7 +17,6 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 use wsx::wsx_proto::handshake::{
     ClientHandshake, ClientHandshakeError, ClientRequest, ExtensionOffer, Handshaken, Rejection,
-    NGINX_UPGRADE_LINES,
 };
 use wsx::MaybeTlsStream;
 use wsx::{CloseCode, CloseFrame, Closed, Message, WebSocket};
@@ -98,6 +98,14 @@ impl Failure {
 
     fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+
+    /// The advice, when there is any.
+    fn hint_if(mut self, hint: Option<String>) -> Self {
+        if hint.is_some() {
+            self.hint = hint;
+        }
         self
     }
 
@@ -324,11 +332,15 @@ impl Probe {
                 ));
                 Ok(tcp)
             }
-            Ok(Err(e)) => Err(Failure::new("proxy", e.to_string())
-                .hint("check the proxy URL (--proxy or HTTP(S)_PROXY/ALL_PROXY), its credentials, and that it allows this host and port")),
+            Ok(Err(e)) => {
+                Err(Failure::new("proxy", diagnose::chain(&e)).hint_if(diagnose::hint(&e)))
+            }
             Err(_) => Err(Failure::new(
                 "proxy",
-                format!("{proxy} did not open a tunnel within {}", ms_text(self.timeout)),
+                format!(
+                    "{proxy} did not open a tunnel within {}",
+                    ms_text(self.timeout)
+                ),
             )),
         }
     }
@@ -346,15 +358,17 @@ impl Probe {
             Some(c) => c,
             None => wsx::tls::TlsClientOptions::default()
                 .build()
-                .map_err(|e| Failure::new("tls", e.to_string()))?,
+                .map_err(|e| Failure::new("tls", diagnose::chain(&e)))?,
         };
         let start = Instant::now();
         let host = req.host().to_string();
         let stream = match timeout(self.timeout, wsx::tls::handshake(config, &host, tcp)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                return Err(Failure::new("tls", e.to_string()).hint(
-                    "check the URL's host name, the server's certificate chain (intermediates included), this machine's clock; for a private CA pass --ca FILE",
+                return Err(Failure::new("tls", diagnose::chain(&e)).hint(
+                    diagnose::hint(&e).unwrap_or_else(|| {
+                        "check the URL's host name, the server's certificate chain (intermediates included), this machine's clock".into()
+                    }),
                 ))
             }
             Err(_) => {
@@ -667,7 +681,7 @@ impl Probe {
             "http",
             format!("the server closed the connection ({e}) {what}"),
         )
-        .hint(ClientHandshakeError::Closed.to_string())
+        .hint_if(diagnose::handshake_hint(&ClientHandshakeError::Closed))
     }
 
     fn handshake_failed(&mut self, e: ClientHandshakeError) -> Failure {
@@ -701,11 +715,12 @@ impl Probe {
                         self.received_total
                     )
                 };
-                Failure::new("http", error).hint(e.to_string())
+                Failure::new("http", error)
+                    .hint(diagnose::handshake_hint(&e).unwrap_or_else(|| e.to_string()))
             }
-            ClientHandshakeError::UnofferedProtocol(p) => Failure::new("http", e.to_string()).hint(
-                format!("the server insists on subprotocol {p:?}: offer it with --subprotocol {p}"),
-            ),
+            ClientHandshakeError::UnofferedProtocol(_) => {
+                Failure::new("http", e.to_string()).hint_if(diagnose::handshake_hint(&e))
+            }
             _ => {
                 self.show_head();
                 Failure::new("http", e.to_string())
@@ -725,14 +740,20 @@ impl Probe {
             .filter(|s| !s.is_empty())
             .or_else(|| r.status.canonical_reason().map(str::to_string))
             .unwrap_or_default();
-        let hint = rejection_hint(&e.to_string(), r).unwrap_or_else(|| {
-            "the server (or a proxy in front of it) did not upgrade this request; the response above says why".into()
+        // The library's statement of the cause, then the advice for it.
+        let cause = library_cause(&e.to_string(), r);
+        let hint = diagnose::rejection_hint(r).or_else(|| {
+            cause.is_none().then(|| {
+                "the server (or a proxy in front of it) did not upgrade this request; the response above says why".into()
+            })
         });
-        let mut f = Failure::new(
-            "http",
-            format!("server answered {code} {reason} instead of 101 Switching Protocols"),
-        )
-        .hint(hint);
+        let mut error =
+            format!("server answered {code} {reason} instead of 101 Switching Protocols");
+        if let Some(cause) = cause {
+            error.push_str(": ");
+            error.push_str(&cause);
+        }
+        let mut f = Failure::new("http", error).hint_if(hint);
         if (300..400).contains(&code) {
             match r.headers.get(http::header::LOCATION) {
                 Some(l) => f.details.push(format!(
@@ -740,13 +761,6 @@ impl Probe {
                     String::from_utf8_lossy(l.as_bytes())
                 )),
                 None => f.details.push("(no Location header)".into()),
-            }
-        }
-        if code == 200 || code == 400 || r.upgrade_not_forwarded() {
-            f.details
-                .push("nginx, in the location that proxies to the WebSocket server:".into());
-            for l in NGINX_UPGRADE_LINES {
-                f.details.push(format!("    {l}"));
             }
         }
         f
@@ -816,7 +830,7 @@ impl Probe {
                 self.close = e.close_info().map(CloseReport::from_closed);
                 Err(Failure::new(
                     "ping",
-                    format!("the connection failed during the ping: {e}"),
+                    format!("the connection failed during the ping: {}", diagnose::chain(&e)),
                 ))
             }
             Err(_) => Err(Failure::new(
@@ -871,6 +885,7 @@ impl Probe {
             }
             Ok(Err(e)) => {
                 self.close = e.close_info().map(CloseReport::from_closed);
+                let e = diagnose::chain(&e);
                 self.warnings
                     .push(format!("the close handshake did not complete cleanly: {e}"));
                 self.say(format!("close: not clean: {e}"));
@@ -1116,10 +1131,10 @@ fn compose_request(generated: &[u8], extra: &[(String, String)]) -> Vec<u8> {
 
 // ---- helpers -------------------------------------------------------------------
 
-/// The hint part of the library's rejection text: without the leading
+/// The cause in the library's rejection text: without the leading
 /// "server answered ..." (the probe says that itself) and the trailing body
 /// excerpt (the probe prints the body).
-fn rejection_hint(display: &str, r: &Rejection) -> Option<String> {
+fn library_cause(display: &str, r: &Rejection) -> Option<String> {
     let prefix = format!(
         "server answered {} {} instead of 101 Switching Protocols",
         r.status.as_u16(),
