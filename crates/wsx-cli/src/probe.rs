@@ -7,6 +7,7 @@
 //! `wsx::WebSocket` for the ping and the close.
 
 use crate::diagnose;
+use crate::request_args::{request_parts, RequestArgs, RequestError, RequestParts};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::io;
@@ -32,6 +33,9 @@ HTTP handshake (request sent -> response head received), ping -> pong, close
 (1000). The request is printed with '> ', the response with '< ' (on stdout);
 when a step fails, the likely cause is explained on stderr.
 
+A -H header named Host, Upgrade, Connection or Sec-WebSocket-Version replaces
+the generated line; Sec-WebSocket-Protocol and -Extensions are offered as such.
+
 Exit codes: 0 handshake and ping OK (a close that is not clean is reported as a
 warning); 2 anything else: bad URL or flags, DNS failure, connection refused,
 a timeout, a TLS failure, a non-101 answer, a bad 101, no pong.";
@@ -41,19 +45,8 @@ a timeout, a TLS failure, a non-101 answer, a bad 101, no pong.";
 pub struct ProbeArgs {
     /// The ws:// URL.
     pub url: String,
-    /// Extra request header (repeatable). Host, Upgrade, Connection and
-    /// Sec-WebSocket-Version replace the generated line;
-    /// Sec-WebSocket-Protocol/-Extensions are offered as such.
-    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
-    pub headers: Vec<String>,
-    /// Send this `Origin` header (servers often check it).
-    #[arg(long, value_name = "ORIGIN")]
-    pub origin: Option<String>,
-    /// Offer this subprotocol (repeatable, in order of preference).
-    #[arg(long = "subprotocol", value_name = "NAME")]
-    pub subprotocols: Vec<String>,
     #[command(flatten)]
-    pub net: crate::NetArgs,
+    pub request: RequestArgs,
     /// Time limit of each step, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub timeout: f64,
@@ -222,20 +215,23 @@ impl Probe {
                 ))
             }
         };
-        let (req, extra) = build_request(args)?;
+        let RequestParts {
+            req,
+            headers: extra,
+            config,
+        } = build_request(args)?;
         self.host = Some(req.host().to_string());
         self.port = Some(req.port());
-        let proxy = args.net.proxy(&req).map_err(|e| Failure::new("usage", e))?;
-        let tcp = match proxy {
+        let tcp = match &config.proxy {
             // The proxy resolves the name and connects: one step.
-            Some(proxy) => self.tunnel(&proxy, &req).await?,
+            Some(proxy) => self.tunnel(proxy, &req).await?,
             None => {
                 let addrs = self.resolve(&req).await?;
                 self.connect(&addrs).await?
             }
         };
         let mut stream = if req.is_secure() {
-            self.tls(tcp, &req, args).await?
+            self.tls(tcp, &req, config.tls).await?
         } else {
             MaybeTlsStream::Plain(tcp)
         };
@@ -351,9 +347,8 @@ impl Probe {
         &mut self,
         tcp: TcpStream,
         req: &ClientRequest,
-        args: &ProbeArgs,
+        config: Option<std::sync::Arc<wsx::tls::rustls::ClientConfig>>,
     ) -> Result<MaybeTlsStream, Failure> {
-        let config = args.net.tls().map_err(|e| Failure::new("usage", e))?;
         let config = match config {
             Some(c) => c,
             None => wsx::tls::TlsClientOptions::default()
@@ -1033,40 +1028,23 @@ impl Probe {
 /// Headers that replace the generated line of the same name.
 const REPLACEABLE: [&str; 4] = ["host", "upgrade", "connection", "sec-websocket-version"];
 
-/// Builds the request from the flags; returns it and the headers to add to
-/// (or replace in) the generated request, as typed.
-fn build_request(args: &ProbeArgs) -> Result<(ClientRequest, Vec<(String, String)>), Failure> {
-    let mut req = ClientRequest::new(&args.url).map_err(|e| {
-        Failure::new("url", e.to_string())
-            .hint("expected ws://host[:port]/path or wss://host[:port]/path")
+/// The request from the shared flags (one parser: [`RequestArgs`]), the
+/// headers to add to (or replace in) the generated request, as typed, and
+/// the proxy and TLS settings.
+fn build_request(args: &ProbeArgs) -> Result<RequestParts, Failure> {
+    let RequestParts {
+        mut req,
+        headers: typed,
+        config,
+    } = request_parts(&args.url, &args.request).map_err(|e| match e {
+        RequestError::Url(e) => {
+            Failure::new("url", e).hint("expected ws://host[:port]/path or wss://host[:port]/path")
+        }
+        RequestError::Usage(e) => Failure::new("usage", e),
     })?;
-    for p in &args.subprotocols {
-        req = req.protocol(p.clone());
-    }
-    let mut typed: Vec<(String, String)> = Vec::new();
-    for h in &args.headers {
-        let Some((name, value)) = h.split_once(':') else {
-            return Err(Failure::new(
-                "usage",
-                format!("-H {h:?}: expected \"Name: value\""),
-            ));
-        };
-        typed.push((name.trim().to_string(), value.trim().to_string()));
-    }
-    if let Some(o) = &args.origin {
-        typed.push(("Origin".into(), o.clone()));
-    }
     let mut extra = Vec::new();
     let mut extensions: Vec<String> = Vec::new();
     for (name, value) in typed {
-        if http::HeaderName::from_bytes(name.as_bytes()).is_err()
-            || http::HeaderValue::from_str(&value).is_err()
-        {
-            return Err(Failure::new(
-                "usage",
-                format!("invalid header {name:?}: {value:?}"),
-            ));
-        }
         match name.to_ascii_lowercase().as_str() {
             "sec-websocket-key" => {
                 return Err(Failure::new(
@@ -1086,7 +1064,11 @@ fn build_request(args: &ProbeArgs) -> Result<(ClientRequest, Vec<(String, String
     if !extensions.is_empty() {
         req = req.extensions(extensions.join(", "));
     }
-    Ok((req, extra))
+    Ok(RequestParts {
+        req,
+        headers: extra,
+        config,
+    })
 }
 
 /// The generated request with the user's headers: those named in
