@@ -73,10 +73,10 @@ Examples:
 pub struct BenchArgs {
     /// The ws:// or wss:// URL of an echo server.
     pub url: String,
-    /// wss:// trust and client certificate (--proxy is not supported: measure
-    /// the server, not a proxy).
+    /// Headers, subprotocols, credentials, wss:// trust and client
+    /// certificate (--proxy is refused: measure the server, not a proxy).
     #[command(flatten)]
-    pub net: crate::NetArgs,
+    pub request: crate::request_args::RequestArgs,
     /// Concurrent connections.
     #[arg(short = 'c', long, default_value_t = 10)]
     pub connections: usize,
@@ -211,27 +211,28 @@ fn run_inner(args: BenchArgs) -> Result<u8, String> {
     if args.connections == 0 || args.depth == 0 || args.threads == 0 {
         return Err("connections, depth and threads must be at least 1".into());
     }
-    let mut req = ClientRequest::new(&args.url).map_err(|e| e.to_string())?;
+    if args.request.proxy.is_some() {
+        return Err(
+            "--proxy is not supported by wsx bench: it measures the server, not a proxy".into(),
+        );
+    }
+    // The proxy variables are not read either (`config.proxy` is unused).
+    let (mut req, config) = crate::request_args::build_request(&args.url, &args.request)?;
     if args.deflate && args.raw_tcp {
         return Err("--deflate needs a WebSocket server, not --raw-tcp".into());
     }
     if args.messages.is_some() && args.mode == Mode::Idle {
         return Err("--mode idle holds connections for --duration; -n does not apply".into());
     }
-    if args.net.proxy.is_some() {
-        return Err(
-            "--proxy is not supported by wsx bench: it measures the server, not a proxy".into(),
-        );
-    }
     let tls = if req.is_secure() {
         if args.raw_tcp {
             return Err("--raw-tcp needs a ws:// URL".into());
         }
-        Some(match args.net.tls()? {
+        Some(match config.tls {
             Some(c) => c,
             None => wsx::tls::TlsClientOptions::default()
                 .build()
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| crate::diagnose::chain(&e))?,
         })
     } else {
         None
@@ -595,7 +596,7 @@ async fn connect_tcp(plan: &Plan, i: usize) -> Result<MaybeTlsStream, String> {
         Some(config) => wsx::tls::handshake(config.clone(), plan.req.host(), tcp)
             .await
             .map(|s| MaybeTlsStream::Tls(Box::new(s)))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| crate::diagnose::one_line(&e)),
     }
 }
 

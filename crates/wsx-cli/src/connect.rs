@@ -22,7 +22,6 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
-use wsx::wsx_proto::handshake::ClientHandshakeError;
 use wsx::MaybeTlsStream;
 use wsx::{
     Backoff, CloseCause, CloseCode, CloseFrame, Closed, Decision, Disconnect, Event, GiveUpReason,
@@ -80,18 +79,8 @@ pub enum BinaryFormat {
 pub struct ConnectArgs {
     /// The ws:// URL (`ws://user:pass@host/` sends Basic authentication).
     pub url: String,
-    /// Extra request header, 'Name: value' (repeatable).
-    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
-    pub headers: Vec<String>,
-    /// The Origin header (servers that check it refuse other origins with 403).
-    #[arg(long, value_name = "ORIGIN")]
-    pub origin: Option<String>,
-    /// Offer a subprotocol (repeatable, in order of preference).
-    #[arg(long = "subprotocol", value_name = "NAME")]
-    pub subprotocols: Vec<String>,
-    /// Basic authentication (replaces credentials in the URL).
-    #[arg(long, value_name = "USER:PASS")]
-    pub auth: Option<String>,
+    #[command(flatten)]
+    pub request: crate::request_args::RequestArgs,
     /// Send input lines as binary messages instead of text.
     #[arg(long)]
     pub binary: bool,
@@ -137,8 +126,6 @@ pub struct ConnectArgs {
     /// and its parameters) to stderr after the handshake.
     #[arg(short = 'v', long)]
     pub verbose: bool,
-    #[command(flatten)]
-    pub net: crate::NetArgs,
     /// Do not offer permessage-deflate (offered by default, as browsers do).
     #[arg(long)]
     pub no_deflate: bool,
@@ -193,7 +180,7 @@ pub async fn run(args: ConnectArgs) -> u8 {
     let (ws, hs) = match wsx::connect_with(&req, &config).await {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("wsx: {e}");
+            crate::diagnose::eprint("wsx", &e);
             return EXIT_FAILURE;
         }
     };
@@ -252,52 +239,7 @@ pub async fn run(args: ConnectArgs) -> u8 {
 
 /// The request (URL, headers, subprotocols) and the client settings.
 fn build_request(args: &ConnectArgs) -> Result<(wsx::ClientRequest, wsx::ClientConfig), String> {
-    let header_parts = |h: &str| -> Result<(String, String), String> {
-        match h.split_once(':') {
-            Some((n, v)) if !n.trim().is_empty() => Ok((n.trim().into(), v.trim().into())),
-            _ => Err(format!(
-                "invalid header {h:?}: expected 'Name: value', e.g. -H 'Authorization: Bearer TOKEN'"
-            )),
-        }
-    };
-    let mut headers = Vec::new();
-    for h in &args.headers {
-        headers.push(header_parts(h)?);
-    }
-    // Credentials given explicitly replace those in the URL (which the
-    // request would otherwise send as a second Authorization header).
-    let explicit_auth = args.auth.is_some()
-        || headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
-    let url = if explicit_auth {
-        strip_userinfo(&args.url)
-    } else {
-        args.url.clone()
-    };
-    let mut req = wsx::ClientRequest::new(&url).map_err(|e| e.to_string())?;
-    for p in &args.subprotocols {
-        req = req.protocol(p.clone());
-    }
-    let bad_header = |e: ClientHandshakeError| {
-        format!("{e}: header names are tokens (letters, digits, '-'), values printable text")
-    };
-    for (n, v) in &headers {
-        req = req.header(n, v).map_err(bad_header)?;
-    }
-    if let Some(origin) = &args.origin {
-        req = req.header("Origin", origin).map_err(bad_header)?;
-    }
-    if let Some(auth) = &args.auth {
-        if !auth.contains(':') {
-            return Err(format!(
-                "--auth {auth:?}: expected USER:PASS (an empty password is USER:)"
-            ));
-        }
-        req = req
-            .header("Authorization", &format!("Basic {}", STANDARD.encode(auth)))
-            .map_err(bad_header)?;
-    }
+    let (req, config) = crate::request_args::build_request(&args.url, &args.request)?;
     let protocol = wsx::Config::builder()
         .max_message_size(args.max_message)
         .max_frame_size(args.max_message)
@@ -311,25 +253,9 @@ fn build_request(args: &ConnectArgs) -> Result<(wsx::ClientRequest, wsx::ClientC
             level: args.deflate_level,
             ..Default::default()
         }),
-        proxy: args.net.proxy(&req)?,
-        tls: args.net.tls()?,
-        ..Default::default()
+        ..config
     };
     Ok((req, config))
-}
-
-/// `ws://user:pass@host/x` → `ws://host/x`.
-fn strip_userinfo(url: &str) -> String {
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let end = url[start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| start + i);
-    match url[start..end].rfind('@') {
-        Some(at) => format!("{}{}", &url[..start], &url[start + at + 1..]),
-        None => url.to_string(),
-    }
 }
 
 /// The URL without credentials, for messages.
@@ -386,10 +312,10 @@ fn negotiated_lines(ws: &WebSocket<MaybeTlsStream>, hs: &Handshaken) -> Vec<Stri
 
 /// Warns when subprotocols were offered and the server chose none.
 fn warn_protocol(hs: &Handshaken, args: &ConnectArgs, out: &Out) {
-    if !args.subprotocols.is_empty() && hs.protocol.is_none() {
+    if !args.request.subprotocols.is_empty() && hs.protocol.is_none() {
         out.info(&format!(
             "wsx: warning: the server selected none of the offered subprotocols ({}); it may not speak them",
-            args.subprotocols.join(", ")
+            args.request.subprotocols.join(", ")
         ));
     }
 }
@@ -1420,11 +1346,5 @@ mod tests {
         assert!(rule(1, 9, Some(9_999))
             .explain()
             .starts_with("closing 10 s after it (1 sent, 9 received): the server kept sending"));
-    }
-
-    #[test]
-    fn userinfo_is_stripped() {
-        assert_eq!(strip_userinfo("ws://u:p@h:1/x@y"), "ws://h:1/x@y");
-        assert_eq!(strip_userinfo("ws://h/"), "ws://h/");
     }
 }

@@ -2,7 +2,9 @@
 
 mod bench;
 mod connect;
+mod diagnose;
 mod probe;
+mod request_args;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -127,67 +129,6 @@ pub fn protocol_config(
         .send_frame_size(send_frame_size)
         .build()
         .map_err(|e| e.to_string())
-}
-
-/// The network options `connect` and `probe` share: TLS trust and client
-/// certificate, and the proxy.
-#[derive(Debug, Clone, clap::Args)]
-pub struct NetArgs {
-    /// Trust this CA (PEM) for wss://, besides the system and bundled roots
-    /// (e.g. a private CA, or the certificate `wsx serve --tls-self-signed` printed).
-    #[arg(long, value_name = "FILE")]
-    pub ca: Option<std::path::PathBuf>,
-    /// Client certificate chain (PEM) for servers that require mutual TLS.
-    #[arg(long, value_name = "FILE", requires = "key")]
-    pub cert: Option<std::path::PathBuf>,
-    /// The client certificate's private key (PEM).
-    #[arg(long, value_name = "FILE", requires = "cert")]
-    pub key: Option<std::path::PathBuf>,
-    /// Go through this proxy: http://[user:pass@]host:port (CONNECT) or
-    /// socks5://[user:pass@]host:port. Without it, HTTPS_PROXY (wss://),
-    /// HTTP_PROXY (ws://) or ALL_PROXY are used unless NO_PROXY covers the host.
-    #[arg(long, value_name = "URL")]
-    pub proxy: Option<String>,
-    /// DANGEROUS: do not verify the server's certificate (tests against
-    /// self-signed servers only; anyone on the path can read and alter traffic).
-    #[arg(long, short = 'k')]
-    pub insecure: bool,
-}
-
-impl NetArgs {
-    /// TLS client settings from `--ca`, `--cert`/`--key` and `--insecure`;
-    /// `None` when none is given (system and bundled roots).
-    pub fn tls(&self) -> Result<Option<std::sync::Arc<wsx::tls::rustls::ClientConfig>>, String> {
-        if self.ca.is_none() && self.cert.is_none() && !self.insecure {
-            return Ok(None);
-        }
-        let mut opts = wsx::tls::TlsClientOptions {
-            danger_accept_invalid_certs: self.insecure,
-            ..Default::default()
-        };
-        if self.insecure {
-            eprintln!("wsx: warning: --insecure: the server's certificate is not checked");
-        }
-        if let Some(ca) = &self.ca {
-            opts.extra_roots = wsx::tls::load_certs(ca).map_err(|e| format!("--ca: {e}"))?;
-        }
-        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
-            let chain = wsx::tls::load_certs(cert).map_err(|e| format!("--cert: {e}"))?;
-            let key = wsx::tls::load_key(key).map_err(|e| format!("--key: {e}"))?;
-            opts.client_auth = Some((chain, key));
-        }
-        opts.build().map(Some).map_err(|e| e.to_string())
-    }
-
-    /// The proxy from `--proxy`, else from the environment for this URL.
-    pub fn proxy(&self, req: &wsx::ClientRequest) -> Result<Option<wsx::Proxy>, String> {
-        match &self.proxy {
-            Some(p) => wsx::Proxy::parse(p)
-                .map(Some)
-                .map_err(|e| format!("--proxy: {e}")),
-            None => wsx::Proxy::from_env(req.is_secure(), req.host()).map_err(|e| e.to_string()),
-        }
-    }
 }
 
 /// The default `--max-message`.

@@ -6,6 +6,8 @@
 //! `ClientHandshake` runs over a tokio `TcpStream`, which is then wrapped in a
 //! `wsx::WebSocket` for the ping and the close.
 
+use crate::diagnose;
+use crate::request_args::{request_parts, RequestArgs, RequestError, RequestParts};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::io;
@@ -16,7 +18,6 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 use wsx::wsx_proto::handshake::{
     ClientHandshake, ClientHandshakeError, ClientRequest, ExtensionOffer, Handshaken, Rejection,
-    NGINX_UPGRADE_LINES,
 };
 use wsx::MaybeTlsStream;
 use wsx::{CloseCode, CloseFrame, Closed, Message, WebSocket};
@@ -32,6 +33,9 @@ HTTP handshake (request sent -> response head received), ping -> pong, close
 (1000). The request is printed with '> ', the response with '< ' (on stdout);
 when a step fails, the likely cause is explained on stderr.
 
+A -H header named Host, Upgrade, Connection or Sec-WebSocket-Version replaces
+the generated line; Sec-WebSocket-Protocol and -Extensions are offered as such.
+
 Exit codes: 0 handshake and ping OK (a close that is not clean is reported as a
 warning); 2 anything else: bad URL or flags, DNS failure, connection refused,
 a timeout, a TLS failure, a non-101 answer, a bad 101, no pong.";
@@ -41,19 +45,8 @@ a timeout, a TLS failure, a non-101 answer, a bad 101, no pong.";
 pub struct ProbeArgs {
     /// The ws:// URL.
     pub url: String,
-    /// Extra request header (repeatable). Host, Upgrade, Connection and
-    /// Sec-WebSocket-Version replace the generated line;
-    /// Sec-WebSocket-Protocol/-Extensions are offered as such.
-    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
-    pub headers: Vec<String>,
-    /// Send this `Origin` header (servers often check it).
-    #[arg(long, value_name = "ORIGIN")]
-    pub origin: Option<String>,
-    /// Offer this subprotocol (repeatable, in order of preference).
-    #[arg(long = "subprotocol", value_name = "NAME")]
-    pub subprotocols: Vec<String>,
     #[command(flatten)]
-    pub net: crate::NetArgs,
+    pub request: RequestArgs,
     /// Time limit of each step, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub timeout: f64,
@@ -98,6 +91,14 @@ impl Failure {
 
     fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+
+    /// The advice, when there is any.
+    fn hint_if(mut self, hint: Option<String>) -> Self {
+        if hint.is_some() {
+            self.hint = hint;
+        }
         self
     }
 
@@ -214,20 +215,23 @@ impl Probe {
                 ))
             }
         };
-        let (req, extra) = build_request(args)?;
+        let RequestParts {
+            req,
+            headers: extra,
+            config,
+        } = build_request(args)?;
         self.host = Some(req.host().to_string());
         self.port = Some(req.port());
-        let proxy = args.net.proxy(&req).map_err(|e| Failure::new("usage", e))?;
-        let tcp = match proxy {
+        let tcp = match &config.proxy {
             // The proxy resolves the name and connects: one step.
-            Some(proxy) => self.tunnel(&proxy, &req).await?,
+            Some(proxy) => self.tunnel(proxy, &req).await?,
             None => {
                 let addrs = self.resolve(&req).await?;
                 self.connect(&addrs).await?
             }
         };
         let mut stream = if req.is_secure() {
-            self.tls(tcp, &req, args).await?
+            self.tls(tcp, &req, config.tls).await?
         } else {
             MaybeTlsStream::Plain(tcp)
         };
@@ -324,11 +328,15 @@ impl Probe {
                 ));
                 Ok(tcp)
             }
-            Ok(Err(e)) => Err(Failure::new("proxy", e.to_string())
-                .hint("check the proxy URL (--proxy or HTTP(S)_PROXY/ALL_PROXY), its credentials, and that it allows this host and port")),
+            Ok(Err(e)) => {
+                Err(Failure::new("proxy", diagnose::chain(&e)).hint_if(diagnose::hint(&e)))
+            }
             Err(_) => Err(Failure::new(
                 "proxy",
-                format!("{proxy} did not open a tunnel within {}", ms_text(self.timeout)),
+                format!(
+                    "{proxy} did not open a tunnel within {}",
+                    ms_text(self.timeout)
+                ),
             )),
         }
     }
@@ -339,22 +347,23 @@ impl Probe {
         &mut self,
         tcp: TcpStream,
         req: &ClientRequest,
-        args: &ProbeArgs,
+        config: Option<std::sync::Arc<wsx::tls::rustls::ClientConfig>>,
     ) -> Result<MaybeTlsStream, Failure> {
-        let config = args.net.tls().map_err(|e| Failure::new("usage", e))?;
         let config = match config {
             Some(c) => c,
             None => wsx::tls::TlsClientOptions::default()
                 .build()
-                .map_err(|e| Failure::new("tls", e.to_string()))?,
+                .map_err(|e| Failure::new("tls", diagnose::chain(&e)))?,
         };
         let start = Instant::now();
         let host = req.host().to_string();
         let stream = match timeout(self.timeout, wsx::tls::handshake(config, &host, tcp)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                return Err(Failure::new("tls", e.to_string()).hint(
-                    "check the URL's host name, the server's certificate chain (intermediates included), this machine's clock; for a private CA pass --ca FILE",
+                return Err(Failure::new("tls", diagnose::chain(&e)).hint(
+                    diagnose::hint(&e).unwrap_or_else(|| {
+                        "check the URL's host name, the server's certificate chain (intermediates included), this machine's clock".into()
+                    }),
                 ))
             }
             Err(_) => {
@@ -667,7 +676,7 @@ impl Probe {
             "http",
             format!("the server closed the connection ({e}) {what}"),
         )
-        .hint(ClientHandshakeError::Closed.to_string())
+        .hint_if(diagnose::handshake_hint(&ClientHandshakeError::Closed))
     }
 
     fn handshake_failed(&mut self, e: ClientHandshakeError) -> Failure {
@@ -701,11 +710,12 @@ impl Probe {
                         self.received_total
                     )
                 };
-                Failure::new("http", error).hint(e.to_string())
+                Failure::new("http", error)
+                    .hint(diagnose::handshake_hint(&e).unwrap_or_else(|| e.to_string()))
             }
-            ClientHandshakeError::UnofferedProtocol(p) => Failure::new("http", e.to_string()).hint(
-                format!("the server insists on subprotocol {p:?}: offer it with --subprotocol {p}"),
-            ),
+            ClientHandshakeError::UnofferedProtocol(_) => {
+                Failure::new("http", e.to_string()).hint_if(diagnose::handshake_hint(&e))
+            }
             _ => {
                 self.show_head();
                 Failure::new("http", e.to_string())
@@ -725,14 +735,20 @@ impl Probe {
             .filter(|s| !s.is_empty())
             .or_else(|| r.status.canonical_reason().map(str::to_string))
             .unwrap_or_default();
-        let hint = rejection_hint(&e.to_string(), r).unwrap_or_else(|| {
-            "the server (or a proxy in front of it) did not upgrade this request; the response above says why".into()
+        // The library's statement of the cause, then the advice for it.
+        let cause = library_cause(&e.to_string(), r);
+        let hint = diagnose::rejection_hint(r).or_else(|| {
+            cause.is_none().then(|| {
+                "the server (or a proxy in front of it) did not upgrade this request; the response above says why".into()
+            })
         });
-        let mut f = Failure::new(
-            "http",
-            format!("server answered {code} {reason} instead of 101 Switching Protocols"),
-        )
-        .hint(hint);
+        let mut error =
+            format!("server answered {code} {reason} instead of 101 Switching Protocols");
+        if let Some(cause) = cause {
+            error.push_str(": ");
+            error.push_str(&cause);
+        }
+        let mut f = Failure::new("http", error).hint_if(hint);
         if (300..400).contains(&code) {
             match r.headers.get(http::header::LOCATION) {
                 Some(l) => f.details.push(format!(
@@ -740,13 +756,6 @@ impl Probe {
                     String::from_utf8_lossy(l.as_bytes())
                 )),
                 None => f.details.push("(no Location header)".into()),
-            }
-        }
-        if code == 200 || code == 400 || r.upgrade_not_forwarded() {
-            f.details
-                .push("nginx, in the location that proxies to the WebSocket server:".into());
-            for l in NGINX_UPGRADE_LINES {
-                f.details.push(format!("    {l}"));
             }
         }
         f
@@ -816,7 +825,7 @@ impl Probe {
                 self.close = e.close_info().map(CloseReport::from_closed);
                 Err(Failure::new(
                     "ping",
-                    format!("the connection failed during the ping: {e}"),
+                    format!("the connection failed during the ping: {}", diagnose::chain(&e)),
                 ))
             }
             Err(_) => Err(Failure::new(
@@ -871,6 +880,7 @@ impl Probe {
             }
             Ok(Err(e)) => {
                 self.close = e.close_info().map(CloseReport::from_closed);
+                let e = diagnose::chain(&e);
                 self.warnings
                     .push(format!("the close handshake did not complete cleanly: {e}"));
                 self.say(format!("close: not clean: {e}"));
@@ -1018,40 +1028,23 @@ impl Probe {
 /// Headers that replace the generated line of the same name.
 const REPLACEABLE: [&str; 4] = ["host", "upgrade", "connection", "sec-websocket-version"];
 
-/// Builds the request from the flags; returns it and the headers to add to
-/// (or replace in) the generated request, as typed.
-fn build_request(args: &ProbeArgs) -> Result<(ClientRequest, Vec<(String, String)>), Failure> {
-    let mut req = ClientRequest::new(&args.url).map_err(|e| {
-        Failure::new("url", e.to_string())
-            .hint("expected ws://host[:port]/path or wss://host[:port]/path")
+/// The request from the shared flags (one parser: [`RequestArgs`]), the
+/// headers to add to (or replace in) the generated request, as typed, and
+/// the proxy and TLS settings.
+fn build_request(args: &ProbeArgs) -> Result<RequestParts, Failure> {
+    let RequestParts {
+        mut req,
+        headers: typed,
+        config,
+    } = request_parts(&args.url, &args.request).map_err(|e| match e {
+        RequestError::Url(e) => {
+            Failure::new("url", e).hint("expected ws://host[:port]/path or wss://host[:port]/path")
+        }
+        RequestError::Usage(e) => Failure::new("usage", e),
     })?;
-    for p in &args.subprotocols {
-        req = req.protocol(p.clone());
-    }
-    let mut typed: Vec<(String, String)> = Vec::new();
-    for h in &args.headers {
-        let Some((name, value)) = h.split_once(':') else {
-            return Err(Failure::new(
-                "usage",
-                format!("-H {h:?}: expected \"Name: value\""),
-            ));
-        };
-        typed.push((name.trim().to_string(), value.trim().to_string()));
-    }
-    if let Some(o) = &args.origin {
-        typed.push(("Origin".into(), o.clone()));
-    }
     let mut extra = Vec::new();
     let mut extensions: Vec<String> = Vec::new();
     for (name, value) in typed {
-        if http::HeaderName::from_bytes(name.as_bytes()).is_err()
-            || http::HeaderValue::from_str(&value).is_err()
-        {
-            return Err(Failure::new(
-                "usage",
-                format!("invalid header {name:?}: {value:?}"),
-            ));
-        }
         match name.to_ascii_lowercase().as_str() {
             "sec-websocket-key" => {
                 return Err(Failure::new(
@@ -1071,7 +1064,11 @@ fn build_request(args: &ProbeArgs) -> Result<(ClientRequest, Vec<(String, String
     if !extensions.is_empty() {
         req = req.extensions(extensions.join(", "));
     }
-    Ok((req, extra))
+    Ok(RequestParts {
+        req,
+        headers: extra,
+        config,
+    })
 }
 
 /// The generated request with the user's headers: those named in
@@ -1116,10 +1113,10 @@ fn compose_request(generated: &[u8], extra: &[(String, String)]) -> Vec<u8> {
 
 // ---- helpers -------------------------------------------------------------------
 
-/// The hint part of the library's rejection text: without the leading
+/// The cause in the library's rejection text: without the leading
 /// "server answered ..." (the probe says that itself) and the trailing body
 /// excerpt (the probe prints the body).
-fn rejection_hint(display: &str, r: &Rejection) -> Option<String> {
+fn library_cause(display: &str, r: &Rejection) -> Option<String> {
     let prefix = format!(
         "server answered {} {} instead of 101 Switching Protocols",
         r.status.as_u16(),

@@ -99,6 +99,8 @@ pub enum ProtocolError {
 impl ProtocolError {
     /// The close code to send for this error: 1002, 1007 or 1009.
     pub fn close_code(&self) -> CloseCode {
+        // Every variant is listed (as rustls maps every error to an alert):
+        // a new one must choose its code.
         match self {
             ProtocolError::InvalidUtf8
             | ProtocolError::InvalidCloseReason
@@ -107,7 +109,18 @@ impl ProtocolError {
             | ProtocolError::MessageTooLarge { .. }
             | ProtocolError::TooManyFragments { .. }
             | ProtocolError::TinyFragments { .. } => CloseCode::MESSAGE_TOO_BIG,
-            _ => CloseCode::PROTOCOL_ERROR,
+            ProtocolError::ReservedBitsSet(_)
+            | ProtocolError::ReservedOpcode(_)
+            | ProtocolError::FragmentedControlFrame(_)
+            | ProtocolError::ControlFrameTooLong { .. }
+            | ProtocolError::LengthOverflow
+            | ProtocolError::UnmaskedClientFrame
+            | ProtocolError::MaskedServerFrame
+            | ProtocolError::UnexpectedContinuation
+            | ProtocolError::ExpectedContinuation(_)
+            | ProtocolError::CloseFrameTooShort
+            | ProtocolError::InvalidCloseCode(_)
+            | ProtocolError::CompressedBitMisplaced(_) => CloseCode::PROTOCOL_ERROR,
         }
     }
 }

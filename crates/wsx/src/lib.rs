@@ -67,8 +67,8 @@ pub mod server {
 
 pub use broadcast::{Broadcast, BroadcastConfig, Delivery, SlowConsumer, Subscription};
 pub use client::{client, connect, connect_with, ClientConfig};
-pub use error::{Error, Result};
-pub use proxy::{Proxy, ProxyKind};
+pub use error::{Error, Result, TlsError};
+pub use proxy::{Proxy, ProxyError, ProxyErrorKind, ProxyKind};
 pub use reconnect::{
     Backoff, Decision, Disconnect, GiveUpReason, Jitter, NotSent, ReconnectConfig, ReconnectEvent,
     ReconnectSender, ReconnectingClient, RetryPolicy, Schedule, MAX_RETRY_AFTER,

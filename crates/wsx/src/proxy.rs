@@ -1,7 +1,7 @@
 //! Client proxies: HTTP CONNECT (with basic auth) and SOCKS5, from
 //! configuration or from the usual environment variables.
 
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Result};
 use base64::Engine as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -48,8 +48,156 @@ impl std::fmt::Display for Proxy {
     }
 }
 
-fn proxy_err(what: String) -> Error {
-    Error::new(Kind::Proxy(what))
+/// Why a proxy did not open the tunnel: which proxy, and what it answered
+/// (an HTTP status, a SOCKS5 reply code) or why it was not reached (the I/O
+/// error, returned from `source()`). [`Error::proxy_error`] gives it.
+#[derive(Debug)]
+pub struct ProxyError {
+    /// `scheme://host:port`, never with credentials.
+    proxy: String,
+    kind: ProxyErrorKind,
+}
+
+/// What went wrong with a proxy.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ProxyErrorKind {
+    /// The proxy URL is unusable (another scheme, a bad port, no host):
+    /// why, in words.
+    InvalidUrl(String),
+    /// The proxy could not be reached (it is also `source()`).
+    Connect(std::io::Error),
+    /// The HTTP proxy answered `CONNECT` with a status other than 200.
+    HttpStatus {
+        /// The `host:port` asked for.
+        target: String,
+        /// The status, e.g. 403, or 407 when it wants credentials.
+        status: u16,
+        /// The reason phrase it sent.
+        reason: String,
+        /// Whether credentials were sent (then a 407 refused them).
+        credentials_sent: bool,
+    },
+    /// The SOCKS5 proxy wants a user name and password (RFC 1929): none
+    /// were given, or it refused them.
+    Socks5Auth {
+        /// Whether credentials were sent (then it refused them).
+        credentials_sent: bool,
+    },
+    /// The SOCKS5 proxy could not connect to the target: its reply code
+    /// (RFC 1928 §6: 2 not allowed, 3 network unreachable, 4 host
+    /// unreachable, 5 connection refused, 6 TTL expired, ...).
+    Socks5Reply {
+        /// The `host:port` asked for.
+        target: String,
+        /// The reply code, never 0.
+        code: u8,
+    },
+    /// The proxy's answer breaks its protocol, or the request cannot be put
+    /// in it (a host name too long for SOCKS5): in words.
+    Protocol(String),
+}
+
+impl ProxyError {
+    pub(crate) fn new(proxy: impl Into<String>, kind: ProxyErrorKind) -> Self {
+        ProxyError {
+            proxy: proxy.into(),
+            kind,
+        }
+    }
+
+    /// The proxy, as `scheme://host:port` (or the URL as given, without
+    /// credentials, when it did not parse).
+    pub fn proxy(&self) -> &str {
+        &self.proxy
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &ProxyErrorKind {
+        &self.kind
+    }
+}
+
+impl std::fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let proxy = &self.proxy;
+        match &self.kind {
+            ProxyErrorKind::InvalidUrl(why) => write!(f, "proxy URL {proxy}: {why}"),
+            // The I/O error is the source: not printed here.
+            ProxyErrorKind::Connect(_) => write!(f, "cannot connect to the proxy {proxy}"),
+            ProxyErrorKind::HttpStatus {
+                status: 407,
+                credentials_sent,
+                ..
+            } => write!(
+                f,
+                "{proxy} requires authentication (407): {}",
+                if *credentials_sent {
+                    "the credentials were refused"
+                } else {
+                    "none were given (they go in the proxy URL: user:pass@)"
+                }
+            ),
+            ProxyErrorKind::HttpStatus {
+                target,
+                status,
+                reason,
+                ..
+            } => write!(f, "{proxy} refused CONNECT {target}: {status} {reason}"),
+            ProxyErrorKind::Socks5Auth {
+                credentials_sent: true,
+            } => write!(f, "{proxy} refused the user name and password"),
+            ProxyErrorKind::Socks5Auth {
+                credentials_sent: false,
+            } => write!(
+                f,
+                "{proxy} requires authentication with a user name and password; none were given (they go in the proxy URL: user:pass@)"
+            ),
+            ProxyErrorKind::Socks5Reply { target, code } => {
+                let why = match code {
+                    0x02 => "not allowed by its rules",
+                    0x03 => "network unreachable",
+                    0x04 => "host unreachable",
+                    0x05 => "connection refused by the destination",
+                    0x06 => "TTL expired",
+                    0x07 => "command not supported",
+                    0x08 => "address type not supported",
+                    _ => "general failure",
+                };
+                write!(
+                    f,
+                    "{proxy} could not connect to {target}: {why} (SOCKS5 reply {code})"
+                )
+            }
+            ProxyErrorKind::Protocol(what) => write!(f, "{proxy}: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for ProxyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            ProxyErrorKind::Connect(e) => Some(e),
+            ProxyErrorKind::InvalidUrl(_)
+            | ProxyErrorKind::HttpStatus { .. }
+            | ProxyErrorKind::Socks5Auth { .. }
+            | ProxyErrorKind::Socks5Reply { .. }
+            | ProxyErrorKind::Protocol(_) => None,
+        }
+    }
+}
+
+/// A proxy URL as given, without `user:pass@`, for messages.
+fn without_credentials(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (format!("{s}://"), r),
+        None => (String::new(), url),
+    };
+    let rest = match rest.rsplit_once('@') {
+        Some((_, hostport)) => hostport,
+        None => rest,
+    };
+    format!("{scheme}{rest}")
 }
 
 fn percent_decode(s: &str) -> String {
@@ -77,18 +225,24 @@ impl Proxy {
     /// # Errors
     /// Another scheme, or no host.
     pub fn parse(url: &str) -> Result<Proxy> {
+        let invalid = |why: String| {
+            Error::from(ProxyError::new(
+                without_credentials(url),
+                ProxyErrorKind::InvalidUrl(why),
+            ))
+        };
         let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
         let kind = match scheme.to_ascii_lowercase().as_str() {
             "http" => ProxyKind::HttpConnect,
             "socks5" | "socks5h" => ProxyKind::Socks5,
             "https" => {
-                return Err(proxy_err(format!(
-                    "{url}: TLS to the proxy itself is not supported; use http:// (the tunnel still carries wss:// end to end)"
-                )))
+                return Err(invalid(
+                    "TLS to the proxy itself is not supported; use http:// (the tunnel still carries wss:// end to end)".into(),
+                ))
             }
             other => {
-                return Err(proxy_err(format!(
-                    "{url}: unsupported proxy scheme {other:?} (use http:// or socks5://)"
+                return Err(invalid(format!(
+                    "unsupported proxy scheme {other:?} (use http:// or socks5://)"
                 )))
             }
         };
@@ -104,11 +258,11 @@ impl Proxy {
             ProxyKind::HttpConnect => 3128,
             ProxyKind::Socks5 => 1080,
         };
-        let bad_port = |p: &str| proxy_err(format!("{url}: bad proxy port {p:?}"));
+        let bad_port = |p: &str| invalid(format!("bad proxy port {p:?}"));
         let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
             let (h, after) = v6
                 .split_once(']')
-                .ok_or_else(|| proxy_err(format!("{url}: unclosed '[' in the proxy host")))?;
+                .ok_or_else(|| invalid("unclosed '[' in the proxy host".into()))?;
             match after.strip_prefix(':') {
                 Some(p) => (h, p.parse().map_err(|_| bad_port(p))?),
                 None if after.is_empty() => (h, default_port),
@@ -121,7 +275,7 @@ impl Proxy {
             }
         };
         if host.is_empty() {
-            return Err(proxy_err(format!("{url}: no proxy host")));
+            return Err(invalid("no proxy host".into()));
         }
         Ok(Proxy {
             kind,
@@ -181,17 +335,21 @@ impl Proxy {
     pub async fn tunnel(&self, host: &str, port: u16) -> Result<TcpStream> {
         let mut tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
-            .map_err(|e| {
-                proxy_err(format!(
-                    "cannot connect to the proxy {self}: {e} (check --proxy or HTTP(S)_PROXY/ALL_PROXY)"
-                ))
-            })?;
+            .map_err(|e| self.error(ProxyErrorKind::Connect(e)))?;
         let _ = tcp.set_nodelay(true);
         match self.kind {
             ProxyKind::HttpConnect => self.http_connect(&mut tcp, host, port).await?,
             ProxyKind::Socks5 => self.socks5(&mut tcp, host, port).await?,
         }
         Ok(tcp)
+    }
+
+    fn error(&self, kind: ProxyErrorKind) -> Error {
+        Error::from(ProxyError::new(self.to_string(), kind))
+    }
+
+    fn protocol_error(&self, what: impl Into<String>) -> Error {
+        self.error(ProxyErrorKind::Protocol(what.into()))
     }
 
     async fn http_connect(&self, tcp: &mut TcpStream, host: &str, port: u16) -> Result<()> {
@@ -213,32 +371,33 @@ impl Proxy {
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {
             if head.len() > 16 * 1024 {
-                return Err(proxy_err(format!("{self}: response head over 16 KiB")));
+                return Err(self.protocol_error("response head over 16 KiB"));
             }
             if tcp.read(&mut byte).await? == 0 {
-                return Err(proxy_err(format!(
-                    "{self} closed the connection during CONNECT {target}"
-                )));
+                return Err(
+                    self.protocol_error(format!("closed the connection during CONNECT {target}"))
+                );
             }
             head.push(byte[0]);
         }
         let text = String::from_utf8_lossy(&head);
         let status_line = text.lines().next().unwrap_or("");
-        let code = status_line.split_whitespace().nth(1).unwrap_or("");
-        match code {
-            "200" => Ok(()),
-            "407" => Err(proxy_err(format!(
-                "{self} requires authentication (407): {} (give user:pass in the proxy URL)",
-                if self.auth.is_some() {
-                    "the credentials were refused"
-                } else {
-                    "none were given"
-                }
-            ))),
-            _ => Err(proxy_err(format!(
-                "{self} refused CONNECT {target}: {status_line}"
-            ))),
+        let mut parts = status_line.splitn(3, ' ');
+        let _version = parts.next();
+        let Some(status) = parts.next().and_then(|c| c.trim().parse::<u16>().ok()) else {
+            return Err(
+                self.protocol_error(format!("not an HTTP answer to CONNECT: {status_line:?}"))
+            );
+        };
+        if status == 200 {
+            return Ok(());
         }
+        Err(self.error(ProxyErrorKind::HttpStatus {
+            target,
+            status,
+            reason: parts.next().unwrap_or("").trim().to_string(),
+            credentials_sent: self.auth.is_some(),
+        }))
     }
 
     async fn socks5(&self, tcp: &mut TcpStream, host: &str, port: u16) -> Result<()> {
@@ -256,14 +415,14 @@ impl Proxy {
             [0x05, 0x00] => {}
             [0x05, 0x02] => {
                 let (u, p) = self.auth.as_ref().ok_or_else(|| {
-                    proxy_err(format!(
-                        "{self} asks for a user name and password; none given"
-                    ))
+                    self.error(ProxyErrorKind::Socks5Auth {
+                        credentials_sent: false,
+                    })
                 })?;
                 if u.len() > 255 || p.len() > 255 {
-                    return Err(proxy_err(
-                        "SOCKS5 user name and password are at most 255 bytes".into(),
-                    ));
+                    return Err(
+                        self.protocol_error("SOCKS5 user name and password are at most 255 bytes")
+                    );
                 }
                 let mut m = vec![0x01, u.len() as u8];
                 m.extend_from_slice(u.as_bytes());
@@ -273,22 +432,24 @@ impl Proxy {
                 let mut r = [0u8; 2];
                 tcp.read_exact(&mut r).await?;
                 if r[1] != 0 {
-                    return Err(proxy_err(format!(
-                        "{self} refused the user name and password"
-                    )));
+                    return Err(self.error(ProxyErrorKind::Socks5Auth {
+                        credentials_sent: true,
+                    }));
                 }
             }
-            [0x05, 0xff] => {
-                return Err(proxy_err(format!(
-                    "{self} accepts none of our authentication methods{}",
-                    if self.auth.is_none() {
-                        " (it may need user:pass in the proxy URL)"
-                    } else {
-                        ""
-                    }
-                )))
+            // No acceptable method: without credentials we offered only
+            // "none", so it wants some; with them, it wants another kind.
+            [0x05, 0xff] if self.auth.is_none() => {
+                return Err(self.error(ProxyErrorKind::Socks5Auth {
+                    credentials_sent: false,
+                }))
             }
-            _ => return Err(proxy_err(format!("{self} does not speak SOCKS5"))),
+            [0x05, 0xff] => {
+                return Err(self.protocol_error(
+                    "accepts neither no authentication nor a user name and password",
+                ))
+            }
+            _ => return Err(self.protocol_error("does not speak SOCKS5")),
         }
         let mut req = vec![0x05, 0x01, 0x00];
         match host.parse::<std::net::IpAddr>() {
@@ -302,7 +463,9 @@ impl Proxy {
             }
             Err(_) => {
                 if host.len() > 255 {
-                    return Err(proxy_err(format!("host name too long for SOCKS5: {host}")));
+                    return Err(
+                        self.protocol_error(format!("host name too long for SOCKS5: {host}"))
+                    );
                 }
                 req.push(0x03);
                 req.push(host.len() as u8);
@@ -314,18 +477,12 @@ impl Proxy {
         let mut r = [0u8; 4];
         tcp.read_exact(&mut r).await?;
         if r[1] != 0 {
-            let why = match r[1] {
-                0x02 => "not allowed by its rules",
-                0x03 => "network unreachable",
-                0x04 => "host unreachable",
-                0x05 => "connection refused by the destination",
-                0x06 => "TTL expired",
-                _ => "general failure",
+            let target = if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
             };
-            return Err(proxy_err(format!(
-                "{self} could not connect to {host}:{port}: {why} (SOCKS5 reply {})",
-                r[1]
-            )));
+            return Err(self.error(ProxyErrorKind::Socks5Reply { target, code: r[1] }));
         }
         // Skip the bound address.
         let skip = match r[3] {
@@ -336,7 +493,7 @@ impl Proxy {
                 tcp.read_exact(&mut l).await?;
                 usize::from(l[0])
             }
-            _ => return Err(proxy_err(format!("{self}: malformed SOCKS5 reply"))),
+            _ => return Err(self.protocol_error("malformed SOCKS5 reply")),
         } + 2;
         let mut rest = vec![0u8; skip];
         tcp.read_exact(&mut rest).await?;

@@ -5,7 +5,7 @@
 //! dependency graph can leave rustls without a process-wide default
 //! provider and panic at runtime.
 
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Kind, Result, TlsError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -25,8 +25,18 @@ fn provider() -> Arc<CryptoProvider> {
         .clone()
 }
 
-fn tls_err(what: String) -> Error {
-    Error::new(Kind::Tls(what))
+/// A TLS failure with nothing beneath it.
+fn tls_err(what: impl Into<String>) -> Error {
+    Error::from(TlsError::new(what))
+}
+
+/// A TLS failure caused by `source`; `what` says what wsx was doing and
+/// does not repeat the source's text.
+fn tls_caused(
+    what: impl Into<String>,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+) -> Error {
+    Error::from(TlsError::caused_by(what, source))
 }
 
 /// Where a client's trusted root certificates come from.
@@ -50,7 +60,7 @@ pub enum Roots {
 pub struct TlsClientOptions {
     /// Trusted roots.
     pub roots: Roots,
-    /// More trusted CAs (e.g. a private CA: [`load_certs`] of `--ca FILE`).
+    /// More trusted CAs (e.g. a private CA, read with [`load_certs`]).
     pub extra_roots: Vec<CertificateDer<'static>>,
     /// A client certificate chain and key, for servers that require
     /// mutual TLS.
@@ -69,7 +79,7 @@ impl TlsClientOptions {
     pub fn build(&self) -> Result<Arc<rustls::ClientConfig>> {
         let builder = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| tls_err(e.to_string()))?;
+            .map_err(|e| tls_caused("cannot configure TLS", e))?;
         let builder = if self.danger_accept_invalid_certs {
             builder
                 .dangerous()
@@ -85,13 +95,13 @@ impl TlsClientOptions {
                 }
             }
             for cert in &self.extra_roots {
-                store.add(cert.clone()).map_err(|e| {
-                    tls_err(format!("CA certificate not usable as a trust root: {e}"))
-                })?;
+                store
+                    .add(cert.clone())
+                    .map_err(|e| tls_caused("CA certificate not usable as a trust root", e))?;
             }
             if store.is_empty() {
                 return Err(tls_err(
-                    "no trusted root certificates (the system store is empty; use Roots::Bundled or add a CA)".into(),
+                    "no trusted root certificates (the system store is empty; use Roots::Bundled or add a CA)",
                 ));
             }
             builder.with_root_certificates(store)
@@ -99,7 +109,7 @@ impl TlsClientOptions {
         let mut config = match &self.client_auth {
             Some((chain, key)) => builder
                 .with_client_auth_cert(chain.clone(), key.clone_key())
-                .map_err(|e| tls_err(format!("client certificate or key not usable: {e}")))?,
+                .map_err(|e| tls_caused("client certificate or key not usable", e))?,
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -126,7 +136,12 @@ pub fn load_certs(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>
     let path = path.as_ref();
     let certs: Vec<_> = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<std::result::Result<_, _>>())
-        .map_err(|e| tls_err(format!("{}: {e}", path.display())))?;
+        .map_err(|e| {
+            tls_caused(
+                format!("{}: cannot read PEM certificates", path.display()),
+                e,
+            )
+        })?;
     if certs.is_empty() {
         return Err(tls_err(format!(
             "{}: no PEM certificate (expected -----BEGIN CERTIFICATE-----)",
@@ -143,10 +158,13 @@ pub fn load_certs(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>
 pub fn load_key(path: impl AsRef<Path>) -> Result<PrivateKeyDer<'static>> {
     let path = path.as_ref();
     PrivateKeyDer::from_pem_file(path).map_err(|e| {
-        tls_err(format!(
-            "{}: no usable PEM private key ({e}); expected -----BEGIN PRIVATE KEY----- (or RSA/EC)",
-            path.display()
-        ))
+        tls_caused(
+            format!(
+                "{}: no usable PEM private key (expected -----BEGIN PRIVATE KEY----- or RSA/EC)",
+                path.display()
+            ),
+            e,
+        )
     })
 }
 
@@ -207,11 +225,11 @@ fn certified(
     key: PrivateKeyDer<'static>,
 ) -> Result<Arc<rustls::sign::CertifiedKey>> {
     if chain.is_empty() {
-        return Err(tls_err("empty certificate chain".into()));
+        return Err(tls_err("empty certificate chain"));
     }
     rustls::sign::CertifiedKey::from_der(chain, key, &provider())
         .map(Arc::new)
-        .map_err(|e| tls_err(format!("certificate and key do not go together: {e}")))
+        .map_err(|e| tls_caused("certificate and key do not go together", e))
 }
 
 impl CertStore {
@@ -269,7 +287,7 @@ impl CertStore {
     ) -> Result<Arc<rustls::ServerConfig>> {
         let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| tls_err(e.to_string()))?;
+            .map_err(|e| tls_caused("cannot configure TLS", e))?;
         let builder = match client_roots {
             Some(roots) => builder.with_client_cert_verifier(client_verifier(roots)?),
             None => builder.with_no_client_auth(),
@@ -301,11 +319,11 @@ fn client_verifier(
     for c in roots {
         store
             .add(c)
-            .map_err(|e| tls_err(format!("client CA not usable: {e}")))?;
+            .map_err(|e| tls_caused("client CA not usable", e))?;
     }
     rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider())
         .build()
-        .map_err(|e| tls_err(format!("client CA not usable: {e}")))
+        .map_err(|e| tls_caused("client CA not usable", e))
 }
 
 /// A self-signed certificate for development (`wsx serve --tls-self-signed`).
@@ -313,7 +331,7 @@ fn client_verifier(
 pub struct SelfSigned {
     /// The server configuration using it.
     pub config: Arc<rustls::ServerConfig>,
-    /// The certificate, PEM (give it to clients as a CA: `--ca`).
+    /// The certificate, PEM (clients trust it as a CA).
     pub cert_pem: String,
     /// SHA-256 of the certificate, as colon-separated hex (what browsers show).
     pub fingerprint: String,
@@ -327,7 +345,7 @@ pub struct SelfSigned {
 pub fn self_signed(names: &[&str]) -> Result<SelfSigned> {
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let ck = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| tls_err(format!("cannot generate a certificate: {e}")))?;
+        .map_err(|e| tls_caused("cannot generate a certificate", e))?;
     let der = ck.cert.der().clone();
     let fingerprint = fingerprint(&der);
     let key = PrivateKeyDer::Pkcs8(ck.key_pair.serialize_der().into());
@@ -361,7 +379,7 @@ pub async fn handshake(
     tcp: TcpStream,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let name = ServerName::try_from(host.to_string())
-        .map_err(|_| tls_err(format!("{host:?} is not a valid TLS server name")))?;
+        .map_err(|e| tls_caused(format!("{host:?} is not a valid TLS server name"), e))?;
     tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
@@ -381,8 +399,9 @@ pub(crate) fn explain_late(host: &str, e: io::Error) -> Error {
     }
 }
 
-/// A TLS failure in words: which check failed and what to do.
-fn explain(host: &str, e: io::Error) -> Error {
+/// A TLS failure in words: which check failed. The `rustls::Error` is the
+/// source; these words state the cause and name no remedy of any one tool.
+pub(crate) fn explain(host: &str, e: io::Error) -> Error {
     use rustls::CertificateError as C;
     let Some(tls) = e.get_ref().and_then(|r| r.downcast_ref::<rustls::Error>()) else {
         return Error::new(Kind::Io(io::Error::new(
@@ -390,34 +409,49 @@ fn explain(host: &str, e: io::Error) -> Error {
             format!("TLS handshake with {host}: {e} (is this port speaking TLS? for plain WebSocket use ws://)"),
         )));
     };
-    let why = match tls {
-        rustls::Error::InvalidCertificate(c) => match c {
+    let why: Option<String> = match tls {
+        rustls::Error::InvalidCertificate(c) => Some(match c {
             C::Expired | C::ExpiredContext { .. } => {
                 "the server's certificate has expired (or this machine's clock is wrong)".to_string()
             }
             C::NotValidYet | C::NotValidYetContext { .. } => {
-                "the server's certificate is not valid yet (check this machine's clock)".to_string()
+                "the server's certificate is not valid yet (or this machine's clock is wrong)".to_string()
             }
             C::NotValidForName | C::NotValidForNameContext { .. } => format!(
                 "the server's certificate is not valid for {host:?} (wrong host name in the URL, or the server sends another site's certificate)"
             ),
-            C::UnknownIssuer => "the server's certificate is signed by an unknown CA (a private or self-signed CA: trust it with --ca FILE / TlsClientOptions::extra_roots)".to_string(),
+            C::UnknownIssuer => "the server's certificate is signed by an unknown CA (a private or self-signed CA, which this client was not told to trust)".to_string(),
             C::Revoked => "the server's certificate was revoked".to_string(),
             C::BadSignature => "the server's certificate has a bad signature".to_string(),
-            other => format!("the server's certificate was rejected: {other:?}"),
-        },
+            _ => "the server's certificate was rejected".to_string(),
+        }),
         rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => {
-            "the server requires a client certificate (mutual TLS): pass --cert and --key (TlsClientOptions::client_auth)".to_string()
+            Some("the server requires a client certificate (mutual TLS)".to_string())
         }
-        rustls::Error::AlertReceived(alert) => format!(
-            "the server refused the TLS handshake ({alert:?}; if it requires a client certificate, pass --cert and --key)"
+        rustls::Error::AlertReceived(_) => Some(
+            "the server refused the TLS handshake (a server that requires a client certificate may answer so)".to_string(),
         ),
         rustls::Error::NoApplicationProtocol => {
-            "no common ALPN protocol (the server does not offer http/1.1)".to_string()
+            Some("no common ALPN protocol (the server does not offer http/1.1)".to_string())
         }
-        other => format!("{other}"),
+        rustls::Error::InvalidMessage(_) => Some(
+            "the server's answer is not TLS (is this port speaking TLS? for plain WebSocket use ws://)".to_string(),
+        ),
+        _ => None,
     };
-    tls_err(format!("TLS handshake with {host} failed: {why}"))
+    let what = match why {
+        Some(why) => format!("TLS handshake with {host} failed: {why}"),
+        None => format!("TLS handshake with {host} failed"),
+    };
+    // The rustls error itself becomes the source (not the io::Error around it).
+    let kind = e.kind();
+    match e.into_inner() {
+        Some(inner) => match inner.downcast::<rustls::Error>() {
+            Ok(tls) => tls_caused(what, *tls),
+            Err(other) => tls_caused(what, io::Error::new(kind, other)),
+        },
+        None => tls_err(what),
+    }
 }
 
 /// DANGEROUS: a verifier that accepts every certificate.

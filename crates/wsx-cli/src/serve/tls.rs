@@ -17,7 +17,7 @@ pub fn tls_acceptor(
                 store.set_default(wsx::tls::load_certs(&cert)?, wsx::tls::load_key(&key)?)
             }
         };
-        load(&store).map_err(|e| e.to_string())?;
+        load(&store).map_err(|e| crate::diagnose::chain(&e))?;
         // SIGHUP: load the files again (renewed certificates); open
         // connections keep theirs, and a bad file keeps the old one.
         #[cfg(unix)]
@@ -30,18 +30,21 @@ pub fn tls_acceptor(
                     match load(&store) {
                         Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
                         Err(e) => tracing::error!(
-                            "SIGHUP: TLS certificate not reloaded, keeping the old one: {e}"
+                            "SIGHUP: TLS certificate not reloaded, keeping the old one: {}",
+                            crate::diagnose::chain(&e)
                         ),
                     }
                 }
             });
         }
-        store.server_config(None).map_err(|e| e.to_string())?
+        store
+            .server_config(None)
+            .map_err(|e| crate::diagnose::chain(&e))?
     } else if args.tls_self_signed {
         let ip = listen.ip().to_string();
         let mut names = vec!["localhost", ip.as_str()];
         names.dedup();
-        let dev = wsx::tls::self_signed(&names).map_err(|e| e.to_string())?;
+        let dev = wsx::tls::self_signed(&names).map_err(|e| crate::diagnose::chain(&e))?;
         let path = std::env::temp_dir().join(format!("wsx-self-signed-{}.pem", listen.port()));
         std::fs::write(&path, &dev.cert_pem)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;

@@ -68,7 +68,7 @@ fn describe(kind: &HandshakeErrorKind) -> String {
         UnsupportedVersion(Some(v)) => format!("unsupported Sec-WebSocket-Version {v:?}; this server speaks version 13"),
         BadKey => "Sec-WebSocket-Key must be present once and be the base64 of 16 bytes (RFC 6455 §4.1)".into(),
         BadExtensions(e) => e.clone(),
-        OriginNotAllowed(o) => format!("origin {o:?} is not allowed: cross-site WebSocket connections are refused to protect this server's users (same-origin policy); if that site is yours, allowlist it (OriginPolicy::allow, or `wsx serve --origin {o}`)"),
+        OriginNotAllowed(o) => format!("origin {o:?} is not allowed: cross-site WebSocket connections are refused to protect this server's users (same-origin policy)"),
         Rejected(_, body) => body.clone(),
     }
 }
@@ -91,13 +91,21 @@ impl HandshakeError {
     /// The HTTP status to answer with.
     pub fn status(&self) -> StatusCode {
         use HandshakeErrorKind::*;
+        // Every kind is listed: a new one must choose its status.
         match &self.kind {
             HeadTooLarge(_) | TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             UnsupportedVersion(Some(_)) => StatusCode::UPGRADE_REQUIRED,
             Rejected(s, _) => *s,
             OriginNotAllowed(_) => StatusCode::FORBIDDEN,
-            _ => StatusCode::BAD_REQUEST,
+            Malformed(_)
+            | HttpVersion
+            | MissingHost
+            | MissingUpgrade
+            | MissingConnectionUpgrade
+            | UnsupportedVersion(None)
+            | BadKey
+            | BadExtensions(_) => StatusCode::BAD_REQUEST,
         }
     }
 
