@@ -24,8 +24,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 use wsx::MaybeTlsStream;
 use wsx::{
-    Backoff, CloseCause, CloseCode, CloseFrame, Closed, Decision, Disconnect, Event, GiveUpReason,
-    Handshaken, Initiator, Jitter, Message, RetryPolicy, Schedule, WebSocket, WsReader, WsWriter,
+    client::Handshaken,
+    reconnect::{Backoff, Decision, Disconnect, GiveUpReason, Jitter, RetryPolicy, Schedule},
+    CloseCause, CloseCode, CloseFrame, Closed, Event, Initiator, Message, WebSocket, WsReader,
+    WsWriter,
 };
 
 /// Examples shown by `wsx connect --help`.
@@ -177,7 +179,7 @@ pub async fn run(args: ConnectArgs) -> u8 {
     let interactive =
         !args.once && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     // Connect before anything else, so that a failure is a plain message.
-    let (ws, hs) = match wsx::connect_with(&req, &config).await {
+    let (ws, hs) = match wsx::client::connect_with(&req, &config).await {
         Ok(x) => x,
         Err(e) => {
             crate::diagnose::eprint("wsx", &e);
@@ -238,7 +240,9 @@ pub async fn run(args: ConnectArgs) -> u8 {
 }
 
 /// The request (URL, headers, subprotocols) and the client settings.
-fn build_request(args: &ConnectArgs) -> Result<(wsx::ClientRequest, wsx::ClientConfig), String> {
+fn build_request(
+    args: &ConnectArgs,
+) -> Result<(wsx::client::ClientRequest, wsx::client::ClientConfig), String> {
     let (req, config) = crate::request_args::build_request(&args.url, &args.request)?;
     let protocol = wsx::Config::builder()
         .max_message_size(args.max_message)
@@ -247,19 +251,17 @@ fn build_request(args: &ConnectArgs) -> Result<(wsx::ClientRequest, wsx::ClientC
         .close_timeout(args.close_timeout)
         .build()
         .map_err(|e| e.to_string())?;
-    let config = wsx::ClientConfig {
-        protocol,
-        deflate: (!args.no_deflate).then(|| wsx::wsx_proto::deflate::DeflateConfig {
+    let config = config.limits(protocol).deflate((!args.no_deflate).then(|| {
+        wsx::wsx_proto::deflate::DeflateConfig {
             level: args.deflate_level,
             ..Default::default()
-        }),
-        ..config
-    };
+        }
+    }));
     Ok((req, config))
 }
 
 /// The URL without credentials, for messages.
-fn display_url(req: &wsx::ClientRequest) -> String {
+fn display_url(req: &wsx::client::ClientRequest) -> String {
     let scheme = if req.is_secure() { "wss" } else { "ws" };
     format!("{scheme}://{}{}", req.host_header(), req.path_and_query())
 }
@@ -899,8 +901,8 @@ fn reconnect_schedule(opts: &Opts) -> Schedule {
 /// `--reconnect`, as its [`Schedule`] decides); returns the exit code.
 async fn drive(
     ws: WebSocket<MaybeTlsStream>,
-    req: &wsx::ClientRequest,
-    config: &wsx::ClientConfig,
+    req: &wsx::client::ClientRequest,
+    config: &wsx::client::ClientConfig,
     input: &mut InputQueue,
     out: &Out,
     opts: &Opts,
@@ -947,8 +949,12 @@ async fn drive(
             {
                 return exit_code(&outcome, opts);
             }
-            let Some(result) =
-                or_quit(wsx::connect_with(req, config), input, out.interactive()).await
+            let Some(result) = or_quit(
+                wsx::client::connect_with(req, config),
+                input,
+                out.interactive(),
+            )
+            .await
             else {
                 return exit_code(&outcome, opts);
             };

@@ -11,7 +11,10 @@ use std::error::Error as StdError;
 use wsx::wsx_proto::handshake::{
     ClientHandshakeError, HandshakeError, HandshakeErrorKind, Rejection, NGINX_UPGRADE_LINES,
 };
-use wsx::{ProxyError, ProxyErrorKind, TlsError};
+use wsx::{
+    client::{ProxyError, ProxyErrorKind},
+    TlsError,
+};
 
 /// An error and the causes beneath it, each once, joined with ": " (what
 /// anyhow's `{:#}` prints).
@@ -229,7 +232,7 @@ mod tests {
 
     #[test]
     fn a_refused_origin_names_the_serve_flag() {
-        let e = wsx::OriginPolicy::same_origin()
+        let e = wsx::server::OriginPolicy::same_origin()
             .check(Some("https://evil.example"), Some("a.example"))
             .expect_err("cross-origin");
         assert!(!e.to_string().contains("--origin"), "{e}");

@@ -1,6 +1,6 @@
 //! `wsx probe`: the opening handshake, shown step by step.
 //!
-//! The handshake is driven here rather than through `wsx::connect_with`, so
+//! The handshake is driven here rather than through `wsx::client::connect_with`, so
 //! that every step can be timed and whatever came back (a 200 page, a
 //! redirect, TLS bytes, half a head) can be shown: `wsx_proto`'s
 //! `ClientHandshake` runs over a tokio `TcpStream`, which is then wrapped in a
@@ -313,7 +313,7 @@ impl Probe {
 
     async fn tunnel(
         &mut self,
-        proxy: &wsx::Proxy,
+        proxy: &wsx::client::Proxy,
         req: &ClientRequest,
     ) -> Result<TcpStream, Failure> {
         let start = Instant::now();

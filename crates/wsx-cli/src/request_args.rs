@@ -11,7 +11,7 @@ use base64::Engine as _;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use wsx::{ClientConfig, ClientRequest};
+use wsx::client::{ClientConfig, ClientRequest};
 
 /// Request options shared by `connect`, `probe` and `bench`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -155,12 +155,14 @@ impl RequestArgs {
     ///
     /// # Errors
     /// A proxy URL that does not parse.
-    pub fn proxy(&self, req: &ClientRequest) -> Result<Option<wsx::Proxy>, String> {
+    pub fn proxy(&self, req: &ClientRequest) -> Result<Option<wsx::client::Proxy>, String> {
         match &self.proxy {
-            Some(p) => wsx::Proxy::parse(p)
+            Some(p) => wsx::client::Proxy::parse(p)
                 .map(Some)
                 .map_err(|e| format!("--proxy: {e}")),
-            None => wsx::Proxy::from_env(req.is_secure(), req.host()).map_err(|e| e.to_string()),
+            None => {
+                wsx::client::Proxy::from_env(req.is_secure(), req.host()).map_err(|e| e.to_string())
+            }
         }
     }
 
@@ -214,11 +216,9 @@ pub fn request_parts(url: &str, args: &RequestArgs) -> Result<RequestParts, Requ
     for p in &args.subprotocols {
         req = req.protocol(p.clone());
     }
-    let config = ClientConfig {
-        proxy: args.proxy(&req).map_err(RequestError::Usage)?,
-        tls: args.tls().map_err(RequestError::Usage)?,
-        ..Default::default()
-    };
+    let config = ClientConfig::default()
+        .proxy(args.proxy(&req).map_err(RequestError::Usage)?)
+        .tls(args.tls().map_err(RequestError::Usage)?);
     Ok(RequestParts {
         req,
         headers,

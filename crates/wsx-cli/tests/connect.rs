@@ -372,11 +372,8 @@ fn header_reporting_server() -> u16 {
     server(|_, tcp| async move {
         let seen = Arc::new(Mutex::new(String::new()));
         let seen2 = seen.clone();
-        let config = wsx::ServerConfig {
-            origin: wsx::OriginPolicy::allow_any(),
-            ..Default::default()
-        };
-        let ws = wsx::accept_with(tcp, &config, move |up| {
+        let config = wsx::ServerConfig::default().origin(wsx::server::OriginPolicy::allow_any());
+        let ws = wsx::server::accept_with(tcp, &config, move |up| {
             let h = |n: &str| {
                 up.headers()
                     .get_all(n)
@@ -393,7 +390,7 @@ fn header_reporting_server() -> u16 {
                 h("authorization"),
                 up.protocols().join(",")
             );
-            Ok(wsx::Accept {
+            Ok(wsx::server::Accept {
                 protocol: up.protocols().last().cloned(),
                 ..Default::default()
             })
@@ -486,8 +483,8 @@ fn connection_refused_exits_2_and_says_why() {
 #[test]
 fn a_refused_handshake_exits_2_with_the_status_and_a_hint() {
     let port = server(|_, tcp| async move {
-        let _ = wsx::accept_with(tcp, &wsx::ServerConfig::default(), |_| {
-            Err(wsx::HandshakeError::rejected(
+        let _ = wsx::server::accept_with(tcp, &wsx::ServerConfig::default(), |_| {
+            Err(wsx::server::HandshakeError::rejected(
                 http::StatusCode::FORBIDDEN,
                 "token required",
             ))
@@ -707,8 +704,8 @@ fn reconnect_stops_at_a_refusal_that_would_repeat() {
             drop(wsx::accept(tcp).await.unwrap());
             return;
         }
-        let _ = wsx::accept_with(tcp, &wsx::ServerConfig::default(), |_| {
-            Err(wsx::HandshakeError::rejected(
+        let _ = wsx::server::accept_with(tcp, &wsx::ServerConfig::default(), |_| {
+            Err(wsx::server::HandshakeError::rejected(
                 http::StatusCode::FORBIDDEN,
                 "token expired",
             ))

@@ -4,7 +4,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use wsx::{ClientConfig, ClientRequest, CloseCode, Message};
+use wsx::{
+    client::{ClientConfig, ClientRequest},
+    CloseCode, Message,
+};
 
 mod common;
 
@@ -99,7 +102,7 @@ async fn exec_sees_the_connection_in_its_environment_and_its_exit_closes() {
         .unwrap()
         .header("X-Token", "t0k")
         .unwrap();
-    let (mut ws, _) = wsx::connect_with(&req, &ClientConfig::default())
+    let (mut ws, _) = wsx::client::connect_with(&req, &ClientConfig::default())
         .await
         .unwrap();
     assert_eq!(recv_text(&mut ws).await, "127.0.0.1 /env a=1 t0k");

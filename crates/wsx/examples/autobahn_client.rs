@@ -4,7 +4,10 @@
 //! `AUTOBAHN_URL` (default ws://127.0.0.1:9001) and `AUTOBAHN_AGENT`
 //! (default wsx) are set by `../shared/autobahn/test-client`.
 
-use wsx::{ClientConfig, ClientRequest, Message};
+use wsx::{
+    client::{ClientConfig, ClientRequest},
+    Message,
+};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     for case in 1..=count {
         let req = ClientRequest::new(&format!("{base}/runCase?case={case}&agent={agent}"))?;
-        let mut ws = match wsx::connect_with(&req, &config).await {
+        let mut ws = match wsx::client::connect_with(&req, &config).await {
             Ok((ws, _)) => ws,
             Err(e) => {
                 eprintln!("case {case}: {e}");

@@ -32,7 +32,10 @@
 
 use std::future::Future;
 use std::time::{Duration, Instant};
-use wsx::{ClientConfig, ClientRequest, CloseCode, CloseFrame, Message, WsReader, WsWriter};
+use wsx::{
+    client::{ClientConfig, ClientRequest},
+    CloseCode, CloseFrame, Message, WsReader, WsWriter,
+};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -180,7 +183,7 @@ async fn within<T>(
 /// Sec-WebSocket-Extensions answer and the permessage-deflate parameters.
 async fn open(base: &str, path: &str) -> Res<(Ws, String, Option<String>)> {
     let req = ClientRequest::new(&format!("{base}{path}"))?;
-    let (ws, hs) = wsx::connect_with(&req, &ClientConfig::default()).await?;
+    let (ws, hs) = wsx::client::connect_with(&req, &ClientConfig::default()).await?;
     let header: Vec<&str> = hs
         .response
         .headers()

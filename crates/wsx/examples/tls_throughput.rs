@@ -32,7 +32,10 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wsx::tls::tokio_rustls::TlsAcceptor;
-use wsx::{ClientConfig, ClientRequest, Message, ServerConfig};
+use wsx::{
+    client::{ClientConfig, ClientRequest},
+    Message, ServerConfig,
+};
 
 #[derive(Debug, Clone)]
 struct Opts {
@@ -86,17 +89,14 @@ fn parse_args() -> Result<Opts, String> {
 }
 
 fn server_config() -> ServerConfig {
-    ServerConfig {
-        deflate: None,
-        ..Default::default()
-    }
+    ServerConfig::default().deflate(None)
 }
 
 async fn echo<S>(stream: S, config: &ServerConfig) -> wsx::Result<()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let mut ws = wsx::accept_with(stream, config, |_| Ok(Default::default())).await?;
+    let mut ws = wsx::server::accept_with(stream, config, |_| Ok(Default::default())).await?;
     // `recv` writes out what `feed` queued before it waits for input, so
     // echoes are batched while input is already buffered.
     while let Some(msg) = ws.recv().await? {
@@ -200,10 +200,7 @@ struct Measured {
 
 /// One cell: C connections to `url`, D in flight each, for `secs`.
 async fn measure(url: &str, secure: bool, size: usize, o: &Opts) -> Result<Measured, String> {
-    let mut config = ClientConfig {
-        deflate: None,
-        ..Default::default()
-    };
+    let mut config = ClientConfig::default().deflate(None);
     if secure {
         config.tls = Some(
             wsx::tls::TlsClientOptions {
@@ -218,7 +215,7 @@ async fn measure(url: &str, secure: bool, size: usize, o: &Opts) -> Result<Measu
     let mut sockets = Vec::with_capacity(o.conns);
     let mut tls = None;
     for _ in 0..o.conns {
-        let (ws, _) = wsx::connect_with(&req, &config)
+        let (ws, _) = wsx::client::connect_with(&req, &config)
             .await
             .map_err(|e| format!("{url}: {e}"))?;
         if secure && tls.is_none() {

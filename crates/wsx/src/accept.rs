@@ -9,11 +9,21 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use wsx_proto::handshake::{Accept, HandshakeError, OriginPolicy, ServerHandshake, Upgrade};
 use wsx_proto::Connection;
 
-/// Server settings.
+/// Server settings: the defaults, changed with the setters of the same
+/// names.
+///
+/// ```
+/// let config = wsx::ServerConfig::default()
+///     .subprotocols(vec!["chat.v2".into(), "chat.v1".into()])
+///     .max_connections(Some(10_000));
+/// assert_eq!(config.subprotocols[0], "chat.v2");
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServerConfig {
-    /// Protocol limits and timers.
-    pub protocol: wsx_proto::Config,
+    /// Protocol limits and timers (message and frame sizes, keepalive,
+    /// close and idle timeouts).
+    pub limits: wsx_proto::Config,
     /// Cap on the request head; 431 past it. Default 8 KiB.
     pub max_handshake_bytes: usize,
     /// The whole opening handshake must arrive within this time, so that
@@ -23,7 +33,7 @@ pub struct ServerConfig {
     pub write_buffer_high_water: usize,
     /// Subprotocols this server speaks, in order of preference; the first
     /// one the client also offers is selected.
-    pub protocols: Vec<String>,
+    pub subprotocols: Vec<String>,
     /// Which browser origins may connect. Default: same origin only
     /// (cross-site WebSocket hijacking protection; see [`OriginPolicy`]).
     pub origin: OriginPolicy,
@@ -31,7 +41,7 @@ pub struct ServerConfig {
     /// open connections. Default `None`: the process's file-descriptor
     /// limit is the cap (and `serve` backs off, not spins, when it is hit).
     pub max_connections: Option<usize>,
-    /// After [`crate::ServerHandle::shutdown`], how long [`crate::Server::serve`] waits
+    /// After [`crate::server::ServerHandle::shutdown`], how long [`crate::Server::serve`] waits
     /// for connections to finish their close handshake (1001) before
     /// dropping them. Default 5 s.
     pub shutdown_timeout: Duration,
@@ -43,6 +53,19 @@ pub struct ServerConfig {
     pub deflate: Option<wsx_proto::deflate::DeflateConfig>,
 }
 
+crate::setters!(ServerConfig {
+    limits: wsx_proto::Config,
+    max_handshake_bytes: usize,
+    handshake_timeout: Duration,
+    write_buffer_high_water: usize,
+    subprotocols: Vec<String>,
+    origin: OriginPolicy,
+    max_connections: Option<usize>,
+    shutdown_timeout: Duration,
+    #[cfg(feature = "deflate")]
+    deflate: Option<wsx_proto::deflate::DeflateConfig>,
+});
+
 /// Servers ping every 30 s by default: load balancers and NATs drop
 /// connections idle for 60 s or more (AWS ALB: 60 s), and a peer that
 /// vanished without a FIN is found within 40 s (ping + 10 s pong timeout).
@@ -51,14 +74,14 @@ pub const DEFAULT_SERVER_PING_INTERVAL: Duration = Duration::from_secs(30);
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            protocol: wsx_proto::Config::builder()
+            limits: wsx_proto::Config::builder()
                 .ping_interval(Some(DEFAULT_SERVER_PING_INTERVAL))
                 .build()
                 .expect("valid defaults"),
             max_handshake_bytes: wsx_proto::handshake::DEFAULT_MAX_HANDSHAKE_BYTES,
             handshake_timeout: Duration::from_secs(10),
             write_buffer_high_water: DEFAULT_WRITE_BUFFER_HIGH_WATER,
-            protocols: Vec::new(),
+            subprotocols: Vec::new(),
             origin: OriginPolicy::same_origin(),
             max_connections: None,
             shutdown_timeout: Duration::from_secs(5),
@@ -103,7 +126,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Result<WebS
 /// headers, Origin, offered subprotocols) and accepts or refuses it.
 ///
 /// If the callback accepts without choosing a subprotocol, the first of
-/// `config.protocols` the client offered is selected.
+/// `config.subprotocols` the client offered is selected.
 ///
 /// # Errors
 /// As [`accept`], plus the callback's refusal (sent to the client as its
@@ -126,7 +149,7 @@ where
 /// ```no_run
 /// # async fn run(tcp: tokio::net::TcpStream) -> Result<(), wsx::Error> {
 /// let config = wsx::ServerConfig::default();
-/// let incoming = wsx::read_request(tcp, &config).await?;
+/// let incoming = wsx::server::read_request(tcp, &config).await?;
 /// if !incoming.is_upgrade() {
 ///     let page = b"hello\n";
 ///     return incoming.respond(http::StatusCode::OK, &[("Content-Type", "text/plain")], page).await;
@@ -269,7 +292,7 @@ where
     config.origin.check_upgrade(&upgrade)?;
     let mut accept = decide(&upgrade)?;
     if accept.protocol.is_none() {
-        let supported: Vec<&str> = config.protocols.iter().map(String::as_str).collect();
+        let supported: Vec<&str> = config.subprotocols.iter().map(String::as_str).collect();
         accept.protocol = upgrade.select_protocol(&supported).map(str::to_string);
     }
     #[cfg(feature = "deflate")]
@@ -365,7 +388,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
         Ok(n.into_websocket(
             self.stream,
             &self.leftover,
-            &self.config.protocol,
+            &self.config.limits,
             self.config.write_buffer_high_water,
         ))
     }

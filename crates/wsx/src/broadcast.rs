@@ -149,7 +149,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// subscriber drains its queue to the socket. Cheap to clone.
 ///
 /// ```no_run
-/// # async fn run(ws: wsx::WebSocket<tokio::net::TcpStream>, hub: wsx::Broadcast) -> Result<(), wsx::Error> {
+/// # async fn run(ws: wsx::WebSocket<tokio::net::TcpStream>, hub: wsx::broadcast::Broadcast) -> Result<(), wsx::Error> {
 /// let (mut reader, writer) = ws.split();
 /// let _subscription = hub.subscribe(writer); // unsubscribed when dropped
 /// while let Some(msg) = reader.recv().await? {

@@ -1,21 +1,35 @@
-//! Opening WebSocket connections.
+//! Opening WebSocket connections: [`connect`], [`connect_with`], the
+//! handshake on a stream of your own ([`handshake`]), and proxies.
 
 use crate::error::{Error, Kind, Result};
+pub use crate::proxy::{Proxy, ProxyError, ProxyErrorKind, ProxyKind};
 use crate::socket::{now, WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER};
 use crate::stream::MaybeTlsStream;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 #[cfg(feature = "deflate")]
-use wsx_proto::deflate::DeflateConfig;
-use wsx_proto::handshake::{ClientHandshake, ClientRequest, Handshaken};
+pub use wsx_proto::deflate::DeflateConfig;
+use wsx_proto::handshake::ClientHandshake;
+pub use wsx_proto::handshake::{ClientRequest, Handshaken, Rejection};
 use wsx_proto::Connection;
 
-/// Client settings.
+/// Client settings: the defaults, changed with the setters of the same
+/// names.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = wsx::client::ClientConfig::default()
+///     .connect_timeout(Duration::from_secs(3))
+///     .deflate(None);
+/// assert!(config.deflate.is_none());
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
-    /// Protocol limits and timers.
-    pub protocol: wsx_proto::Config,
+    /// Protocol limits and timers (message and frame sizes, keepalive,
+    /// close and idle timeouts).
+    pub limits: wsx_proto::Config,
     /// The TCP connection must be established within this time. Default 10 s.
     pub connect_timeout: Duration,
     /// The server must answer the handshake within this time. Default 10 s.
@@ -24,10 +38,10 @@ pub struct ClientConfig {
     pub tls_timeout: Duration,
     /// Reach the server through this proxy (HTTP CONNECT or SOCKS5), within
     /// `proxy_timeout`.
-    /// `None` (the default): direct. [`crate::Proxy::from_env`] reads
+    /// `None` (the default): direct. [`Proxy::from_env`] reads
     /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`; the library does
     /// not read them unasked.
-    pub proxy: Option<crate::Proxy>,
+    pub proxy: Option<Proxy>,
     /// Reaching the proxy and opening its tunnel must take no longer than
     /// this. Default 10 s.
     pub proxy_timeout: Duration,
@@ -47,7 +61,7 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
-            protocol: wsx_proto::Config::default(),
+            limits: wsx_proto::Config::default(),
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             tls_timeout: Duration::from_secs(10),
@@ -61,6 +75,20 @@ impl Default for ClientConfig {
         }
     }
 }
+
+crate::setters!(ClientConfig {
+    limits: wsx_proto::Config,
+    connect_timeout: Duration,
+    handshake_timeout: Duration,
+    tls_timeout: Duration,
+    proxy: Option<Proxy>,
+    proxy_timeout: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    write_buffer_high_water: usize,
+    #[cfg(feature = "deflate")]
+    deflate: Option<DeflateConfig>,
+});
 
 /// After a non-101 head, how long to wait for the start of its body.
 const REJECTION_BODY_WAIT: Duration = Duration::from_millis(500);
@@ -136,9 +164,9 @@ pub async fn connect_with(
                 "the TLS handshake did not complete within the TLS timeout (is this port speaking TLS?)",
             ))
         })??;
-        return client(MaybeTlsStream::Tls(Box::new(tls)), req, config).await;
+        return handshake(req, MaybeTlsStream::Tls(Box::new(tls)), config).await;
     }
-    client(MaybeTlsStream::Plain(tcp), req, config).await
+    handshake(req, MaybeTlsStream::Plain(tcp), config).await
 }
 
 /// TCP straight to the server, within the connect timeout.
@@ -175,9 +203,9 @@ async fn direct(req: &ClientRequest, config: &ClientConfig) -> Result<TcpStream>
 ///
 /// # Cancel safety
 /// Not cancel safe, as [`connect`].
-pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
+pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     req: &ClientRequest,
+    mut stream: S,
     config: &ClientConfig,
 ) -> Result<(WebSocket<S>, Handshaken)> {
     let mut key = [0u8; 16];
@@ -232,7 +260,7 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     #[allow(unused_mut)]
-    let mut conn = Connection::client(config.protocol.clone(), seed, now());
+    let mut conn = Connection::client(config.limits.clone(), seed, now());
     #[cfg(feature = "deflate")]
     if let Some(d) = deflate {
         match d.negotiate_client(&done.extensions) {

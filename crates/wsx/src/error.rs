@@ -4,7 +4,7 @@
 //! `source()`, never both, so a chain printer (anyhow's `{:#}`) shows every
 //! cause once. [`Error`] classifies: its `Display` is the words of the error
 //! it wraps (a refused handshake, an I/O error, a protocol error), and
-//! `source()` goes on below them. [`TlsError`] and [`crate::ProxyError`]
+//! `source()` goes on below them. [`TlsError`] and [`crate::client::ProxyError`]
 //! print wsx's own words and return the `rustls::Error` or I/O error behind
 //! them from `source()`. Texts state the cause; they name no command-line
 //! flag or proxy configuration (that advice is the application's to give).

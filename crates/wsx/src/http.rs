@@ -243,7 +243,7 @@ where
             Some(PendingUpgrade {
                 on_upgrade,
                 negotiated,
-                limits: config.protocol.clone(),
+                limits: config.limits.clone(),
                 high_water: config.write_buffer_high_water,
             }),
         ),

@@ -32,15 +32,35 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// Chained setters for a config struct's public fields, so that configs can
+/// be `#[non_exhaustive]` (new fields are not breaking changes) and still
+/// be built in one expression.
+macro_rules! setters {
+    ($t:ident { $( $(#[$m:meta])* $name:ident : $ty:ty ),* $(,)? }) => {
+        impl $t {
+            $(
+                $(#[$m])*
+                #[doc = concat!("Sets [`", stringify!($t), "::", stringify!($name), "`].")]
+                #[must_use]
+                pub fn $name(mut self, value: $ty) -> Self {
+                    self.$name = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+pub(crate) use setters;
+
 mod accept;
 #[cfg(feature = "axum")]
 pub mod axum;
-mod broadcast;
-mod client;
+pub mod broadcast;
+pub mod client;
 mod error;
 mod http;
 mod proxy;
-mod reconnect;
+pub mod reconnect;
 mod serve;
 mod socket;
 mod split;
@@ -63,34 +83,28 @@ pub mod server {
         Accepted, Acceptor, PlainTcp, Server, ServerHandle, BUSY_RETRY_AFTER_SECS,
     };
     pub use tokio_util::sync::CancellationToken;
+    #[cfg(feature = "deflate")]
+    pub use wsx_proto::deflate::DeflateConfig;
+    pub use wsx_proto::handshake::{
+        Accept, HandshakeError, HandshakeErrorKind, OriginPatternError, OriginPolicy, Upgrade,
+    };
 }
 
-pub use broadcast::{Broadcast, BroadcastConfig, Delivery, SlowConsumer, Subscription};
-pub use client::{client, connect, connect_with, ClientConfig};
+// The crate root: what nearly every program names. The rest lives in the
+// modules above (`server`, `client`, `broadcast`, `reconnect`, `tls`, `axum`).
+pub use client::connect;
 pub use error::{Error, Result, TlsError};
-pub use proxy::{Proxy, ProxyError, ProxyErrorKind, ProxyKind};
-pub use reconnect::{
-    Backoff, Decision, Disconnect, GiveUpReason, Jitter, NotSent, ReconnectConfig, ReconnectEvent,
-    ReconnectSender, ReconnectingClient, RetryPolicy, Schedule, MAX_RETRY_AFTER,
-};
-pub use server::{
-    accept, accept_with, read_request, Accepted, Incoming, Server, ServerConfig, ServerHandle,
-    DEFAULT_SERVER_PING_INTERVAL,
-};
+pub use server::{accept, Server, ServerConfig};
 pub use socket::{TrySendError, WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER};
 pub use split::{WsReader, WsWriter};
 pub use stream::MaybeTlsStream;
-
 pub use wsx_proto;
+pub use wsx_proto::{
+    CloseCause, CloseCode, CloseFrame, Closed, Config, DataKind, Event, Fragment, Initiator,
+    Message, PreparedMessage, Role, Utf8Bytes,
+};
 
 /// The README's examples, compiled as doctests so they cannot rot.
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
-pub use wsx_proto::handshake::{
-    Accept, ClientRequest, HandshakeError, Handshaken, OriginPatternError, OriginPolicy, Upgrade,
-};
-pub use wsx_proto::{
-    CloseCause, CloseCode, CloseFrame, Closed, Config, DataKind, Event, Fragment, Initiator,
-    Message, PreparedMessage, Role, Utf8Bytes,
-};

@@ -9,10 +9,10 @@ use tokio::net::TcpStream;
 /// A proxy to reach WebSocket servers through.
 ///
 /// ```
-/// let p = wsx::Proxy::parse("http://user:secret@proxy.corp:3128").unwrap();
+/// let p = wsx::client::Proxy::parse("http://user:secret@proxy.corp:3128").unwrap();
 /// assert_eq!(p.to_string(), "http://proxy.corp:3128");
-/// let s = wsx::Proxy::parse("socks5://127.0.0.1:1080").unwrap();
-/// assert!(matches!(s.kind(), wsx::ProxyKind::Socks5));
+/// let s = wsx::client::Proxy::parse("socks5://127.0.0.1:1080").unwrap();
+/// assert!(matches!(s.kind(), wsx::client::ProxyKind::Socks5));
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Proxy {

@@ -302,7 +302,7 @@ impl<A: Acceptor> Server<A> {
     }
 
     /// Accepts a TCP connection (not yet the WebSocket handshake: run
-    /// [`crate::accept_with`] on it, usually in a spawned task).
+    /// [`crate::server::accept_with`] on it, usually in a spawned task).
     ///
     /// # Errors
     /// I/O errors from `accept` (e.g. out of file descriptors).
@@ -319,7 +319,7 @@ impl<A: Acceptor> Server<A> {
     /// in this task.
     ///
     /// # Errors
-    /// As [`Server::accept_tcp`] and [`crate::accept_with`], or the
+    /// As [`Server::accept_tcp`] and [`crate::server::accept_with`], or the
     /// acceptor's (TLS) error.
     ///
     /// # Cancel safety
@@ -386,7 +386,7 @@ impl<A: Acceptor> Server<A> {
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), wsx::Error> {
-    /// use wsx::{HandshakeError, Accepted};
+    /// use wsx::{server::{HandshakeError, Accepted}};
     /// let server = wsx::Server::bind("127.0.0.1:9001").await?;
     /// server
     ///     .serve_with(

@@ -110,7 +110,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Closes with 1001 ("server shutting down") when `token` is cancelled,
     /// as soon as the application next polls `recv`. [`crate::Server::serve`]
     /// does this for its connections; for others (e.g. upgraded through
-    /// hyper), pass [`crate::ServerHandle::shutdown_token`] or a token of
+    /// hyper), pass [`crate::server::ServerHandle::shutdown_token`] or a token of
     /// your own.
     pub fn close_on(mut self, token: tokio_util::sync::CancellationToken) -> Self {
         self.shutdown = Some(Box::pin(token.cancelled_owned()));

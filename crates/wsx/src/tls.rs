@@ -55,7 +55,7 @@ pub enum Roots {
 }
 
 /// Client TLS settings; [`TlsClientOptions::build`] makes the rustls
-/// configuration to put in [`crate::ClientConfig::tls`].
+/// configuration to put in [`crate::client::ClientConfig::tls`].
 #[derive(Debug, Default)]
 pub struct TlsClientOptions {
     /// Trusted roots.
@@ -117,7 +117,7 @@ impl TlsClientOptions {
     }
 }
 
-/// The client configuration used when [`crate::ClientConfig::tls`] is
+/// The client configuration used when [`crate::client::ClientConfig::tls`] is
 /// `None`: system and bundled roots.
 pub(crate) fn default_client_config() -> Result<Arc<rustls::ClientConfig>> {
     static C: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();

@@ -10,7 +10,10 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use wsx::wsx_proto::deflate::DeflateConfig;
-use wsx::{ClientConfig, ClientRequest, Message, Server, ServerConfig};
+use wsx::{
+    client::{ClientConfig, ClientRequest},
+    Message, Server, ServerConfig,
+};
 
 async fn echo_server(config: ServerConfig) -> SocketAddr {
     let server = Server::bind("127.0.0.1:0")
@@ -37,7 +40,7 @@ fn json_like(n: usize) -> String {
 #[tokio::test]
 async fn wsx_client_and_server_negotiate_and_round_trip() {
     let addr = echo_server(ServerConfig::default()).await;
-    let (mut ws, hs) = wsx::connect_with(
+    let (mut ws, hs) = wsx::client::connect_with(
         &ClientRequest::new(&format!("ws://{addr}/")).unwrap(),
         &ClientConfig::default(),
     )
@@ -68,17 +71,10 @@ async fn compression_off_on_either_side_means_plain_frames() {
         (None, Some(DeflateConfig::default())),
         (Some(DeflateConfig::default()), None),
     ] {
-        let addr = echo_server(ServerConfig {
-            deflate: server_deflate,
-            ..Default::default()
-        })
-        .await;
-        let (mut ws, hs) = wsx::connect_with(
+        let addr = echo_server(ServerConfig::default().deflate(server_deflate)).await;
+        let (mut ws, hs) = wsx::client::connect_with(
             &ClientRequest::new(&format!("ws://{addr}/")).unwrap(),
-            &ClientConfig {
-                deflate: client_deflate,
-                ..Default::default()
-            },
+            &ClientConfig::default().deflate(client_deflate),
         )
         .await
         .unwrap();
@@ -227,14 +223,15 @@ fn rss_kib() -> u64 {
 /// server closes with 1009 as soon as the inflated size passes its limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deflate_bomb_is_closed_with_1009_and_bounded_memory() {
-    let addr = echo_server(ServerConfig {
-        protocol: wsx::Config::builder()
-            .max_message_size(1 << 20)
-            .max_frame_size(1 << 20)
-            .build()
-            .unwrap(),
-        ..Default::default()
-    })
+    let addr = echo_server(
+        ServerConfig::default().limits(
+            wsx::Config::builder()
+                .max_message_size(1 << 20)
+                .max_frame_size(1 << 20)
+                .build()
+                .unwrap(),
+        ),
+    )
     .await;
     // 1 GiB of zeros, sync-flushed every 16 MiB: one compressed message
     // in frames of at most 1 MiB.

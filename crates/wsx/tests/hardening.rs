@@ -12,8 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 use wsx::{
-    Broadcast, BroadcastConfig, CloseCode, Message, OriginPolicy, Server, ServerConfig,
-    ServerHandle, SlowConsumer, TrySendError,
+    broadcast::{Broadcast, BroadcastConfig, SlowConsumer},
+    server::{OriginPolicy, ServerHandle},
+    CloseCode, Message, Server, ServerConfig, TrySendError,
 };
 
 fn protocol() -> wsx_proto::ConfigBuilder {
@@ -73,12 +74,9 @@ async fn raw_upgrade(addr: SocketAddr, host: &str, extra: &str) -> String {
 /// A client without compression: these tests measure bytes on the wire,
 /// and their repetitive payloads would compress to almost nothing.
 async fn plain_connect(addr: SocketAddr) -> wsx::WebSocket<wsx::MaybeTlsStream> {
-    let req = wsx::ClientRequest::new(&format!("ws://{addr}/")).unwrap();
-    let config = wsx::ClientConfig {
-        deflate: None,
-        ..Default::default()
-    };
-    wsx::connect_with(&req, &config).await.unwrap().0
+    let req = wsx::client::ClientRequest::new(&format!("ws://{addr}/")).unwrap();
+    let config = wsx::client::ClientConfig::default().deflate(None);
+    wsx::client::connect_with(&req, &config).await.unwrap().0
 }
 
 fn rss_kib() -> u64 {
@@ -213,11 +211,8 @@ async fn unread_messages_push_back_on_the_sender() {
 /// handshake deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_connections_do_not_starve_others() {
-    let (addr, handle, _task) = echo_serve(ServerConfig {
-        handshake_timeout: Duration::from_secs(2),
-        ..Default::default()
-    })
-    .await;
+    let (addr, handle, _task) =
+        echo_serve(ServerConfig::default().handshake_timeout(Duration::from_secs(2))).await;
     let mut lorises = Vec::new();
     for _ in 0..1000 {
         let mut tcp = TcpStream::connect(addr).await.unwrap();
@@ -297,11 +292,7 @@ async fn a_handshake_that_lost_its_upgrade_header_gets_426_with_the_proxy_fix() 
 
 #[tokio::test]
 async fn max_connections_answers_503_with_retry_after() {
-    let (addr, handle, _task) = echo_serve(ServerConfig {
-        max_connections: Some(2),
-        ..Default::default()
-    })
-    .await;
+    let (addr, handle, _task) = echo_serve(ServerConfig::default().max_connections(Some(2))).await;
     let url = format!("ws://{addr}/");
     let mut a = wsx::connect(&url).await.unwrap();
     let _b = wsx::connect(&url).await.unwrap();
@@ -357,21 +348,14 @@ async fn origin_allowlist_and_allow_any() {
     let policy = OriginPolicy::same_origin()
         .allow("https://*.example.com")
         .unwrap();
-    let (addr, _, _task) = echo_serve(ServerConfig {
-        origin: policy,
-        ..Default::default()
-    })
-    .await;
+    let (addr, _, _task) = echo_serve(ServerConfig::default().origin(policy)).await;
     let ok = raw_upgrade(addr, "api.test", "Origin: https://app.example.com\r\n").await;
     assert!(ok.starts_with("HTTP/1.1 101"), "{ok}");
     let no = raw_upgrade(addr, "api.test", "Origin: https://example.com.evil\r\n").await;
     assert!(no.starts_with("HTTP/1.1 403"), "{no}");
 
-    let (addr, _, _task) = echo_serve(ServerConfig {
-        origin: OriginPolicy::allow_any(),
-        ..Default::default()
-    })
-    .await;
+    let (addr, _, _task) =
+        echo_serve(ServerConfig::default().origin(OriginPolicy::allow_any())).await;
     let ok = raw_upgrade(addr, "api.test", "Origin: https://anything.test\r\n").await;
     assert!(ok.starts_with("HTTP/1.1 101"), "{ok}");
 }
@@ -383,12 +367,12 @@ async fn accept_hook_authenticates_before_101() {
     tokio::spawn(server.serve_with(
         |up| match up.query() {
             Some("token=s3cret") => Ok("alice".to_string()),
-            _ => Err(wsx::HandshakeError::rejected(
+            _ => Err(wsx::server::HandshakeError::rejected(
                 http::StatusCode::UNAUTHORIZED,
                 "missing or wrong ?token=",
             )),
         },
-        |mut ws, who: wsx::Accepted<String>| async move {
+        |mut ws, who: wsx::server::Accepted<String>| async move {
             let hello = format!("hello {} at {}", who.auth, who.uri.path());
             let _ = ws.send(Message::text(hello)).await;
             let _ = ws.close(None).await;
@@ -461,13 +445,14 @@ async fn hundred_thousand_one_byte_fragments_get_1009() {
 
 #[tokio::test]
 async fn idle_connections_are_closed_with_1001() {
-    let (addr, _, _task) = echo_serve(ServerConfig {
-        protocol: protocol()
-            .idle_timeout(Some(Duration::from_millis(300)))
-            .build()
-            .unwrap(),
-        ..Default::default()
-    })
+    let (addr, _, _task) = echo_serve(
+        ServerConfig::default().limits(
+            protocol()
+                .idle_timeout(Some(Duration::from_millis(300)))
+                .build()
+                .unwrap(),
+        ),
+    )
     .await;
     let mut ws = wsx::connect(&format!("ws://{addr}/")).await.unwrap();
     let t0 = Instant::now();
@@ -486,16 +471,14 @@ async fn idle_connections_are_closed_with_1001() {
 
 #[tokio::test]
 async fn peer_that_never_answers_close_is_dropped_after_the_close_timeout() {
-    let server = Server::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .with_config(ServerConfig {
-            protocol: protocol()
+    let server = Server::bind("127.0.0.1:0").await.unwrap().with_config(
+        ServerConfig::default().limits(
+            protocol()
                 .close_timeout(Duration::from_millis(300))
                 .build()
                 .unwrap(),
-            ..Default::default()
-        });
+        ),
+    );
     let addr = server.local_addr().unwrap();
     let srv = tokio::spawn(async move {
         let (mut ws, _) = server.accept().await.unwrap();
@@ -522,8 +505,8 @@ async fn peer_that_never_answers_close_is_dropped_after_the_close_timeout() {
 #[tokio::test(start_paused = true)]
 async fn servers_ping_by_default_and_measure_rtt() {
     assert_eq!(
-        ServerConfig::default().protocol.ping_interval(),
-        Some(wsx::DEFAULT_SERVER_PING_INTERVAL)
+        ServerConfig::default().limits.ping_interval(),
+        Some(wsx::server::DEFAULT_SERVER_PING_INTERVAL)
     );
     let (mut ws, mut peer) = server_pair(&ServerConfig::default(), b"").await;
     let t0 = Instant::now();
@@ -562,11 +545,8 @@ async fn servers_ping_by_default_and_measure_rtt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_sends_1001_waits_then_drops_the_rest() {
-    let (addr, handle, task) = echo_serve(ServerConfig {
-        shutdown_timeout: Duration::from_millis(800),
-        ..Default::default()
-    })
-    .await;
+    let (addr, handle, task) =
+        echo_serve(ServerConfig::default().shutdown_timeout(Duration::from_millis(800))).await;
     let url = format!("ws://{addr}/");
     let mut polite = Vec::new();
     for _ in 0..3 {

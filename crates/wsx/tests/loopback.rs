@@ -11,8 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use wsx::{
-    Accept, CloseCode, CloseFrame, HandshakeError, Initiator, Message, Server, ServerConfig,
-    WebSocket,
+    server::{Accept, HandshakeError},
+    CloseCode, CloseFrame, Initiator, Message, Server, ServerConfig, WebSocket,
 };
 
 fn text(s: impl Into<String>) -> Message {
@@ -38,7 +38,8 @@ async fn echo_server(config: ServerConfig) -> SocketAddr {
             };
             let config = server.config().clone();
             tokio::spawn(async move {
-                let mut ws = wsx::accept_with(tcp, &config, |_| Ok(Accept::default())).await?;
+                let mut ws =
+                    wsx::server::accept_with(tcp, &config, |_| Ok(Accept::default())).await?;
                 while let Some(m) = ws.recv().await? {
                     if matches!(m, Message::Text(_) | Message::Binary(_)) {
                         ws.send(m).await?;
@@ -116,11 +117,9 @@ async fn ping_from_the_client_is_answered_by_the_server() {
 
 #[tokio::test]
 async fn subprotocol_is_negotiated() {
-    let addr = echo_server(ServerConfig {
-        protocols: vec!["v2.chat".into(), "v1.chat".into()],
-        ..ServerConfig::default()
-    })
-    .await;
+    let addr =
+        echo_server(ServerConfig::default().subprotocols(vec!["v2.chat".into(), "v1.chat".into()]))
+            .await;
     // (offered by the client, selected)
     let cases: [(&[&str], Option<&str>); 4] = [
         (&["v1.chat"], Some("v1.chat")),
@@ -129,11 +128,11 @@ async fn subprotocol_is_negotiated() {
         (&[], None),
     ];
     for (offered, selected) in cases {
-        let mut req = wsx::ClientRequest::new(&url(addr)).unwrap();
+        let mut req = wsx::client::ClientRequest::new(&url(addr)).unwrap();
         for p in offered {
             req = req.protocol(*p);
         }
-        let (mut ws, done) = wsx::connect_with(&req, &wsx::ClientConfig::default())
+        let (mut ws, done) = wsx::client::connect_with(&req, &wsx::client::ClientConfig::default())
             .await
             .unwrap();
         assert_eq!(ws.protocol(), selected, "{offered:?}");
@@ -257,7 +256,7 @@ async fn handshake_refused_by_the_accept_callback() {
     let addr = server.local_addr().unwrap();
     let srv: JoinHandle<wsx::Error> = tokio::spawn(async move {
         let (tcp, _) = server.accept_tcp().await.unwrap();
-        let r = wsx::accept_with(tcp, &ServerConfig::default(), |upgrade| {
+        let r = wsx::server::accept_with(tcp, &ServerConfig::default(), |upgrade| {
             assert_eq!(upgrade.headers()["x-token"], "wrong");
             assert_eq!(upgrade.path(), "/chat");
             Err(HandshakeError::rejected(
@@ -268,11 +267,11 @@ async fn handshake_refused_by_the_accept_callback() {
         .await;
         r.expect_err("refused")
     });
-    let req = wsx::ClientRequest::new(&format!("ws://{addr}/chat"))
+    let req = wsx::client::ClientRequest::new(&format!("ws://{addr}/chat"))
         .unwrap()
         .header("X-Token", "wrong")
         .unwrap();
-    let err = wsx::connect_with(&req, &wsx::ClientConfig::default())
+    let err = wsx::client::connect_with(&req, &wsx::client::ClientConfig::default())
         .await
         .expect_err("refused");
     assert!(err.is_handshake(), "{err}");
@@ -518,10 +517,7 @@ async fn backpressure_bounds_the_write_buffer() {
     let server = Server::bind("127.0.0.1:0")
         .await
         .unwrap()
-        .with_config(ServerConfig {
-            write_buffer_high_water: HIGH_WATER,
-            ..ServerConfig::default()
-        });
+        .with_config(ServerConfig::default().write_buffer_high_water(HIGH_WATER));
     let addr = server.local_addr().unwrap();
     // Fires when the server is stuck; dropped (an error) if it panics first.
     let (blocked, blocked_rx) = tokio::sync::oneshot::channel::<()>();
@@ -564,13 +560,13 @@ async fn backpressure_bounds_the_write_buffer() {
     };
 
     // Uncompressed: the test counts bytes on the wire.
-    let plain = wsx::ClientConfig {
-        deflate: None,
-        ..Default::default()
-    };
-    let (mut ws, _) = wsx::connect_with(&wsx::ClientRequest::new(&url(addr)).unwrap(), &plain)
-        .await
-        .unwrap();
+    let plain = wsx::client::ClientConfig::default().deflate(None);
+    let (mut ws, _) = wsx::client::connect_with(
+        &wsx::client::ClientRequest::new(&url(addr)).unwrap(),
+        &plain,
+    )
+    .await
+    .unwrap();
     // Do not read until the server is stuck on a full socket.
     if blocked_rx.await.is_err() {
         srv.await.unwrap();
@@ -615,12 +611,9 @@ async fn resetting_server(
 
 /// A client without permessage-deflate (the raw frames stay readable).
 async fn connect_plain(addr: SocketAddr) -> wsx::WebSocket<wsx::MaybeTlsStream> {
-    let config = wsx::ClientConfig {
-        deflate: None,
-        ..Default::default()
-    };
-    let req = wsx::ClientRequest::new(&url(addr)).unwrap();
-    wsx::connect_with(&req, &config).await.unwrap().0
+    let config = wsx::client::ClientConfig::default().deflate(None);
+    let req = wsx::client::ClientRequest::new(&url(addr)).unwrap();
+    wsx::client::connect_with(&req, &config).await.unwrap().0
 }
 
 #[track_caller]

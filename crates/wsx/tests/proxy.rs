@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use wsx::{ClientConfig, ClientRequest, Message, Proxy, Server};
+use wsx::{
+    client::{ClientConfig, ClientRequest, Proxy},
+    Message, Server,
+};
 
 async fn echo_server() -> SocketAddr {
     let server = Server::bind("127.0.0.1:0").await.unwrap();
@@ -151,11 +154,8 @@ async fn socks5_proxy(
 }
 
 async fn round_trip(url: &str, proxy: Proxy) -> wsx::Result<()> {
-    let config = ClientConfig {
-        proxy: Some(proxy),
-        ..Default::default()
-    };
-    let (mut ws, _) = wsx::connect_with(&ClientRequest::new(url).unwrap(), &config).await?;
+    let config = ClientConfig::default().proxy(Some(proxy));
+    let (mut ws, _) = wsx::client::connect_with(&ClientRequest::new(url).unwrap(), &config).await?;
     ws.send(Message::text("through the proxy")).await?;
     assert_eq!(ws.recv().await?, Some(Message::text("through the proxy")));
     ws.close(None).await?;
@@ -254,20 +254,18 @@ async fn wss_through_a_connect_proxy() {
         }
     });
     let (proxy, tunnels) = connect_proxy(None).await;
-    let config = ClientConfig {
-        proxy: Some(Proxy::parse(&format!("http://{proxy}")).unwrap()),
-        tls: Some(
+    let config = ClientConfig::default()
+        .proxy(Some(Proxy::parse(&format!("http://{proxy}")).unwrap()))
+        .tls(Some(
             wsx::tls::TlsClientOptions {
                 danger_accept_invalid_certs: true,
                 ..Default::default()
             }
             .build()
             .unwrap(),
-        ),
-        ..Default::default()
-    };
+        ));
     let url = format!("wss://localhost:{port}/");
-    let (mut ws, _) = wsx::connect_with(&ClientRequest::new(&url).unwrap(), &config)
+    let (mut ws, _) = wsx::client::connect_with(&ClientRequest::new(&url).unwrap(), &config)
         .await
         .unwrap();
     assert!(ws.get_ref().tls().is_some());

@@ -13,9 +13,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use wsx::{
-    Backoff, ClientConfig, ClientRequest, CloseCode, CloseFrame, Decision, Disconnect,
-    GiveUpReason, Initiator, Jitter, Message, ReconnectConfig, ReconnectEvent, ReconnectingClient,
-    RetryPolicy, WebSocket,
+    client::{ClientConfig, ClientRequest},
+    reconnect::{
+        Backoff, Decision, Disconnect, GiveUpReason, Jitter, ReconnectConfig, ReconnectEvent,
+        ReconnectingClient, RetryPolicy,
+    },
+    CloseCode, CloseFrame, Initiator, Message, WebSocket,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -162,11 +165,9 @@ fn backoff() -> Backoff {
 
 fn config() -> ReconnectConfig {
     ReconnectConfig {
-        client: ClientConfig {
-            connect_timeout: HOUR,
-            handshake_timeout: HOUR,
-            ..ClientConfig::default()
-        },
+        client: ClientConfig::default()
+            .connect_timeout(HOUR)
+            .handshake_timeout(HOUR),
         backoff: backoff(),
         jitter_seed: Some(SEED),
         ..ReconnectConfig::default()
@@ -568,7 +569,7 @@ async fn retry_after_is_honoured_up_to_the_cap() {
     assert_eq!(cause.retry_after(), Some(Duration::from_secs(7)));
     assert!(delay >= Duration::from_secs(7), "{delay:?}");
     let (delay, _) = assert_reconnecting(&next(&mut client).await, 2);
-    assert_eq!(delay, wsx::MAX_RETRY_AFTER, "capped");
+    assert_eq!(delay, wsx::reconnect::MAX_RETRY_AFTER, "capped");
     let (delay, cause) = assert_reconnecting(&next(&mut client).await, 3);
     assert_eq!(cause.retry_after(), None, "HTTP dates are not honoured");
     assert!(delay <= ms(800), "{delay:?}");
@@ -578,7 +579,7 @@ async fn retry_after_is_honoured_up_to_the_cap() {
         .map(|_| server.accepted.try_recv().unwrap())
         .collect();
     assert!(t[1] - t[0] >= Duration::from_secs(7));
-    assert!(t[2] - t[1] >= wsx::MAX_RETRY_AFTER);
+    assert!(t[2] - t[1] >= wsx::reconnect::MAX_RETRY_AFTER);
 }
 
 // ---- no lost messages, no stale sends ----------------------------------------------
@@ -687,11 +688,9 @@ async fn dropping_the_client_closes_with_going_away() {
 /// `wsx::accept` without the server's default keepalive, so the scripted
 /// servers send only what each step says.
 async fn quiet_accept(tcp: tokio::net::TcpStream) -> wsx::WebSocket<tokio::net::TcpStream> {
-    let config = wsx::ServerConfig {
-        protocol: wsx::Config::builder().ping_interval(None).build().unwrap(),
-        ..Default::default()
-    };
-    wsx::accept_with(tcp, &config, |_| Ok(Default::default()))
+    let config = wsx::ServerConfig::default()
+        .limits(wsx::Config::builder().ping_interval(None).build().unwrap());
+    wsx::server::accept_with(tcp, &config, |_| Ok(Default::default()))
         .await
         .unwrap()
 }

@@ -7,8 +7,8 @@ use common::*;
 use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::task::JoinHandle;
 use wsx::{
-    ClientConfig, CloseCause, CloseCode, CloseFrame, Initiator, Message, Role, ServerConfig,
-    WebSocket,
+    client::ClientConfig, CloseCause, CloseCode, CloseFrame, Initiator, Message, Role,
+    ServerConfig, WebSocket,
 };
 
 type Ws = WebSocket<DuplexStream>;
@@ -259,14 +259,13 @@ async fn fragmented_message_with_interleaved_ping() {
 
 #[tokio::test]
 async fn protocol_errors_fail_the_connection_with_the_right_code() {
-    let config = ServerConfig {
-        protocol: wsx::Config::builder()
+    let config = ServerConfig::default().limits(
+        wsx::Config::builder()
             .max_frame_size(1024)
             .max_message_size(2048)
             .build()
             .unwrap(),
-        ..ServerConfig::default()
-    };
+    );
     let mut rsv1 = masked(OP_TEXT, b"x");
     rsv1[0] |= 0x40;
     // (what, bytes the peer writes, close code it must get back)
@@ -514,17 +513,14 @@ async fn peer_vanishing_is_1006() {
 
 #[tokio::test]
 async fn accepted_socket_reports_role_and_protocol() {
-    let config = ServerConfig {
-        protocols: vec!["chat".into()],
-        ..ServerConfig::default()
-    };
+    let config = ServerConfig::default().subprotocols(vec!["chat".into()]);
     let (server_io, mut peer) = tokio::io::duplex(1 << 16);
     let req = String::from_utf8(REQUEST.to_vec()).unwrap().replace(
         "\r\n\r\n",
         "\r\nSec-WebSocket-Protocol: superchat, chat\r\n\r\n",
     );
     send_raw(&mut peer, req.as_bytes()).await;
-    let ws = wsx::accept_with(server_io, &config, |_| Ok(wsx::Accept::default()))
+    let ws = wsx::server::accept_with(server_io, &config, |_| Ok(wsx::server::Accept::default()))
         .await
         .unwrap();
     assert_eq!(ws.role(), Role::Server);
@@ -741,13 +737,12 @@ async fn send_fragment_writes_the_right_opcodes() {
 #[tokio::test]
 async fn recv_event_delivers_fragments_when_configured() {
     use wsx::{DataKind, Event, Fragment};
-    let config = ServerConfig {
-        protocol: wsx::Config::builder()
+    let config = ServerConfig::default().limits(
+        wsx::Config::builder()
             .deliver_fragments(true)
             .build()
             .unwrap(),
-        ..ServerConfig::default()
-    };
+    );
     let bytes = [
         frame(OP_BINARY, false, b"ab", Some(KEY)),
         masked(OP_PING, b"p"),
@@ -798,13 +793,12 @@ async fn recv_event_delivers_fragments_when_configured() {
 
 #[tokio::test]
 async fn recv_refuses_fragments_it_cannot_represent() {
-    let config = ServerConfig {
-        protocol: wsx::Config::builder()
+    let config = ServerConfig::default().limits(
+        wsx::Config::builder()
             .deliver_fragments(true)
             .build()
             .unwrap(),
-        ..ServerConfig::default()
-    };
+    );
     let (mut ws, _peer) = server_pair(&config, &MASKED_HELLO).await;
     let err = ws.recv().await.expect_err("fragment via recv()");
     assert!(err.to_string().contains("recv_event"), "{err}");
@@ -846,15 +840,13 @@ async fn ping_flood_from_a_peer_that_does_not_read_is_bounded() {
 
     const HIGH_WATER: usize = 4096;
     const PINGS: usize = 10_000;
-    let config = ServerConfig {
-        write_buffer_high_water: HIGH_WATER,
-        ..ServerConfig::default()
-    };
+    let config = ServerConfig::default().write_buffer_high_water(HIGH_WATER);
     let (server_io, mut peer) = tokio::io::duplex(16 << 10);
     peer.write_all(REQUEST).await.unwrap();
-    let mut ws = wsx::accept_with(server_io, &config, |_| Ok(wsx::Accept::default()))
-        .await
-        .unwrap();
+    let mut ws =
+        wsx::server::accept_with(server_io, &config, |_| Ok(wsx::server::Accept::default()))
+            .await
+            .unwrap();
     read_head(&mut peer).await.unwrap();
 
     let max_buffered = Arc::new(AtomicUsize::new(0));

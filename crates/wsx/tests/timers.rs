@@ -9,7 +9,8 @@ use std::time::Duration;
 use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::time::Instant;
 use wsx::{
-    ClientConfig, CloseCause, CloseCode, CloseFrame, Config, Message, Role, ServerConfig, WebSocket,
+    client::ClientConfig, CloseCause, CloseCode, CloseFrame, Config, Message, Role, ServerConfig,
+    WebSocket,
 };
 
 type Ws = WebSocket<DuplexStream>;
@@ -37,10 +38,7 @@ fn keepalive_config() -> Config {
 }
 
 fn keepalive_server() -> ServerConfig {
-    ServerConfig {
-        protocol: keepalive_config(),
-        ..ServerConfig::default()
-    }
+    ServerConfig::default().limits(keepalive_config())
 }
 
 /// Calls `recv()` once in a task; returns the socket, the result, and when
@@ -189,10 +187,7 @@ async fn keepalive_runs_in_the_reader_half_of_a_split_socket() {
 
 #[tokio::test(start_paused = true)]
 async fn client_keepalive_pings_are_masked() {
-    let config = ClientConfig {
-        protocol: keepalive_config(),
-        ..ClientConfig::default()
-    };
+    let config = ClientConfig::default().limits(keepalive_config());
     let (ws, mut server, _) = client_pair(&config, b"").await;
     let start = Instant::now();
     let task = recv_once(ws, start);
@@ -232,17 +227,11 @@ async fn close_timeout_with_a_peer_that_never_answers() {
         assert_eq!(protocol.close_timeout(), expect);
         let (mut ws, peer) = match role {
             Role::Server => {
-                let config = ServerConfig {
-                    protocol,
-                    ..ServerConfig::default()
-                };
+                let config = ServerConfig::default().limits(protocol);
                 server_pair(&config, b"").await
             }
             Role::Client => {
-                let config = ClientConfig {
-                    protocol,
-                    ..ClientConfig::default()
-                };
+                let config = ClientConfig::default().limits(protocol);
                 let (ws, server, _) = client_pair(&config, b"").await;
                 (ws, server)
             }
@@ -339,10 +328,7 @@ async fn server_handshake_timeout() {
         ("nothing, custom timeout", b"", false, secs(3)),
     ];
     for (what, bytes, drip, timeout) in cases {
-        let config = ServerConfig {
-            handshake_timeout: timeout,
-            ..ServerConfig::default()
-        };
+        let config = ServerConfig::default().handshake_timeout(timeout);
         assert_eq!(ServerConfig::default().handshake_timeout, secs(10));
         let (server_io, mut peer) = tokio::io::duplex(1 << 16);
         let start = Instant::now();
@@ -361,7 +347,9 @@ async fn server_handshake_timeout() {
             let rest = read_to_eof(&mut peer).await;
             (rest, start.elapsed())
         });
-        let r = wsx::accept_with(server_io, &config, |_| Ok(wsx::Accept::default())).await;
+        let r =
+            wsx::server::accept_with(server_io, &config, |_| Ok(wsx::server::Accept::default()))
+                .await;
         let at = start.elapsed();
         let err = r.expect_err(what);
         assert!(err.is_timeout(), "{what}: {err}");
@@ -377,16 +365,13 @@ async fn server_handshake_timeout() {
 #[tokio::test(start_paused = true)]
 async fn client_handshake_timeout() {
     for timeout in [secs(10), secs(2)] {
-        let config = ClientConfig {
-            handshake_timeout: timeout,
-            ..ClientConfig::default()
-        };
+        let config = ClientConfig::default().handshake_timeout(timeout);
         let (client_io, mut server) = tokio::io::duplex(1 << 16);
-        let req = wsx::ClientRequest::new("ws://x/").unwrap();
+        let req = wsx::client::ClientRequest::new("ws://x/").unwrap();
         let start = Instant::now();
         // The server reads the request and never answers.
         let (r, head) = tokio::join!(
-            wsx::client(client_io, &req, &config),
+            wsx::client::handshake(&req, client_io, &config),
             read_head(&mut server)
         );
         assert!(head.unwrap().starts_with("GET / "));
@@ -403,7 +388,7 @@ async fn client_stops_waiting_for_a_rejection_body() {
     // connection stays open): the error comes after a short wait, long
     // before the handshake timeout.
     let (client_io, mut server) = tokio::io::duplex(1 << 16);
-    let req = wsx::ClientRequest::new("ws://x/").unwrap();
+    let req = wsx::client::ClientRequest::new("ws://x/").unwrap();
     let start = Instant::now();
     let script = async {
         read_head(&mut server).await.unwrap();
@@ -413,7 +398,7 @@ async fn client_stops_waiting_for_a_rejection_body() {
             .unwrap();
     };
     let config = ClientConfig::default();
-    let (r, ()) = tokio::join!(wsx::client(client_io, &req, &config), script);
+    let (r, ()) = tokio::join!(wsx::client::handshake(&req, client_io, &config), script);
     let err = r.expect_err("403");
     let at = start.elapsed();
     assert!(at < secs(1), "waited {at:?} for the body");

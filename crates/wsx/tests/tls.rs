@@ -8,7 +8,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use wsx::tls::{Roots, TlsClientOptions};
-use wsx::{ClientConfig, ClientRequest, Message};
+use wsx::{
+    client::{ClientConfig, ClientRequest},
+    Message,
+};
 
 struct Pki {
     ca: rcgen::Certificate,
@@ -80,10 +83,7 @@ async fn wss_echo(config: Arc<rustls::ServerConfig>) -> SocketAddr {
 }
 
 fn client_config(opts: TlsClientOptions) -> ClientConfig {
-    ClientConfig {
-        tls: Some(opts.build().unwrap()),
-        ..Default::default()
-    }
+    ClientConfig::default().tls(Some(opts.build().unwrap()))
 }
 
 fn trusting(pki: &Pki) -> TlsClientOptions {
@@ -98,7 +98,7 @@ async fn connect(
     url: &str,
     config: &ClientConfig,
 ) -> wsx::Result<wsx::WebSocket<wsx::MaybeTlsStream>> {
-    wsx::connect_with(&ClientRequest::new(url).unwrap(), config)
+    wsx::client::connect_with(&ClientRequest::new(url).unwrap(), config)
         .await
         .map(|(ws, _)| ws)
 }
@@ -303,7 +303,7 @@ async fn sni_picks_the_certificate_by_name() {
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let req = ClientRequest::new(&format!("wss://{name}/")).unwrap();
-        let (mut ws, _) = wsx::client(stream, &req, &ClientConfig::default())
+        let (mut ws, _) = wsx::client::handshake(&req, stream, &ClientConfig::default())
             .await
             .unwrap();
         ws.send(Message::text(name)).await.unwrap();
@@ -367,10 +367,7 @@ async fn tls_peer_vanishing_without_close_notify_is_1006() {
         let (tcp, _) = tls.into_inner();
         drop(tcp);
     });
-    let config = ClientConfig {
-        deflate: None,
-        ..client_config(trusting(&pki))
-    };
+    let config = client_config(trusting(&pki)).deflate(None);
     let mut ws = connect(&format!("wss://localhost:{}/", addr.port()), &config)
         .await
         .unwrap();

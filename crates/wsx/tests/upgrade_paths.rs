@@ -9,7 +9,10 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use wsx::server::{upgrade, Body, ServerConfig};
-use wsx::{Accept, HandshakeError, Message, Upgrade};
+use wsx::{
+    server::{Accept, HandshakeError, Upgrade},
+    Message,
+};
 
 /// The accept hook of every server: `?token=ok` passes, anything else is 401.
 fn decide(up: &Upgrade) -> Result<Accept, HandshakeError> {
@@ -38,7 +41,7 @@ async fn standalone() -> SocketAddr {
     let addr = server.local_addr().unwrap();
     tokio::spawn(server.serve_with(
         |up| decide(up).map(|_| ()),
-        |ws, _: wsx::Accepted<()>| echo(ws),
+        |ws, _: wsx::server::Accepted<()>| echo(ws),
     ));
     addr
 }
@@ -193,9 +196,9 @@ async fn standalone_hyper_and_axum_answer_every_handshake_alike() {
     }
     // And each echoes over the upgraded connection, deflate negotiated.
     for (name, addr) in &servers {
-        let (mut ws, _) = wsx::connect_with(
-            &wsx::ClientRequest::new(&format!("ws://{addr}/chat?token=ok")).unwrap(),
-            &wsx::ClientConfig::default(),
+        let (mut ws, _) = wsx::client::connect_with(
+            &wsx::client::ClientRequest::new(&format!("ws://{addr}/chat?token=ok")).unwrap(),
+            &wsx::client::ClientConfig::default(),
         )
         .await
         .unwrap();

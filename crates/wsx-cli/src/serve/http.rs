@@ -17,7 +17,7 @@ use tower_http::services::ServeDir;
 pub fn router(
     static_dir: Option<PathBuf>,
     metrics: Arc<Metrics>,
-    server: wsx::ServerHandle,
+    server: wsx::server::ServerHandle,
 ) -> Router {
     let metrics_route = get(move || {
         let body = metrics.render(&server);

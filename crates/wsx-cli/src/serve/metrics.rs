@@ -117,7 +117,7 @@ fn sync(counter: &Counter, value: u64) {
 
 impl Metrics {
     /// The OpenMetrics text, with the server loop's counters brought up to date.
-    pub fn render(&self, server: &wsx::ServerHandle) -> String {
+    pub fn render(&self, server: &wsx::server::ServerHandle) -> String {
         sync(&self.refused_busy, server.refused_busy());
         sync(
             &self.rejected,

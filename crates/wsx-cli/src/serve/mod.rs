@@ -203,24 +203,24 @@ fn server_config(args: &ServeArgs) -> Result<wsx::ServerConfig, String> {
     )?;
     let mut origin = if args.allow_any_origin {
         tracing::warn!("--allow-any-origin: any web site can open WebSockets to this server with its visitors' cookies (cross-site WebSocket hijacking protection is off)");
-        wsx::OriginPolicy::allow_any()
+        wsx::server::OriginPolicy::allow_any()
     } else {
-        wsx::OriginPolicy::same_origin()
+        wsx::server::OriginPolicy::same_origin()
     };
     for p in &args.origin {
         origin = origin.allow(p).map_err(|e| format!("--origin: {e}"))?;
     }
-    Ok(wsx::ServerConfig {
-        protocol,
-        origin,
-        max_connections: args.max_connections,
-        shutdown_timeout: Duration::from_secs_f64(args.drain.max(0.0)),
-        deflate: (!args.no_deflate).then(|| wsx::wsx_proto::deflate::DeflateConfig {
-            level: args.deflate_level,
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
+    Ok(wsx::ServerConfig::default()
+        .limits(protocol)
+        .origin(origin)
+        .max_connections(args.max_connections)
+        .shutdown_timeout(Duration::from_secs_f64(args.drain.max(0.0)))
+        .deflate(
+            (!args.no_deflate).then(|| wsx::wsx_proto::deflate::DeflateConfig {
+                level: args.deflate_level,
+                ..Default::default()
+            }),
+        ))
 }
 
 async fn shutdown_signal() {

@@ -11,7 +11,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
-use wsx::{Accepted, Broadcast, BroadcastConfig, CloseCode, CloseFrame, MaybeTlsStream, Message};
+use wsx::{
+    broadcast::{Broadcast, BroadcastConfig},
+    server::Accepted,
+    CloseCode, CloseFrame, MaybeTlsStream, Message,
+};
 
 type Ws = wsx::WebSocket<MaybeTlsStream>;
 

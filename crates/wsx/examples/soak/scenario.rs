@@ -22,8 +22,10 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use wsx::wsx_proto::handshake::ClientHandshakeError;
 use wsx::{
-    Accepted, Broadcast, BroadcastConfig, ClientConfig, ClientRequest, CloseCode, CloseFrame,
-    HandshakeError, Message, Server, ServerConfig, SlowConsumer, WebSocket,
+    broadcast::{Broadcast, BroadcastConfig, SlowConsumer},
+    client::{ClientConfig, ClientRequest},
+    server::{Accepted, HandshakeError},
+    CloseCode, CloseFrame, Message, Server, ServerConfig, WebSocket,
 };
 
 /// What to run.
@@ -225,21 +227,21 @@ struct Env {
 // ---------------------------------------------------------------- server
 
 fn server_config(max_connections: usize) -> ServerConfig {
-    ServerConfig {
-        protocol: wsx::Config::builder()
-            .max_frame_size(MAX_MESSAGE)
-            .max_message_size(MAX_MESSAGE)
-            .ping_interval(Some(PING_INTERVAL))
-            .pong_timeout(PONG_TIMEOUT)
-            .close_timeout(CLOSE_TIMEOUT)
-            .idle_timeout(Some(IDLE_TIMEOUT))
-            .build()
-            .expect("valid soak config"),
-        handshake_timeout: HANDSHAKE_TIMEOUT,
-        max_connections: Some(max_connections),
-        shutdown_timeout: SHUTDOWN_TIMEOUT,
-        ..ServerConfig::default()
-    }
+    ServerConfig::default()
+        .limits(
+            wsx::Config::builder()
+                .max_frame_size(MAX_MESSAGE)
+                .max_message_size(MAX_MESSAGE)
+                .ping_interval(Some(PING_INTERVAL))
+                .pong_timeout(PONG_TIMEOUT)
+                .close_timeout(CLOSE_TIMEOUT)
+                .idle_timeout(Some(IDLE_TIMEOUT))
+                .build()
+                .expect("valid soak config"),
+        )
+        .handshake_timeout(HANDSHAKE_TIMEOUT)
+        .max_connections(Some(max_connections))
+        .shutdown_timeout(SHUTDOWN_TIMEOUT)
 }
 
 fn end_label(r: &wsx::Result<Option<Message>>, ws_code: Option<CloseCode>) -> String {
@@ -365,11 +367,8 @@ async fn ws_connect(
 ) -> Result<Result<WebSocket<TcpStream>, u16>, String> {
     let tcp = dial(env, rng, small_rcvbuf).await?;
     let req = ClientRequest::new(&format!("ws://{}{path}", env.addr)).map_err(|e| e.to_string())?;
-    let config = ClientConfig {
-        handshake_timeout: Duration::from_secs(5),
-        ..ClientConfig::default()
-    };
-    match wsx::client(tcp, &req, &config).await {
+    let config = ClientConfig::default().handshake_timeout(Duration::from_secs(5));
+    match wsx::client::handshake(&req, tcp, &config).await {
         Ok((ws, _)) => Ok(Ok(ws)),
         Err(e) => match e.client_handshake() {
             Some(ClientHandshakeError::Rejected(r)) => Ok(Err(r.status.as_u16())),

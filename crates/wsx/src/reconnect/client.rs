@@ -198,7 +198,7 @@ enum Command {
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), wsx::Error> {
-/// use wsx::{ClientRequest, Message, ReconnectConfig, ReconnectEvent, ReconnectingClient};
+/// use wsx::{Message, client::{ClientRequest}, reconnect::{ReconnectConfig, ReconnectEvent, ReconnectingClient}};
 ///
 /// let req = ClientRequest::new("ws://127.0.0.1:9001/feed")?;
 /// let mut client = ReconnectingClient::connect(req, ReconnectConfig::default());

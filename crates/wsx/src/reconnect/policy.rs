@@ -148,7 +148,7 @@ impl fmt::Display for Disconnect {
 /// its own close codes says which of them mean "try again":
 ///
 /// ```
-/// use wsx::{CloseCode, RetryPolicy};
+/// use wsx::{CloseCode, reconnect::{RetryPolicy}};
 /// // Our server sends 4001 when it sheds load: come back later.
 /// let policy = RetryPolicy::new(|d| d.is_transient() || d.close_code() == Some(CloseCode(4001)));
 /// ```

@@ -20,7 +20,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use wsx::{Backoff, CloseCode, Closed, Decision, Disconnect, Initiator, Jitter, RetryPolicy, Schedule};
+/// use wsx::{CloseCode, Closed, Initiator, reconnect::{Backoff, Decision, Disconnect, Jitter, RetryPolicy, Schedule}};
 ///
 /// let mut schedule = Schedule::new(Backoff::default(), RetryPolicy::default(), Jitter::new(7));
 /// let restart = Disconnect::Closed(Closed {

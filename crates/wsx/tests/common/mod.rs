@@ -4,7 +4,10 @@
 
 use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
-use wsx::{ClientConfig, ClientRequest, ServerConfig, WebSocket};
+use wsx::{
+    client::{ClientConfig, ClientRequest},
+    ServerConfig, WebSocket,
+};
 
 /// The opening handshake request of RFC 6455 §1.3 (sample nonce).
 pub const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\n\
@@ -175,7 +178,7 @@ pub async fn server_pair(
     let mut bytes = REQUEST.to_vec();
     bytes.extend_from_slice(first);
     peer.write_all(&bytes).await.unwrap();
-    let ws = wsx::accept_with(server_io, config, |_| Ok(wsx::Accept::default()))
+    let ws = wsx::server::accept_with(server_io, config, |_| Ok(wsx::server::Accept::default()))
         .await
         .expect("handshake");
     let head = read_head(&mut peer).await.unwrap();
@@ -217,7 +220,7 @@ pub async fn client_pair(
     let (client_io, mut server) = tokio::io::duplex(1 << 20);
     let req = ClientRequest::new("ws://x/").unwrap();
     let script = answer_101(&mut server, after_101);
-    let (res, head) = tokio::join!(wsx::client(client_io, &req, config), script);
+    let (res, head) = tokio::join!(wsx::client::handshake(&req, client_io, config), script);
     let (ws, done) = res.expect("client handshake");
     assert_eq!(
         done.response.status(),
