@@ -1,11 +1,15 @@
 //! `wsx`: a WebSocket toolkit on the command line.
 
 mod bench;
+mod common;
 mod connect;
 mod diagnose;
 mod probe;
 mod request_args;
 mod serve;
+
+// `serve` names these `crate::…`: the helpers the subcommands share.
+pub use common::{default_max_message, parse_close, protocol_config};
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -68,31 +72,12 @@ fn main() -> ExitCode {
         // The load generator runs its own single-threaded runtimes.
         return ExitCode::from(bench::run(args));
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WSX_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging();
     let threads = match &cli.command {
         Command::Serve(a) => a.threads,
         _ => Some(2),
     };
-    let rt = match threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        Some(n) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n.max(1))
-            .enable_all()
-            .build(),
-        None => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
-    };
-    let rt = match rt {
+    let rt = match runtime(threads) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("wsx: cannot start the runtime: {e}");
@@ -114,53 +99,30 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Protocol settings from the common `--max-message` flag and timers.
-pub fn protocol_config(
-    max_message: usize,
-    ping_interval: Option<std::time::Duration>,
-    idle_timeout: Option<std::time::Duration>,
-    send_frame_size: Option<usize>,
-) -> Result<wsx::Config, String> {
-    wsx::Config::builder()
-        .max_message_size(max_message)
-        .max_frame_size(max_message)
-        .ping_interval(ping_interval)
-        .idle_timeout(idle_timeout)
-        .send_frame_size(send_frame_size)
-        .build()
-        .map_err(|e| e.to_string())
+/// Logs to stderr, filtered by `WSX_LOG` (default `info`).
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WSX_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
-/// The default `--max-message`.
-pub fn default_max_message() -> usize {
-    wsx::wsx_proto::config::DEFAULT_MAX_MESSAGE_SIZE
-}
-
-/// The arguments of a `/close [code] [reason]` command (`connect`'s REPL,
-/// `serve --console`): `/close bye` is 1000 with reason "bye".
-pub fn parse_close(rest: &str) -> Result<wsx::CloseFrame, String> {
-    if rest.is_empty() {
-        return Ok(wsx::CloseFrame::new(wsx::CloseCode::NORMAL, ""));
-    }
-    let (first, tail) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-    if !first.chars().all(|c| c.is_ascii_digit()) {
-        return Ok(wsx::CloseFrame::new(wsx::CloseCode::NORMAL, rest));
-    }
-    let code = first.parse::<u16>().map(wsx::CloseCode).ok();
-    match code {
-        Some(c) if c.is_sendable() => {
-            let reason = tail.trim();
-            if reason.len() > wsx::wsx_proto::close::MAX_REASON_LEN {
-                return Err(format!(
-                    "a close reason has at most {} bytes; this one has {}",
-                    wsx::wsx_proto::close::MAX_REASON_LEN,
-                    reason.len()
-                ));
-            }
-            Ok(wsx::CloseFrame::new(c, reason))
-        }
-        _ => Err(format!(
-            "close code {first} may not be sent: use 1000-1003, 1007-1014 or 3000-4999 (4000-4999 for applications)"
-        )),
+/// The runtime: one thread, `n` worker threads, or one per core (`None`).
+fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n.max(1))
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
     }
 }

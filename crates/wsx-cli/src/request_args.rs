@@ -197,6 +197,23 @@ pub fn build_request(
     Ok((req, config))
 }
 
+/// The TLS settings to use for wss://: those from the flags, else the
+/// default (system and bundled roots), for a caller that makes the TLS
+/// connection itself (`probe`, `bench`).
+///
+/// # Errors
+/// No usable trust roots, in words.
+pub fn tls_or_default(
+    tls: Option<Arc<wsx::tls::rustls::ClientConfig>>,
+) -> Result<Arc<wsx::tls::rustls::ClientConfig>, String> {
+    match tls {
+        Some(c) => Ok(c),
+        None => wsx::tls::TlsClientOptions::default()
+            .build()
+            .map_err(|e| crate::diagnose::chain(&e)),
+    }
+}
+
 /// [`build_request`] with the headers left out of the request and returned
 /// as typed (names in their case, in order), for a caller that writes them
 /// itself; and the URL's errors told apart from the other options'.
