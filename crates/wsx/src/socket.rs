@@ -649,12 +649,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.flush().await
     }
 
-    /// Splits into a receiving and a sending half that can be used from
-    /// different tasks.
-    pub fn split(self) -> (crate::split::WsReader<S>, crate::split::WsWriter<S>) {
-        crate::split::split(self)
-    }
-
     pub(crate) fn conn_mut(&mut self) -> &mut Connection {
         &mut self.conn
     }

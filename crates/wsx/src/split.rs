@@ -72,19 +72,24 @@ impl<S> Shared<S> {
     }
 }
 
-pub(crate) fn split<S>(ws: WebSocket<S>) -> (WsReader<S>, WsWriter<S>) {
-    let wakers = Arc::new(Wakers::default());
-    let shared = Arc::new(Shared {
-        ws: Mutex::new(ws),
-        waker: Waker::from(wakers.clone()),
-        wakers,
-    });
-    (
-        WsReader {
-            shared: shared.clone(),
-        },
-        WsWriter { shared },
-    )
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Splits into a receiving and a sending half that can be used from
+    /// different tasks.
+    pub fn split(self) -> (WsReader<S>, WsWriter<S>) {
+        let ws = self;
+        let wakers = Arc::new(Wakers::default());
+        let shared = Arc::new(Shared {
+            ws: Mutex::new(ws),
+            waker: Waker::from(wakers.clone()),
+            wakers,
+        });
+        (
+            WsReader {
+                shared: shared.clone(),
+            },
+            WsWriter { shared },
+        )
+    }
 }
 
 /// The receiving half of a split [`WebSocket`]. It also answers pings and
