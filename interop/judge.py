@@ -87,7 +87,7 @@ CLOSE_CASES = {
         ("wsx-4001", "wsx", 4001, WSX_REASON),
         ("wsx-drop", "wsx", None, ""),
     ],
-    # crates/wsx/examples/interop_client.rs
+    # crates/wsx-testkit/src/bin/interop_client.rs
     "wsx-client": [
         ("wsx-1000", "wsx", 1000, ""),
         ("wsx-4000", "wsx", 4000, WSX_REASON),
@@ -313,7 +313,7 @@ def judge_peer_client(v, report_path, tap_path, log_path, metrics_path, expected
 
 
 def judge_wsx_client(v, wsx_path, server_path, tap_path, expected, compat_path):
-    """examples/interop_client against a peer server (peer.py, peer.mjs)."""
+    """interop_client (crates/wsx-testkit) against a peer server (peer.py, peer.mjs)."""
     rep = last_json(wsx_path)
     if not v.need(rep is not None, f"no report from interop_client (see {wsx_path} and its .err)"):
         rep = {}

@@ -128,7 +128,7 @@ def sha256(m):
 
 
 def write_records(path, msgs):
-    """Records for crates/wsx/examples/interop_client.rs: per message one kind
+    """Records for crates/wsx-testkit/src/bin/interop_client.rs: per message one kind
     byte (t/b), a 4-byte big-endian length and the payload."""
     with open(path, "wb") as f:
         for m in msgs:
@@ -161,7 +161,7 @@ def expected():
 
 
 def write_suite(path):
-    """The suite for crates/wsx/examples/interop_client.rs: per message one kind
+    """The suite for crates/wsx-testkit/src/bin/interop_client.rs: per message one kind
     byte (t/b), a 4-byte big-endian length and the payload; texts and binaries
     interleaved."""
     write_records(path, suite_order())

@@ -28,7 +28,9 @@
 //! [`WebSocketUpgrade::config`] (default: [`ServerConfig::default`]).
 
 use crate::accept::ServerConfig;
-use crate::http::{handshake_error_response, upgrade_validated, UpgradedIo};
+use crate::http::{
+    handshake_error_response, upgrade_required_response, upgrade_validated, UpgradedIo,
+};
 use crate::socket::WebSocket;
 use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};
@@ -36,15 +38,18 @@ use std::future::Future;
 use tokio::net::TcpStream;
 use wsx_proto::handshake::{Accept, HandshakeError, Upgrade};
 
-/// The WebSocket of an axum handler: over the `TcpStream` that
-/// `axum::serve` accepted, taken back from hyper without dynamic dispatch
-/// (other servers' streams go through hyper's `Upgraded`).
+/// The WebSocket of an axum handler. Under `axum::serve` it runs over
+/// hyper's type-erased `Upgraded` ([`UpgradedIo::Hyper`]: axum wraps each
+/// connection in a private type of hyper-util's, so the `TcpStream` cannot
+/// be taken back); under a server that hands hyper `TokioIo<TcpStream>`
+/// itself, over the `TcpStream` ([`UpgradedIo::Direct`]).
 pub type AxumWebSocket = WebSocket<UpgradedIo<TcpStream>>;
 
 /// Extracts a WebSocket upgrade request; answer it with
 /// [`WebSocketUpgrade::on_upgrade`]. A request that is not a valid
-/// upgrade is rejected ([`WebSocketRejection`]) with the status the
-/// standalone server would send (400, 405, 426...).
+/// upgrade is rejected ([`WebSocketRejection`]) with the status and body
+/// the standalone server would send (426 for a plain page request, 400 for
+/// a malformed handshake, ...).
 #[derive(Debug)]
 pub struct WebSocketUpgrade {
     upgrade: Upgrade,
@@ -55,18 +60,22 @@ pub struct WebSocketUpgrade {
 /// Why a request could not be a WebSocket upgrade: its response is the
 /// standalone server's for the same request.
 #[derive(Debug)]
-pub struct WebSocketRejection(HandshakeError);
+pub struct WebSocketRejection {
+    error: HandshakeError,
+    /// Not an upgrade at all (426), and whether a proxy stripped it.
+    plain: Option<bool>,
+}
 
 impl WebSocketRejection {
     /// What was wrong.
     pub fn error(&self) -> &HandshakeError {
-        &self.0
+        &self.error
     }
 }
 
 impl std::fmt::Display for WebSocketRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        self.error.fmt(f)
     }
 }
 
@@ -74,7 +83,11 @@ impl std::error::Error for WebSocketRejection {}
 
 impl IntoResponse for WebSocketRejection {
     fn into_response(self) -> Response {
-        handshake_error_response(&self.0).map(axum_core::body::Body::new)
+        match self.plain {
+            Some(stripped) => upgrade_required_response(stripped),
+            None => handshake_error_response(&self.error),
+        }
+        .map(axum_core::body::Body::new)
     }
 }
 
@@ -90,7 +103,9 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
         *head.uri_mut() = parts.uri.clone();
         *head.version_mut() = parts.version;
         *head.headers_mut() = parts.headers.clone();
-        let upgrade = Upgrade::new(head).map_err(WebSocketRejection)?;
+        let plain = (!wsx_proto::handshake::is_upgrade_request(&head))
+            .then(|| wsx_proto::handshake::is_stripped_upgrade(&head));
+        let upgrade = Upgrade::new(head).map_err(|error| WebSocketRejection { error, plain })?;
         let mut extensions = http::Extensions::new();
         if let Some(on) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
             extensions.insert(on);

@@ -123,11 +123,20 @@ impl HttpService {
 /// 426 for a plain HTTP request on a WebSocket endpoint: the answer of
 /// [`HttpService::upgrade_required`], for services that fall back to it.
 pub fn upgrade_required<B>(req: &http::Request<B>) -> http::Response<Body> {
-    let body: &str = if wsx_proto::handshake::is_stripped_upgrade(req) {
+    let stripped = wsx_proto::handshake::is_stripped_upgrade(req);
+    if stripped {
         tracing::debug!(
             path = req.uri().path(),
             "handshake without its Upgrade header: a proxy did not forward it"
         );
+    }
+    upgrade_required_response(stripped)
+}
+
+/// The 426 of [`upgrade_required`]; `stripped`: the request was a
+/// handshake that lost its Upgrade header on the way.
+pub(crate) fn upgrade_required_response(stripped: bool) -> http::Response<Body> {
+    let body: &str = if stripped {
         wsx_proto::handshake::STRIPPED_UPGRADE_BODY
     } else {
         "this is a WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)\n"
@@ -201,6 +210,11 @@ pub fn upgrade<B, F>(
 where
     F: FnOnce(&Upgrade) -> std::result::Result<Accept, HandshakeError>,
 {
+    if !wsx_proto::handshake::is_upgrade_request(req) {
+        // A page request (or a handshake a proxy stripped): 426, as the
+        // standalone server answers it.
+        return (upgrade_required(req), None);
+    }
     match Upgrade::new(head_of(req)) {
         Ok(up) => upgrade_validated(up, req.extensions_mut(), config, decide),
         Err(e) => (handshake_error_response(&e), None),
@@ -262,9 +276,12 @@ impl PendingUpgrade {
 
     /// Waits for hyper to hand over the connection and returns the
     /// WebSocket over it. `T` is the stream type the server gave hyper
-    /// inside `hyper_util::rt::TokioIo` (`TcpStream` for `axum::serve`):
-    /// the stream is then taken back as it is (no dynamic dispatch per
-    /// read or write); any other stream works through hyper's `Upgraded`.
+    /// inside `hyper_util::rt::TokioIo` (e.g. `TcpStream` for a hyper
+    /// `http1` server of your own): the stream is then taken back as it is
+    /// ([`UpgradedIo::Direct`], no dynamic dispatch per read or write). Any
+    /// other stream works through hyper's type-erased `Upgraded`
+    /// ([`UpgradedIo::Hyper`]); `axum::serve` is such a case, since it
+    /// wraps each connection in a type of hyper-util's own.
     ///
     /// # Errors
     /// The connection ended before the upgrade completed.

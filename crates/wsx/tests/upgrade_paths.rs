@@ -1,7 +1,8 @@
 //! One upgrade decision whichever way a request arrives: the standalone
 //! `Server`, a plain hyper server calling `wsx::server::upgrade`, and an
 //! axum `Router` with the `WebSocketUpgrade` extractor answer every
-//! handshake (good, malformed, cross-origin, refused by the hook) with the
+//! handshake (good, malformed, cross-origin, refused by the hook, a plain
+//! page request, one whose Upgrade header a proxy stripped) with the
 //! same status and body, and all three echo over the upgraded stream.
 #![cfg(feature = "axum")]
 
@@ -165,6 +166,18 @@ async fn standalone_hyper_and_axum_answer_every_handshake_alike() {
         (
             "version 8",
             handshake("/chat?token=ok", "Sec-WebSocket-Version: 8\r\n"),
+            426,
+        ),
+        (
+            "plain GET",
+            "GET /chat HTTP/1.1\r\nHost: app.example\r\n\r\n".to_string(),
+            426,
+        ),
+        (
+            "Upgrade stripped by a proxy",
+            format!(
+                "GET /chat?token=ok HTTP/1.1\r\nHost: app.example\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{v13}\r\n"
+            ),
             426,
         ),
         (

@@ -1,4 +1,4 @@
-//! The soak scenario, shared by `examples/soak` (minutes, in release) and
+//! The soak scenario, shared by the `soak` binary (minutes, in release) and
 //! `tests/soak.rs` (10 s under `cargo test`).
 //!
 //! One process, a multi-thread runtime, a [`wsx::Server`] on 127.0.0.1:0
@@ -8,7 +8,6 @@
 //! few long-lived clients stay connected to the end and must see the 1001 of
 //! the graceful shutdown. Afterwards: zero panics anywhere in the process,
 //! zero open connections, tasks and file descriptors back to their baseline.
-#![allow(dead_code)]
 
 use bytes::Bytes;
 use std::collections::BTreeMap;

@@ -19,7 +19,7 @@
 //! end. Any mismatch or error exits with status 1.
 //!
 //! ```text
-//! cargo run --release -p wsx --example tls_throughput -- \
+//! cargo run --release -p wsx-testkit --bin tls_throughput -- \
 //!     [--conns 8] [--depth 16] [--secs 3] [--rounds 3] [--sizes 64,1024,16384,262144]
 //! ```
 

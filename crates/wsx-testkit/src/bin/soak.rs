@@ -4,12 +4,12 @@
 //! a connection left open, or any client that saw an unexpected result.
 //!
 //! ```text
-//! cargo run --release -p wsx --example soak -- --secs 120 [--clients 200]
+//! cargo run --release -p wsx-testkit --bin soak -- --secs 120 [--clients 200]
 //!     [--max-connections 200] [--seed N]
 //! ```
-//! `cargo test -p wsx --test soak` runs the same scenario for 10 s.
+//! `cargo test -p wsx-testkit --test soak` runs the same scenario for 10 s.
 
-mod scenario;
+use wsx_testkit::soak as scenario;
 
 fn main() {
     let mut opts = scenario::Options::default();

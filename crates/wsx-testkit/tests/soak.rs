@@ -1,10 +1,9 @@
-//! The soak scenario of `examples/soak` for 10 s: many loopback connections
-//! opening, sending and closing abnormally; then zero panics, zero open
-//! connections, tasks and file descriptors back to their baseline. The
-//! long run: `cargo run --release -p wsx --example soak -- --secs 120`.
+//! The soak scenario of the `soak` binary for 10 s: many loopback
+//! connections opening, sending and closing abnormally; then zero panics,
+//! zero open connections, tasks and file descriptors back to their baseline.
+//! The long run: `cargo run --release -p wsx-testkit --bin soak -- --secs 120`.
 
-#[path = "../examples/soak/scenario.rs"]
-mod scenario;
+use wsx_testkit::soak as scenario;
 
 #[test]
 fn soak_10_seconds() {
