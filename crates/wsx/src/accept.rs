@@ -313,23 +313,24 @@ where
 }
 
 impl Negotiated {
-    /// The WebSocket over `io`, once the 101 is on its way.
+    /// The WebSocket over `io`, once the 101 is on its way, and the request.
     pub(crate) fn into_websocket<S: AsyncRead + AsyncWrite + Unpin>(
         self,
         io: S,
         leftover: &[u8],
         limits: &wsx_proto::Config,
         high_water: usize,
-    ) -> WebSocket<S> {
+    ) -> (WebSocket<S>, Upgrade) {
         #[allow(unused_mut)] // mutated only with deflate
         let mut conn = Connection::server(limits.clone(), now());
         #[cfg(feature = "deflate")]
         if let Some(n) = self.deflate {
             conn.enable_deflate(n);
         }
-        WebSocket::from_connection(io, conn, leftover)
+        let ws = WebSocket::from_connection(io, conn, leftover)
             .with_protocol(self.accept.protocol)
-            .with_high_water(high_water)
+            .with_high_water(high_water);
+        (ws, self.upgrade)
     }
 }
 
@@ -371,7 +372,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
     ///
     /// # Cancel safety
     /// Not cancel safe: a cancelled accept leaves the stream mid-response.
-    pub async fn accept<F>(mut self, decide: F) -> Result<WebSocket<S>>
+    pub async fn accept<F>(self, decide: F) -> Result<WebSocket<S>>
+    where
+        F: FnOnce(&Upgrade) -> std::result::Result<Accept, HandshakeError>,
+    {
+        Ok(self.accept_keeping_request(decide).await?.0)
+    }
+
+    /// [`Incoming::accept`], handing the request back as well (moved, not
+    /// copied: the server loop gives its URI and headers to the handler).
+    pub(crate) async fn accept_keeping_request<F>(
+        mut self,
+        decide: F,
+    ) -> Result<(WebSocket<S>, http::Request<()>)>
     where
         F: FnOnce(&Upgrade) -> std::result::Result<Accept, HandshakeError>,
     {
@@ -385,12 +398,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
             }
         };
         self.stream.write_all(&response).await?;
-        Ok(n.into_websocket(
+        let (ws, upgrade) = n.into_websocket(
             self.stream,
             &self.leftover,
             &self.config.limits,
             self.config.write_buffer_high_water,
-        ))
+        );
+        Ok((ws, upgrade.into_request()))
     }
 
     /// Answers as plain HTTP/1.1 with `status`, `headers` and `body`, then

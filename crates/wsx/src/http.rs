@@ -293,9 +293,10 @@ impl PendingUpgrade {
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (io, leftover) = take_back::<T>(self.on_upgrade).await?;
-        Ok(self
+        let (ws, _) = self
             .negotiated
-            .into_websocket(io, &leftover, &self.limits, self.high_water))
+            .into_websocket(io, &leftover, &self.limits, self.high_water);
+        Ok(ws)
     }
 
     pub(crate) async fn websocket_rewound<S>(self) -> Result<WebSocket<S>>
@@ -316,9 +317,10 @@ impl PendingUpgrade {
             all.extend_from_slice(&leftover);
             Bytes::from(all)
         };
-        Ok(self
-            .negotiated
-            .into_websocket(stream, &leftover, &self.limits, self.high_water))
+        let (ws, _) =
+            self.negotiated
+                .into_websocket(stream, &leftover, &self.limits, self.high_water);
+        Ok(ws)
     }
 }
 

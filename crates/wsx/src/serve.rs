@@ -558,47 +558,47 @@ where
             // A client still sending its head when the server stops is dropped.
             _ = self.token.cancelled() => return None,
         };
-        if wsx_proto::handshake::is_stripped_upgrade(incoming.request()) {
-            // A WebSocket client's handshake that a proxy passed on without
-            // its Upgrade header: not a page request. Say so to both ends.
-            self.failed(peer, "handshake without its Upgrade header");
-            tracing::warn!(
-                %peer,
-                path = incoming.request().uri().path(),
-                "a WebSocket handshake arrived without its Upgrade header: a reverse proxy in front did not forward it (answered 426 saying which proxy lines are missing)"
-            );
-            let _ = incoming
-                .respond(
-                    http::StatusCode::UPGRADE_REQUIRED,
-                    &[
-                        ("Upgrade", "websocket"),
-                        ("Connection", "Upgrade"),
-                        ("Content-Type", "text/plain; charset=utf-8"),
-                    ],
-                    wsx_proto::handshake::STRIPPED_UPGRADE_BODY.as_bytes(),
-                )
-                .await;
-            return None;
-        }
+        // Not an upgrade (checked first: the fast path pays nothing more).
         if !incoming.is_upgrade() {
+            if wsx_proto::handshake::is_stripped_upgrade(incoming.request()) {
+                // A WebSocket client's handshake that a proxy passed on without
+                // its Upgrade header: not a page request. Say so to both ends.
+                self.failed(peer, "handshake without its Upgrade header");
+                tracing::warn!(
+                    %peer,
+                    path = incoming.request().uri().path(),
+                    "a WebSocket handshake arrived without its Upgrade header: a reverse proxy in front did not forward it (answered 426 saying which proxy lines are missing)"
+                );
+                let _ = incoming
+                    .respond(
+                        http::StatusCode::UPGRADE_REQUIRED,
+                        &[
+                            ("Upgrade", "websocket"),
+                            ("Connection", "Upgrade"),
+                            ("Content-Type", "text/plain; charset=utf-8"),
+                        ],
+                        wsx_proto::handshake::STRIPPED_UPGRADE_BODY.as_bytes(),
+                    )
+                    .await;
+                return None;
+            }
             return self.serve_http(incoming, peer).await;
         }
-        let uri = incoming.request().uri().clone();
-        let headers = incoming.request().headers().clone();
         let mut auth = None;
         let ws = incoming
-            .accept(|up| {
+            .accept_keeping_request(|up| {
                 auth = Some((self.authorize)(up)?);
                 Ok(Accept::default())
             })
             .await;
         match (ws, auth) {
-            (Ok(ws), Some(auth)) => {
+            (Ok((ws, request)), Some(auth)) => {
                 self.stats.accepted.fetch_add(1, Relaxed);
+                let (parts, ()) = request.into_parts();
                 let accepted = Accepted {
                     peer,
-                    uri,
-                    headers,
+                    uri: parts.uri,
+                    headers: parts.headers,
                     auth,
                 };
                 Some((ws, accepted))

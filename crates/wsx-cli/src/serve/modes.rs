@@ -90,12 +90,15 @@ pub async fn handle(state: Arc<State>, ws: Ws, accepted: Accepted<()>) {
     state.metrics.opened();
     let extensions = ws.deflate().map_or("none", |d| d.response.as_str());
     tracing::info!(%peer, path, extensions, "open");
+    // The other modes are boxed: a connection's task is sized for the
+    // largest future it may run, and echo (the common, idle-heavy case)
+    // should not pay for a program's pipes.
     let end = if state.args.broadcast {
-        broadcast(&state, ws, &path).await
+        Box::pin(broadcast(&state, ws, &path)).await
     } else if let (Some(cmd), Some(env)) = (&state.args.exec, exec_env) {
-        exec_one(&state, ws, cmd, env).await
+        Box::pin(exec_one(&state, ws, cmd, env)).await
     } else if state.args.exec_shared.is_some() {
-        exec_shared(&state, ws).await
+        Box::pin(exec_shared(&state, ws)).await
     } else {
         echo(&state, ws).await
     };
@@ -313,7 +316,7 @@ async fn exec_one(state: &State, mut ws: Ws, cmd: &str, env: Vec<(String, String
         Ok(c) => c,
         Err(e) => {
             tracing::error!("cannot run {cmd:?}: {e}");
-            return cannot_start(ws).await;
+            return Box::pin(cannot_start(ws)).await;
         }
     };
     let mut stdin = child.stdin.take();
@@ -429,7 +432,7 @@ async fn shared_program(state: &State) -> Option<(mpsc::Sender<Bytes>, Broadcast
 /// `--exec-shared`: every client talks to the one program.
 async fn exec_shared(state: &State, ws: Ws) -> End {
     let Some((stdin, hub)) = shared_program(state).await else {
-        return cannot_start(ws).await;
+        return Box::pin(cannot_start(ws)).await;
     };
     let (mut reader, writer) = ws.split();
     let _subscription = hub.subscribe(writer);

@@ -395,6 +395,12 @@ impl Upgrade {
         &self.request
     }
 
+    /// The request, taken back (to keep its headers after the 101 without
+    /// copying them).
+    pub fn into_request(self) -> Request<()> {
+        self.request
+    }
+
     /// The request path, e.g. `/chat`.
     pub fn path(&self) -> &str {
         self.request.uri().path()
