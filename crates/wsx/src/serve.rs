@@ -465,10 +465,7 @@ impl<A: Acceptor> Server<A> {
                     }
                 }
                 let _guard = ActiveGuard(shared.stats.clone());
-                // Boxed: the handshake's state (and hyper's, for plain HTTP)
-                // is freed once it is done instead of sizing every
-                // connection's task for its whole life.
-                let Some((ws, accepted)) = Box::pin(shared.connection(tcp, peer)).await else {
+                let Some((ws, accepted)) = shared.connection(tcp, peer).await else {
                     return;
                 };
                 handler(ws.close_on(shared.token.clone()), accepted).await;
