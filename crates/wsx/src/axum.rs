@@ -98,11 +98,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
         parts: &mut http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        let mut head = http::Request::new(());
-        *head.method_mut() = parts.method.clone();
-        *head.uri_mut() = parts.uri.clone();
-        *head.version_mut() = parts.version;
-        *head.headers_mut() = parts.headers.clone();
+        let head = crate::http::head(&parts.method, &parts.uri, parts.version, &parts.headers);
         let plain = (!wsx_proto::handshake::is_upgrade_request(&head))
             .then(|| wsx_proto::handshake::is_stripped_upgrade(&head));
         let upgrade = Upgrade::new(head).map_err(|error| WebSocketRejection { error, plain })?;

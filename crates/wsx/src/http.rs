@@ -222,12 +222,22 @@ where
 }
 
 /// The head of `req` without its body, for the handshake checks.
-pub(crate) fn head_of<B>(req: &http::Request<B>) -> http::Request<()> {
+fn head_of<B>(req: &http::Request<B>) -> http::Request<()> {
+    head(req.method(), req.uri(), req.version(), req.headers())
+}
+
+/// A body-less request with this head (from a request or its parts).
+pub(crate) fn head(
+    method: &http::Method,
+    uri: &http::Uri,
+    version: http::Version,
+    headers: &http::HeaderMap,
+) -> http::Request<()> {
     let mut head = http::Request::new(());
-    *head.method_mut() = req.method().clone();
-    *head.uri_mut() = req.uri().clone();
-    *head.version_mut() = req.version();
-    *head.headers_mut() = req.headers().clone();
+    *head.method_mut() = method.clone();
+    *head.uri_mut() = uri.clone();
+    *head.version_mut() = version;
+    *head.headers_mut() = headers.clone();
     head
 }
 

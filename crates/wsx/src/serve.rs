@@ -5,7 +5,7 @@
 
 use crate::accept::{accept_with, read_request_until, send_and_close, Incoming, ServerConfig};
 use crate::error::Result;
-use crate::http::{upgrade_required, upgrade_validated, HttpService, PendingUpgrade, Rewind};
+use crate::http::{upgrade, upgrade_required, HttpService, PendingUpgrade, Rewind};
 use crate::socket::WebSocket;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -669,13 +669,10 @@ where
     ) -> http::Response<crate::http::Body> {
         if wsx_proto::handshake::is_upgrade_request(&req) {
             let mut auth = None;
-            let (response, pending) = match Upgrade::new(crate::http::head_of(&req)) {
-                Ok(up) => upgrade_validated(up, req.extensions_mut(), &self.config, |up| {
-                    auth = Some((self.authorize)(up)?);
-                    Ok(Accept::default())
-                }),
-                Err(e) => (crate::http::handshake_error_response(&e), None),
-            };
+            let (response, pending) = upgrade(&mut req, &self.config, |up| {
+                auth = Some((self.authorize)(up)?);
+                Ok(Accept::default())
+            });
             match (pending, auth) {
                 (Some(pending), Some(auth)) => {
                     let accepted = Accepted {
