@@ -426,10 +426,13 @@ impl<A: Acceptor> Server<A> {
         let stats = &shared.stats;
         let refusals = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
+        // One waiter for the whole loop, not one registered and dropped per accept.
+        let stop = shared.token.cancelled();
+        tokio::pin!(stop);
         loop {
             let (tcp, peer) = tokio::select! {
                 biased;
-                _ = shared.token.cancelled() => break,
+                _ = &mut stop => break,
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                     note_end(stats, done);
                     continue;
@@ -548,6 +551,9 @@ where
                 .map_err(|e| e.to_string())
         };
         let incoming = tokio::select! {
+            // The head first: when it is already complete, the shutdown
+            // waiter is never registered (nor unregistered).
+            biased;
             r = head => match r {
                 Ok(i) => i,
                 Err(e) => return { self.failed(peer, e); None },
@@ -579,7 +585,9 @@ where
                     .await;
                 return None;
             }
-            return self.serve_http(incoming, peer).await;
+            // Boxed: hyper's connection state is 3 KiB, and inline it would
+            // size every connection's task for it, WebSockets included.
+            return Box::pin(self.serve_http(incoming, peer)).await;
         }
         let mut auth = None;
         let ws = incoming

@@ -24,7 +24,7 @@ pub struct Metrics {
     bytes_out: Counter,
     pub dropped_slow: Counter,
     pongs: Counter,
-    close_codes: Family<Vec<(&'static str, String)>, Counter>,
+    close_codes: Family<CloseCodeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -141,7 +141,7 @@ impl Metrics {
     pub fn closed(&self, code: u16) {
         self.open.dec();
         self.close_codes
-            .get_or_create(&vec![("code", code.to_string())])
+            .get_or_create(&CloseCodeLabel { code })
             .inc();
     }
 
@@ -149,6 +149,12 @@ impl Metrics {
     pub fn pong(&self) {
         self.pongs.inc();
     }
+}
+
+/// The `code` label of `wsx_close_codes` (typed: no string built per close).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct CloseCodeLabel {
+    code: u16,
 }
 
 /// Per-connection counts, added to the shared metrics in batches.
