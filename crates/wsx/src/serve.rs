@@ -9,7 +9,7 @@ use crate::http::{upgrade, upgrade_required, HttpService, PendingUpgrade, Rewind
 use crate::socket::WebSocket;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -101,8 +101,10 @@ struct Stats {
     failed_handshakes: AtomicU64,
     http_requests: AtomicU64,
     panicked: AtomicU64,
-    /// Signalled when a connection ends (a slot frees).
+    /// Signalled when a connection ends (a slot frees), if any admission
+    /// is `waiting` for one.
     freed: tokio::sync::Notify,
+    waiting: AtomicUsize,
 }
 
 impl Stats {
@@ -113,13 +115,15 @@ impl Stats {
             return true;
         };
         self.active
-            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+            .fetch_update(SeqCst, SeqCst, |n| (n < max).then_some(n + 1))
             .is_ok()
     }
 
     /// Waits up to [`ADMISSION_GRACE`] for a slot.
     async fn acquire_within_grace(&self, max: Option<usize>) -> bool {
         let deadline = Instant::now() + ADMISSION_GRACE;
+        self.waiting.fetch_add(1, SeqCst);
+        let _waiting = Waiting(&self.waiting);
         loop {
             let freed = self.freed.notified();
             tokio::pin!(freed);
@@ -211,14 +215,34 @@ impl ServerHandle {
     }
 }
 
+/// One admission waiting for a slot, until it stops waiting.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
 /// Decrements the open-connection count however the task ends (including
 /// abort at the end of a shutdown).
 struct ActiveGuard(Arc<Stats>);
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Relaxed);
-        self.0.freed.notify_waiters();
+        if std::thread::panicking() {
+            // Counted here, as it unwinds: the loop does not wait on its tasks.
+            self.0.panicked.fetch_add(1, Relaxed);
+            tracing::error!(
+                "a connection handler panicked (the panic message is above); the server goes on"
+            );
+        }
+        self.0.active.fetch_sub(1, SeqCst);
+        // Only admissions waiting out their grace listen; without them
+        // (no max_connections, or not at it) a close takes no lock.
+        if self.0.waiting.load(SeqCst) > 0 {
+            self.0.freed.notify_waiters();
+        }
     }
 }
 
@@ -433,10 +457,6 @@ impl<A: Acceptor> Server<A> {
             let (tcp, peer) = tokio::select! {
                 biased;
                 _ = &mut stop => break,
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    note_end(stats, done);
-                    continue;
-                }
                 r = self.listener.accept() => match r {
                     Ok(pair) => pair,
                     Err(e) => {
@@ -445,6 +465,9 @@ impl<A: Acceptor> Server<A> {
                     }
                 },
             };
+            // Finished tasks are reaped here, without waiting: waiting on the
+            // set would wake this loop (and retry accept) at every close.
+            while tasks.try_join_next().is_some() {}
             let _ = tcp.set_nodelay(true);
             let max = shared.config.max_connections;
             let admitted = stats.try_acquire(max);
@@ -486,11 +509,7 @@ impl<A: Acceptor> Server<A> {
                 "shutting down: sent 1001 to every connection, waiting up to {timeout:?} for them to close"
             );
         }
-        let drain = async {
-            while let Some(done) = tasks.join_next().await {
-                note_end(stats, done);
-            }
-        };
+        let drain = async { while tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(timeout, drain).await.is_err() {
             let left = stats.active.load(Relaxed);
             tracing::warn!(
@@ -498,9 +517,7 @@ impl<A: Acceptor> Server<A> {
                 "shutdown: {left} connection(s) still open after {timeout:?}; dropping them (handlers that never poll recv() do not see the 1001)"
             );
             tasks.abort_all();
-            while let Some(done) = tasks.join_next().await {
-                note_end(stats, done);
-            }
+            while tasks.join_next().await.is_some() {}
         }
         Ok(())
     }
@@ -720,15 +737,6 @@ async fn refuse_busy(mut tcp: TcpStream, max: usize) {
         send_and_close(&mut tcp, response.as_bytes()),
     )
     .await;
-}
-
-fn note_end(stats: &Stats, done: std::result::Result<(), tokio::task::JoinError>) {
-    if let Err(e) = done {
-        if e.is_panic() {
-            stats.panicked.fetch_add(1, Relaxed);
-            tracing::error!("a connection handler panicked: {e}; the server goes on");
-        }
-    }
 }
 
 /// Accept errors: out of file descriptors (EMFILE/ENFILE) or memory would

@@ -318,6 +318,72 @@ async fn max_connections_answers_503_with_retry_after() {
     }
 }
 
+#[tokio::test]
+async fn an_admission_at_the_limit_gets_a_slot_freed_within_its_grace() {
+    let (addr, handle, _task) = echo_serve(ServerConfig::default().max_connections(Some(1))).await;
+    let url = format!("ws://{addr}/");
+    let mut a = wsx::connect(&url).await.unwrap();
+    // Over the limit: the server holds this one up to 100 ms for a slot...
+    let b = tokio::spawn({
+        let url = url.clone();
+        async move { wsx::connect(&url).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // ...and the slot `a` frees within that wakes it, instead of a 503.
+    a.close(None).await.unwrap();
+    while a.recv().await.unwrap().is_some() {}
+    let mut b = b.await.unwrap().expect("admitted when the slot freed");
+    b.send(Message::text("in")).await.unwrap();
+    assert_eq!(b.recv().await.unwrap(), Some(Message::text("in")));
+    assert_eq!(handle.refused_busy(), 0);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_counted_and_the_server_goes_on() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let handle = server.handle();
+    tokio::spawn(async move {
+        server
+            .serve_with(
+                |_| Ok(()),
+                |mut ws, accepted| async move {
+                    if accepted.uri.path() == "/boom" {
+                        panic!("handler panics on purpose (test)");
+                    }
+                    while let Ok(Some(msg)) = ws.recv().await {
+                        if ws.send(msg).await.is_err() {
+                            break;
+                        }
+                    }
+                },
+            )
+            .await
+            .unwrap();
+    });
+    let mut boom = wsx::connect(&format!("ws://{addr}/boom")).await.unwrap();
+    // The task's end drops the socket: no close frame.
+    let _ = boom.recv().await;
+    assert!(
+        boom.close_info().is_none_or(|c| c.code.0 == 1006),
+        "{:?}",
+        boom.close_info()
+    );
+    let t0 = Instant::now();
+    while handle.panicked() != 1 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "panicked = {}",
+            handle.panicked()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut ok = wsx::connect(&format!("ws://{addr}/")).await.unwrap();
+    ok.send(Message::text("still up")).await.unwrap();
+    assert_eq!(ok.recv().await.unwrap(), Some(Message::text("still up")));
+    assert_eq!(handle.active_connections(), 1);
+}
+
 // ---- Origin ----------------------------------------------------------------------
 
 #[tokio::test]
