@@ -28,6 +28,9 @@ const MAX_PENDING_REFUSALS: usize = 1024;
 /// check that connected and hung up) frees its slot for it.
 const ADMISSION_GRACE: Duration = Duration::from_millis(100);
 
+/// How often a quiet accept loop frees the memory of ended connection tasks.
+const REAP_EVERY: Duration = Duration::from_secs(1);
+
 /// `Retry-After` of the 503 sent past `max_connections`, in seconds: soon
 /// enough for a burst to pass, long enough not to invite a hammering.
 pub const BUSY_RETRY_AFTER_SECS: u32 = 1;
@@ -453,10 +456,18 @@ impl<A: Acceptor> Server<A> {
         // One waiter for the whole loop, not one registered and dropped per accept.
         let stop = shared.token.cancelled();
         tokio::pin!(stop);
+        // Ended tasks are reaped at the next accept, and at least once a
+        // second, so a quiet server does not keep their memory.
+        let mut reap = tokio::time::interval(REAP_EVERY);
+        reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let (tcp, peer) = tokio::select! {
                 biased;
                 _ = &mut stop => break,
+                _ = reap.tick() => {
+                    while tasks.try_join_next().is_some() {}
+                    continue;
+                }
                 r = self.listener.accept() => match r {
                     Ok(pair) => pair,
                     Err(e) => {
@@ -465,8 +476,8 @@ impl<A: Acceptor> Server<A> {
                     }
                 },
             };
-            // Finished tasks are reaped here, without waiting: waiting on the
-            // set would wake this loop (and retry accept) at every close.
+            // Reaped without waiting: waiting on the set would wake this
+            // loop (and retry accept) at every close.
             while tasks.try_join_next().is_some() {}
             let _ = tcp.set_nodelay(true);
             let max = shared.config.max_connections;
