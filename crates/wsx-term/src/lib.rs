@@ -1,0 +1,62 @@
+//! Browser terminal sessions over WebSocket, on wsx: programs on PTYs that
+//! outlive their viewers, a server-side screen that reattaching viewers get
+//! back as it is, several viewers per session with roles, per-viewer flow
+//! control, a state channel from the program inside, and a REST API.
+//!
+//! `wsx term` (the CLI) serves it; an application embeds it:
+//!
+//! ```no_run
+//! use wsx_term::{router, TermConfig, Terminals, SpawnOptions};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let terminals = Terminals::new(TermConfig::default(), wsx_term::random_secret());
+//! terminals.spawn_reaper();
+//! let session = terminals.create(&SpawnOptions::default()).expect("a shell on a PTY");
+//! println!("session {}", session.id());
+//! // The page, the REST API and /api/ws/sessions/{id}, under /term:
+//! let app = axum::Router::new().nest("/term", router(terminals));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:7681").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+//!
+//! The wire protocol (`wsx.term.v1`) is in [`protocol`].
+
+mod api;
+mod assets;
+mod auth;
+mod output;
+pub mod protocol;
+mod screen;
+mod session;
+mod terminals;
+mod viewer;
+
+pub use api::{admit_upgrade, router};
+pub use auth::{random_secret, Auth};
+pub use protocol::Role;
+pub use session::{Exit, Session, SessionInfo, SessionLimits, SpawnOptions};
+pub use terminals::{Admission, CreateError, TermConfig, Terminals};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use wsx::{CloseCode, CloseFrame, WebSocket};
+
+/// Runs an upgraded WebSocket as [`Terminals::admit`] decided: a viewer of
+/// its session, or a close with the protocol's code.
+pub async fn serve_admission<S>(mut ws: WebSocket<S>, admission: Admission)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match admission {
+        Admission::Attach(session, role) => viewer::run(ws, session, role).await,
+        Admission::Close(code, reason) => {
+            let _ = ws
+                .close(Some(CloseFrame::new(CloseCode(code), reason)))
+                .await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+                while let Ok(Some(_)) = ws.recv().await {}
+            })
+            .await;
+        }
+    }
+}
