@@ -7,6 +7,7 @@ mod diagnose;
 mod probe;
 mod request_args;
 mod serve;
+mod term;
 
 // `serve` names these `crate::…`: the helpers the subcommands share.
 pub use common::{default_max_message, parse_close, protocol_config};
@@ -27,7 +28,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
   echo hello | wsx connect ws://127.0.0.1:9001/
   wsx connect ws://127.0.0.1:9001/            # interactive on a terminal
   wsx probe ws://127.0.0.1:9001/              # the handshake, step by step
-  wsx bench ws://127.0.0.1:9001/ -c 100 --depth 16")]
+  wsx bench ws://127.0.0.1:9001/ -c 100 --depth 16
+  wsx term                                    # your shell in the browser")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,6 +52,10 @@ enum Command {
     /// Load-test an echo server: throughput, latency percentiles, errors.
     #[command(after_help = bench::EXAMPLES)]
     Bench(bench::BenchArgs),
+    /// Terminal sessions in the browser: a program on a PTY per session,
+    /// that outlives its connections, with viewers, roles and a REST API.
+    #[command(after_help = term::EXAMPLES)]
+    Term(term::TermArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Examples:
   wsx completions bash > ~/.local/share/bash-completion/completions/wsx
@@ -89,6 +95,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Connect(args) => connect::run(args).await,
             Command::Probe(args) => probe::run(args).await,
+            Command::Term(args) => term::run(args).await,
             Command::Bench(_) | Command::Completions { .. } => {
                 unreachable!("handled before the runtime starts")
             }

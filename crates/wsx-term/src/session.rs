@@ -65,6 +65,26 @@ impl Default for SessionLimits {
     }
 }
 
+impl SessionLimits {
+    /// Sets `scrollback_lines`.
+    pub fn scrollback_lines(mut self, lines: usize) -> Self {
+        self.scrollback_lines = lines;
+        self
+    }
+
+    /// Sets `output_window` (bytes).
+    pub fn output_window(mut self, bytes: usize) -> Self {
+        self.output_window = bytes;
+        self
+    }
+
+    /// Sets `lag_limit` (bytes).
+    pub fn lag_limit(mut self, bytes: usize) -> Self {
+        self.lag_limit = bytes;
+        self
+    }
+}
+
 /// How a program ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Exit {

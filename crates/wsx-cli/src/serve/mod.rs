@@ -7,7 +7,7 @@ mod console;
 mod http;
 mod metrics;
 mod modes;
-mod tls;
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,14 +60,8 @@ pub struct ServeArgs {
     /// Serve files from DIR for plain HTTP GETs (index.html for directories).
     #[arg(long, value_name = "DIR")]
     pub r#static: Option<PathBuf>,
-    /// Also allow this Origin (repeatable): `https://example.com` or
-    /// `https://*.example.com`. Same-origin browsers (Origin host equal to
-    /// Host) and non-browser clients (no Origin) are always accepted.
-    #[arg(long, value_name = "PATTERN")]
-    pub origin: Vec<String>,
-    /// Accept any Origin (disables cross-site WebSocket hijacking protection).
-    #[arg(long)]
-    pub allow_any_origin: bool,
+    #[command(flatten)]
+    pub origin: tls::OriginArgs,
     /// Refuse connections past this many (503 with Retry-After).
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
@@ -76,23 +70,8 @@ pub struct ServeArgs {
     /// connections and finds clients that vanished without a FIN.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub ping_interval: f64,
-    /// Serve wss:// with this certificate chain (PEM; with --tls-key). SIGHUP
-    /// reloads both files (renewals) without dropping connections.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "tls_key",
-        conflicts_with = "tls_self_signed"
-    )]
-    pub tls_cert: Option<PathBuf>,
-    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// Serve wss:// with a self-signed certificate generated at start (for
-    /// development): its SHA-256 fingerprint is printed and the certificate
-    /// written to a file to give clients (`wsx connect --ca FILE`).
-    #[arg(long)]
-    pub tls_self_signed: bool,
+    #[command(flatten)]
+    pub tls: tls::TlsArgs,
     /// Do not accept permessage-deflate (compression is negotiated whenever
     /// the client offers it otherwise, as browsers do).
     #[arg(long)]
@@ -138,7 +117,7 @@ pub async fn run(args: ServeArgs) -> u8 {
         }
     }
     let listen = args.listen;
-    let tls = match tls::tls_acceptor(&args, listen) {
+    let tls = match tls::tls_acceptor(&args.tls, listen) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("wsx: {e}");
@@ -201,15 +180,7 @@ fn server_config(args: &ServeArgs) -> Result<wsx::ServerConfig, String> {
         secs(args.idle_timeout),
         send_frame,
     )?;
-    let mut origin = if args.allow_any_origin {
-        tracing::warn!("--allow-any-origin: any web site can open WebSockets to this server with its visitors' cookies (cross-site WebSocket hijacking protection is off)");
-        wsx::server::OriginPolicy::allow_any()
-    } else {
-        wsx::server::OriginPolicy::same_origin()
-    };
-    for p in &args.origin {
-        origin = origin.allow(p).map_err(|e| format!("--origin: {e}"))?;
-    }
+    let origin = args.origin.policy()?;
     Ok(wsx::ServerConfig::default()
         .limits(protocol)
         .origin(origin)
@@ -223,7 +194,7 @@ fn server_config(args: &ServeArgs) -> Result<wsx::ServerConfig, String> {
         ))
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

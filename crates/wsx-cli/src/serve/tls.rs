@@ -1,12 +1,64 @@
-//! wss:// for `wsx serve`: certificate files (reloaded on SIGHUP) or a
-//! self-signed certificate for development.
+//! wss:// and Origin flags of the servers (`wsx serve`, `wsx term`):
+//! certificate files (reloaded on SIGHUP) or a self-signed certificate for
+//! development; the Origin allowlist.
 
-use super::ServeArgs;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// `--tls-cert/--tls-key` or `--tls-self-signed`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// Serve wss:// with this certificate chain (PEM; with --tls-key). SIGHUP
+    /// reloads both files (renewals) without dropping connections.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve wss:// with a self-signed certificate generated at start (for
+    /// development): its SHA-256 fingerprint is printed and the certificate
+    /// written to a file to give clients (`wsx connect --ca FILE`).
+    #[arg(long)]
+    pub tls_self_signed: bool,
+}
+
+/// `--origin` and `--allow-any-origin`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OriginArgs {
+    /// Also allow this Origin (repeatable): `https://example.com` or
+    /// `https://*.example.com`. Same-origin browsers (Origin host equal to
+    /// Host) and non-browser clients (no Origin) are always accepted.
+    #[arg(long = "origin", value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+    /// Accept any Origin (disables cross-site WebSocket hijacking protection).
+    #[arg(long)]
+    pub allow_any_origin: bool,
+}
+
+impl OriginArgs {
+    /// The library's policy for these flags.
+    pub fn policy(&self) -> Result<wsx::server::OriginPolicy, String> {
+        let mut origin = if self.allow_any_origin {
+            tracing::warn!("--allow-any-origin: any web site can open WebSockets to this server with its visitors' cookies (cross-site WebSocket hijacking protection is off)");
+            wsx::server::OriginPolicy::allow_any()
+        } else {
+            wsx::server::OriginPolicy::same_origin()
+        };
+        for p in &self.patterns {
+            origin = origin.allow(p).map_err(|e| format!("--origin: {e}"))?;
+        }
+        Ok(origin)
+    }
+}
 
 /// The TLS acceptor for `--tls-cert/--tls-key` or `--tls-self-signed`.
 pub fn tls_acceptor(
-    args: &ServeArgs,
+    args: &TlsArgs,
     listen: SocketAddr,
 ) -> Result<Option<wsx::tls::tokio_rustls::TlsAcceptor>, String> {
     let config = if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
