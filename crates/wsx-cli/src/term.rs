@@ -99,10 +99,7 @@ async fn serve(args: TermArgs) -> Result<(), String> {
     let first = if args.no_session {
         None
     } else {
-        let opts = SpawnOptions {
-            command: args.command.clone(),
-            ..SpawnOptions::default()
-        };
+        let opts = SpawnOptions::new(args.command.iter().cloned());
         Some(terminals.create(&opts).map_err(|e| e.to_string())?)
     };
     let limits = crate::protocol_config(
@@ -114,8 +111,7 @@ async fn serve(args: TermArgs) -> Result<(), String> {
     )?;
     let server_config = wsx::ServerConfig::default()
         .limits(limits)
-        .origin(args.origin.policy()?)
-        .subprotocols(vec![wsx_term::protocol::SUBPROTOCOL.to_string()]);
+        .origin(args.origin.policy()?);
     let handle = server.handle();
     let session_query = first
         .as_ref()
@@ -128,17 +124,7 @@ async fn serve(args: TermArgs) -> Result<(), String> {
         tracing::info!("shutting down: ending every session");
         handle.shutdown();
     });
-    let router = wsx_term::router(terminals.clone());
-    let admit = terminals.clone();
-    let result = server
-        .with_config(server_config)
-        .with_acceptor(tls)
-        .with_http(wsx::server::HttpService::new(router))
-        .serve_with(
-            move |up| wsx_term::admit_upgrade(&admit, up),
-            |ws, accepted| wsx_term::serve_admission(ws, accepted.auth),
-        )
-        .await;
-    terminals.end_all();
+    let server = server.with_config(server_config).with_acceptor(tls);
+    let result = wsx_term::serve(server, terminals).await;
     result.map_err(|e| e.to_string())
 }

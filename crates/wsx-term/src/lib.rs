@@ -38,8 +38,42 @@ pub use protocol::Role;
 pub use session::{Exit, Session, SessionInfo, SessionLimits, SpawnOptions};
 pub use terminals::{Admission, CreateError, TermConfig, Terminals};
 
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use wsx::{CloseCode, CloseFrame, WebSocket};
+
+/// Serves `terminals` on `server` (the library's one accept loop): upgrades
+/// to `/api/ws/sessions/{id}` are admitted by [`Terminals::admit`] before
+/// any routing, everything else goes to [`router`] through hyper. The
+/// server's config gets the `wsx.term.v1` subprotocol. When the server
+/// stops, every session is ended.
+///
+/// # Errors
+/// As [`wsx::Server::serve`].
+pub async fn serve<A: wsx::server::Acceptor>(
+    server: wsx::Server<A>,
+    terminals: Arc<Terminals>,
+) -> wsx::Result<()> {
+    let mut config = server.config().clone();
+    if !config
+        .subprotocols
+        .iter()
+        .any(|p| p == protocol::SUBPROTOCOL)
+    {
+        config.subprotocols.push(protocol::SUBPROTOCOL.to_string());
+    }
+    let admit = terminals.clone();
+    let result = server
+        .with_config(config)
+        .with_http(wsx::server::HttpService::new(router(terminals.clone())))
+        .serve_with(
+            move |up| admit_upgrade(&admit, up),
+            |ws, accepted| serve_admission(ws, accepted.auth),
+        )
+        .await;
+    terminals.end_all();
+    result
+}
 
 /// Runs an upgraded WebSocket as [`Terminals::admit`] decided: a viewer of
 /// its session, or a close with the protocol's code.

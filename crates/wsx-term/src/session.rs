@@ -29,6 +29,7 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
 /// What to run, and how (the body of `POST /api/sessions`).
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct SpawnOptions {
     /// Program and arguments; empty: the user's login shell.
     pub command: Vec<String>,
@@ -40,6 +41,43 @@ pub struct SpawnOptions {
     pub env: BTreeMap<String, String>,
     /// Working directory (default: the server's).
     pub cwd: Option<PathBuf>,
+}
+
+impl SpawnOptions {
+    /// Runs `argv` (program, then arguments); empty runs the user's login shell.
+    ///
+    /// ```
+    /// let opts = wsx_term::SpawnOptions::new(["bash", "-i"]).env("PS1", "$ ").size(120, 40);
+    /// assert_eq!(opts.command, ["bash", "-i"]);
+    /// ```
+    pub fn new<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            command: argv.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets one environment variable for the program.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the first terminal size.
+    pub fn size(mut self, cols: u16, rows: u16) -> Self {
+        (self.cols, self.rows) = (Some(cols), Some(rows));
+        self
+    }
+
+    /// Sets the working directory.
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
 }
 
 /// Sizes and bounds of a session.
