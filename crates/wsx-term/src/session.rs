@@ -143,6 +143,33 @@ impl Exit {
     }
 }
 
+/// `SIGINT` for "Interrupt": portable-pty reports a signal by the C
+/// library's description (strsignal), the protocol by its name. A
+/// description not in the table is passed on as it is.
+fn signal_name(description: &str) -> String {
+    const NAMES: &[(&str, &str)] = &[
+        ("Hangup", "SIGHUP"),
+        ("Interrupt", "SIGINT"),
+        ("Quit", "SIGQUIT"),
+        ("Illegal instruction", "SIGILL"),
+        ("Trace/breakpoint trap", "SIGTRAP"),
+        ("Aborted", "SIGABRT"),
+        ("Bus error", "SIGBUS"),
+        ("Floating point exception", "SIGFPE"),
+        ("Killed", "SIGKILL"),
+        ("User defined signal 1", "SIGUSR1"),
+        ("Segmentation fault", "SIGSEGV"),
+        ("User defined signal 2", "SIGUSR2"),
+        ("Broken pipe", "SIGPIPE"),
+        ("Alarm clock", "SIGALRM"),
+        ("Terminated", "SIGTERM"),
+    ];
+    NAMES
+        .iter()
+        .find(|(d, _)| *d == description)
+        .map_or_else(|| description.to_string(), |(_, n)| n.to_string())
+}
+
 /// A session as the REST API lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionInfo {
@@ -368,7 +395,7 @@ impl Session {
                     Ok(status) => match status.signal() {
                         Some(sig) => Exit {
                             code: None,
-                            signal: Some(sig.to_string()),
+                            signal: Some(signal_name(sig)),
                         },
                         None => Exit {
                             code: Some(status.exit_code()),

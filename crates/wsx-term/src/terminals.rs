@@ -78,7 +78,7 @@ setters!(
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
     /// `max_sessions` are open.
-    #[error("{0} sessions are open (the limit); end one (DELETE /api/sessions/ID) or raise --max-sessions")]
+    #[error("{0} sessions are open (the limit); end one (DELETE /api/sessions/ID) or raise max_sessions")]
     TooMany(usize),
     /// The PTY or the program could not be started.
     #[error("{0}")]

@@ -45,6 +45,10 @@ pub struct Viewer {
     pub msgs: Vec<ServerMsg>,
     pub closed: Option<(u16, String)>,
     pub output_bytes: u64,
+    /// Binary frames received (output and snapshots).
+    pub frames: u64,
+    /// Scrollback lines of `screen` (from the next snapshot on).
+    pub scrollback: usize,
     snapshot_next: bool,
 }
 
@@ -59,6 +63,8 @@ pub async fn try_attach(addr: SocketAddr, id: &str, query: &str) -> wsx::Result<
         msgs: Vec::new(),
         closed: None,
         output_bytes: 0,
+        frames: 0,
+        scrollback: 10_000,
         snapshot_next: false,
     })
 }
@@ -91,7 +97,7 @@ impl Viewer {
                     self.screen = vt100::Parser::new(
                         (*rows).try_into().unwrap(),
                         (*cols).try_into().unwrap(),
-                        10_000,
+                        self.scrollback,
                     );
                     self.snapshot_next = true;
                 }
@@ -102,6 +108,7 @@ impl Viewer {
                 self.msgs.push(m);
             }
             Message::Binary(b) => {
+                self.frames += 1;
                 if !self.snapshot_next {
                     self.output_bytes += b.len() as u64;
                 }
@@ -176,6 +183,13 @@ impl Viewer {
             _ => None,
         })
     }
+}
+
+/// This process's resident set (KiB), from /proc.
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 /// A raw HTTP/1.1 request; the status and the body.
