@@ -8,6 +8,10 @@
 #   peers_install LOGDIR installs what is missing (logs: LOGDIR/venv.log,
 #                        LOGDIR/npm.log); on failure prints why to stderr and
 #                        returns 1
+#   peers_chromium LOGDIR  makes sure $CHROMIUM (default /usr/bin/chromium)
+#                        runs: apt-get installs Debian's chromium when it is
+#                        missing (log: LOGDIR/apt.log); exports CHROMIUM;
+#                        on failure prints why to stderr and returns 1
 #
 # Versions are pinned in interop/python/requirements.txt and
 # interop/node/package-lock.json. The venv is cached under
@@ -53,4 +57,25 @@ peers_install() {
         echo "$peer_lock_sum" >"$peer_node_dir/node_modules/.wsx-lock"
     fi
     peers_paths
+}
+
+peers_chromium() {
+    local log=$1
+    local chromium=${CHROMIUM:-/usr/bin/chromium}
+    mkdir -p "$log"
+    if [[ ! -x $chromium ]]; then
+        [[ $chromium == /usr/bin/chromium ]] || { echo "peers: CHROMIUM=$chromium is not an executable" >&2; return 1; }
+        local sudo=()
+        if [[ $(id -u) -ne 0 ]]; then
+            command -v sudo >/dev/null || { echo "peers: Chromium is missing and installing it needs root (or sudo)" >&2; return 1; }
+            sudo=(sudo -n)
+        fi
+        echo "peers: installing Chromium (apt-get install chromium); log: $log/apt.log"
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -q >"$log/apt.log" 2>&1 \
+            || { echo "peers: apt-get update failed (see $log/apt.log)" >&2; return 1; }
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends chromium >>"$log/apt.log" 2>&1 \
+            || { echo "peers: apt-get install chromium failed (see $log/apt.log)" >&2; return 1; }
+        [[ -x $chromium ]] || { echo "peers: apt-get installed chromium but $chromium is missing" >&2; return 1; }
+    fi
+    export CHROMIUM=$chromium
 }

@@ -31,7 +31,7 @@
     lastState = state;
     let text;
     if (state && typeof state === "object" && !Array.isArray(state)) {
-      text = Object.entries(state).map(([k, v]) => k + ": " + (typeof v === "string" ? v : JSON.stringify(v))).join("  ");
+      text = Object.entries(state).map(([k, v]) => k + ": " + (typeof v === "string" ? v : JSON.stringify(v))).join("  ·  ");
     } else {
       text = JSON.stringify(state);
     }
