@@ -73,9 +73,11 @@ pub enum ServerMsg {
         /// The terminal's size.
         rows: u16,
     },
-    /// The next binary frame is the whole screen (with scrollback): reset
-    /// the terminal and write it. Sent on attach and when a viewer that fell
-    /// behind is resynchronised (`reason`: `attach` or `lagged`).
+    /// The next binary frame is the screen, as escape codes. `attach`: the
+    /// whole screen with its scrollback; reset the terminal and write it.
+    /// `lagged` (the viewer fell behind and the output in between was
+    /// skipped): the visible screen, drawn over the old one after scrolling
+    /// it into the terminal's scrollback; write it without a reset.
     Snapshot {
         /// The terminal's size the snapshot is drawn for.
         cols: u16,

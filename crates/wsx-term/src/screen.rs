@@ -87,6 +87,29 @@ impl Screen {
         let _ = write!(out, "{}", screen.state_formatted());
         out.into_bytes()
     }
+
+    /// Escape codes that bring a terminal that fell behind (it showed an
+    /// older state of this session) to this screen without a reset, so its
+    /// own scrollback stays: its screen is scrolled into its scrollback,
+    /// then the visible screen, cursor and modes are drawn. Only the
+    /// visible rows are rendered: cheap enough to send often under a flood.
+    pub fn resync(&self) -> Vec<u8> {
+        let screen = self.parser.screen();
+        let (rows, _) = self.size();
+        let mut out = String::with_capacity(4096);
+        // Main screen, soft reset (DECSTR; and its margins and origin mode
+        // spelt out for terminals without it), cursor to the bottom row,
+        // then one line feed per row.
+        let _ = write!(out, "\x1b[?1049l\x1b[!p\x1b[r\x1b[?6l\x1b[m\x1b[{rows};1H");
+        for _ in 0..rows {
+            out.push('\n');
+        }
+        if screen.alternate_screen() {
+            out.push_str("\x1b[?1049h");
+        }
+        let _ = write!(out, "{}", screen.state_formatted());
+        out.into_bytes()
+    }
 }
 
 #[cfg(test)]
@@ -131,6 +154,51 @@ mod tests {
             p.screen().scrollback_len(),
             s.parser.screen().scrollback_len()
         );
+    }
+
+    #[test]
+    fn a_resync_draws_the_screen_over_an_older_one_and_keeps_its_scrollback() {
+        for alternate in [false, true] {
+            let mut s = Screen::new(5, 20, 100);
+            let mut viewer = vt100::Parser::new(nz(5), nz(20), 100);
+            for i in 0..8 {
+                let line = format!("old {i}\r\n");
+                s.process(line.as_bytes());
+                viewer.process(line.as_bytes());
+            }
+            // The viewer is left in a scroll region and colour; the
+            // session moves on without it.
+            viewer.process(b"\x1b[2;3r\x1b[32m");
+            for i in 0..50 {
+                s.process(format!("new {i}\r\n").as_bytes());
+            }
+            if alternate {
+                s.process(b"\x1b[?1049h\x1b[Heditor");
+            }
+            s.process(b"\x1b[1;33mnow$ ");
+            let before = viewer.screen().scrollback_len();
+            viewer.process(&s.resync());
+            assert_eq!(
+                viewer.screen().contents(),
+                s.text(),
+                "alternate {alternate}"
+            );
+            assert_eq!(
+                viewer.screen().contents_formatted(),
+                s.parser.screen().contents_formatted()
+            );
+            assert_eq!(
+                viewer.screen().cursor_position(),
+                s.parser.screen().cursor_position()
+            );
+            assert_eq!(viewer.screen().alternate_screen(), alternate);
+            if !alternate {
+                // What it had seen is still in its scrollback.
+                assert!(viewer.screen().scrollback_len() >= before + 4);
+                viewer.screen_mut().set_scrollback(usize::MAX);
+                assert!(viewer.screen().contents().starts_with("old 0\nold 1"));
+            }
+        }
     }
 
     #[test]

@@ -1,11 +1,18 @@
 //! One terminal session: a program on a PTY, its screen, its recent output,
 //! its events (viewers, resizes, state from the program) and its end.
 //!
-//! Three threads per session do the blocking PTY work: a reader (output
-//! into the screen and the output log, under the session's lock, then a
-//! wake-up of every viewer), a writer (input, in order), and a waiter (the
-//! exit status). Viewers never touch the PTY's output path: a slow one
-//! cannot hold the program back.
+//! Four threads per session do the blocking work: a reader (output into
+//! the output log, then a wake-up of every viewer), a parser (the log into
+//! the server-side screen, behind the reader), a writer (input, in order),
+//! and a waiter (the exit status). Viewers never touch the PTY's output
+//! path: a slow one cannot hold the program back. The reader waits for the
+//! parser only when the log would drop bytes the screen has not seen, so
+//! the screen's cost runs beside the PTY's and the viewers' instead of in
+//! their way.
+//!
+//! Locks: `screen` before `inner`, never the other way. Whoever needs the
+//! screen as of the log's end (a snapshot, a resize) takes both and parses
+//! what the parser has not reached yet ([`Session::caught_up`]).
 
 use crate::output::{Lagged, OutputLog};
 use crate::protocol::{Role, ServerMsg, MAX_COLS, MAX_ROWS};
@@ -16,7 +23,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, watch};
 
@@ -25,6 +32,10 @@ const EVENTS_KEPT: usize = 256;
 /// After the program exits, how long its remaining output may take to
 /// drain (a background process can hold the PTY open for ever).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
+/// Bytes one PTY read takes.
+const READ_CHUNK: usize = 64 << 10;
+/// Bytes the parser takes from the log at a time.
+const PARSE_CHUNK: usize = 256 << 10;
 
 /// What to run, and how (the body of `POST /api/sessions`).
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -202,7 +213,12 @@ pub struct Session {
     pid: Option<u32>,
     state_token: String,
     limits: SessionLimits,
+    screen: Mutex<Screen>,
     inner: Mutex<Inner>,
+    /// Output arrived (or ended): the parser wakes.
+    unparsed: Condvar,
+    /// The parser moved on: the reader may append again.
+    parsed: Condvar,
     /// Bumped on every change; viewers wait on it (changes coalesce).
     version: watch::Sender<u64>,
     input: mpsc::Sender<Vec<u8>>,
@@ -221,8 +237,11 @@ impl std::fmt::Debug for Session {
 }
 
 struct Inner {
-    screen: Screen,
     log: OutputLog,
+    /// The log offset the screen has parsed up to.
+    parsed: u64,
+    /// `(rows, cols)` of the PTY (and of the screen once it catches up).
+    size: (u16, u16),
     events: VecDeque<(u64, ServerMsg)>,
     next_event: u64,
     latest_state: Option<(u64, serde_json::Value)>,
@@ -284,7 +303,7 @@ pub struct Attached {
     pub changes: watch::Receiver<u64>,
 }
 
-fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -360,9 +379,12 @@ impl Session {
             pid: child.process_id(),
             state_token,
             limits: limits.clone(),
+            screen: Mutex::new(Screen::new(rows, cols, limits.scrollback_lines)),
             inner: Mutex::new(Inner {
-                screen: Screen::new(rows, cols, limits.scrollback_lines),
-                log: OutputLog::new(limits.output_window),
+                // Room for two reads: the reader never drops unparsed bytes.
+                log: OutputLog::new(limits.output_window.max(2 * READ_CHUNK)),
+                parsed: 0,
+                size: (rows, cols),
                 events: VecDeque::new(),
                 next_event: 0,
                 latest_state: None,
@@ -373,6 +395,8 @@ impl Session {
                 detached_since: Some(Instant::now()),
                 finished_at: None,
             }),
+            unparsed: Condvar::new(),
+            parsed: Condvar::new(),
             version: watch::channel(0).0,
             input,
             master: Mutex::new(pty.master),
@@ -384,6 +408,10 @@ impl Session {
         std::thread::Builder::new()
             .name(name("reader"))
             .spawn(move || s.read_output(reader))?;
+        let s = session.clone();
+        std::thread::Builder::new()
+            .name(name("parser"))
+            .spawn(move || s.parse_output())?;
         std::thread::Builder::new()
             .name(name("writer"))
             .spawn(move || write_input(writer, input_rx))?;
@@ -415,18 +443,24 @@ impl Session {
         Ok(session)
     }
 
-    /// The reader thread: output into the screen and the log, then a wake-up.
+    /// The reader thread: output into the log, then a wake-up.
     fn read_output(&self, mut reader: Box<dyn Read + Send>) {
-        let mut buf = vec![0u8; 64 << 10];
+        let mut buf = vec![0u8; READ_CHUNK];
+        let cap = self.limits.output_window.max(2 * READ_CHUNK) as u64;
         loop {
             match reader.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
                     {
                         let mut inner = lock(&self.inner);
-                        inner.screen.process(&buf[..n]);
+                        // The log keeps what the screen has not parsed:
+                        // a program faster than the parser waits here.
+                        while inner.log.end() + n as u64 - inner.parsed > cap {
+                            inner = self.parsed.wait(inner).unwrap_or_else(|e| e.into_inner());
+                        }
                         inner.log.append(&buf[..n]);
                     }
+                    self.unparsed.notify_one();
                     self.version.send_modify(|v| *v += 1);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -441,7 +475,64 @@ impl Session {
             inner.finished_at = Some(Instant::now());
         }
         drop(inner);
+        self.unparsed.notify_one();
         self.version.send_modify(|v| *v += 1);
+    }
+
+    /// The parser thread: the log into the screen, until the output ends
+    /// and all of it is parsed.
+    fn parse_output(&self) {
+        loop {
+            {
+                let mut inner = lock(&self.inner);
+                while inner.parsed == inner.log.end() {
+                    if inner.output_done {
+                        return;
+                    }
+                    inner = self.unparsed.wait(inner).unwrap_or_else(|e| e.into_inner());
+                }
+            }
+            let mut screen = lock(&self.screen);
+            self.parse_some(&mut screen, PARSE_CHUNK);
+        }
+    }
+
+    /// Parses up to `max` bytes past `parsed` into `screen` (whose lock the
+    /// caller holds, so no one else parses meanwhile); false when there were none.
+    fn parse_some(&self, screen: &mut Screen, max: usize) -> bool {
+        let (from, bytes) = {
+            let inner = lock(&self.inner);
+            // The reader never drops unparsed bytes: this read cannot lag.
+            let bytes = inner.log.read(inner.parsed, max).unwrap_or_default();
+            (inner.parsed, bytes)
+        };
+        if bytes.is_empty() {
+            return false;
+        }
+        screen.process(&bytes);
+        let mut inner = lock(&self.inner);
+        debug_assert_eq!(inner.parsed, from);
+        inner.parsed = from + bytes.len() as u64;
+        drop(inner);
+        self.parsed.notify_one();
+        true
+    }
+
+    /// The screen as of the log's end, and the session's state with it:
+    /// both locks held (screen, then inner), everything parsed.
+    fn caught_up(&self) -> (MutexGuard<'_, Screen>, MutexGuard<'_, Inner>) {
+        let mut screen = lock(&self.screen);
+        // The bulk without holding up the reader; a flood does not keep
+        // this going past the end it found.
+        let target = lock(&self.inner).log.end();
+        while lock(&self.inner).parsed < target && self.parse_some(&mut screen, PARSE_CHUNK) {}
+        // The rest (what arrived meanwhile) with the reader held.
+        let mut inner = lock(&self.inner);
+        let rest = inner.log.read(inner.parsed, usize::MAX).unwrap_or_default();
+        screen.process(&rest);
+        inner.parsed = inner.log.end();
+        self.parsed.notify_one();
+        (screen, inner)
     }
 
     fn on_exit(&self, exit: Exit) {
@@ -475,12 +566,13 @@ impl Session {
     pub fn attach(&self, role: Role) -> Attached {
         let viewer = self.next_viewer.fetch_add(1, Ordering::Relaxed);
         let changes = self.version.subscribe();
-        let mut inner = lock(&self.inner);
+        let (screen, mut inner) = self.caught_up();
         inner.viewers.insert(viewer, role);
         inner.detached_since = None;
         let viewers = inner.viewers.len();
-        let (rows, cols) = inner.screen.size();
-        let snapshot = (inner.screen.snapshot(), cols, rows);
+        let (rows, cols) = screen.size();
+        let snapshot = (screen.snapshot(), cols, rows);
+        drop(screen);
         let state = inner
             .latest_state
             .as_ref()
@@ -527,7 +619,7 @@ impl Session {
     /// (or a fresh screen if it fell behind), and the end once everything
     /// before it was sent. Advances `cursor`.
     pub fn next_batch(&self, cursor: &mut Cursor, max: usize) -> Batch {
-        let inner = lock(&self.inner);
+        let mut inner = lock(&self.inner);
         let mut batch = Batch::default();
         let first_kept = inner.events.front().map_or(inner.next_event, |(n, _)| *n);
         if cursor.event < first_kept {
@@ -554,11 +646,15 @@ impl Session {
                 batch.output = bytes;
             }
             Ok(_) | Err(Lagged) => {
-                let (rows, cols) = inner.screen.size();
-                batch.resync = Some((inner.screen.snapshot(), cols, rows));
-                cursor.output = end;
+                drop(inner);
+                let screen;
+                (screen, inner) = self.caught_up();
+                let (rows, cols) = screen.size();
+                batch.resync = Some((screen.resync(), cols, rows));
+                cursor.output = inner.log.end();
             }
         }
+        let end = inner.log.end();
         batch.more = cursor.output < end;
         if inner.finished && !batch.more {
             batch.exit = inner.exit.clone();
@@ -575,10 +671,11 @@ impl Session {
     /// Resizes the PTY (and the screen); viewers are told.
     pub fn resize(&self, cols: u16, rows: u16) -> std::io::Result<()> {
         let (cols, rows) = clamp_size(cols, rows);
-        let mut inner = lock(&self.inner);
-        if inner.screen.size() == (rows, cols) {
+        if lock(&self.inner).size == (rows, cols) {
             return Ok(());
         }
+        // What the program wrote before is parsed at the size it had.
+        let (mut screen, mut inner) = self.caught_up();
         self.master
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -589,7 +686,9 @@ impl Session {
                 pixel_height: 0,
             })
             .map_err(|e| std::io::Error::other(format!("PTY resize: {e}")))?;
-        inner.screen.resize(rows, cols);
+        screen.resize(rows, cols);
+        inner.size = (rows, cols);
+        drop(screen);
         inner.push_event(ServerMsg::Resize { cols, rows });
         drop(inner);
         self.version.send_modify(|v| *v += 1);
@@ -649,7 +748,7 @@ impl Session {
 
     /// The visible text of the screen.
     pub fn screen_text(&self) -> String {
-        lock(&self.inner).screen.text()
+        self.caught_up().0.text()
     }
 
     /// Viewers attached now, with their roles.
@@ -664,7 +763,7 @@ impl Session {
     /// As the REST API lists it.
     pub fn info(&self) -> SessionInfo {
         let inner = lock(&self.inner);
-        let (rows, cols) = inner.screen.size();
+        let (rows, cols) = inner.size;
         SessionInfo {
             id: self.id.clone(),
             command: self.command.clone(),

@@ -66,5 +66,8 @@ async fn a_flood_with_a_stalled_viewer_stays_bounded_and_ctrl_c_stops_it() {
     );
     eprintln!("Ctrl-C to exit message: {:?}", sent.elapsed());
     assert_eq!(reader.exit(), Some((None, Some("SIGINT".to_string()))));
+    // Resyncs drawn over what it showed, then the rest of the output: the
+    // reading viewer shows the session's screen.
+    assert_eq!(reader.text(), s.screen_text(), "after {resyncs} resyncs");
     drop(stalled);
 }

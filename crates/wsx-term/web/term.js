@@ -16,7 +16,9 @@
 
   let ws = null;
   let role = null;
-  let snapshotNext = false;
+  // The next binary frame is a screen: "attach" (reset first) or "lagged"
+  // (drawn over what we show, keeping our scrollback).
+  let snapshotNext = null;
   let ended = false;
   let attempt = 0;
   let lastState = null;
@@ -72,7 +74,7 @@
         break;
       case "snapshot":
         // The next binary frame is the screen, drawn for this size.
-        snapshotNext = true;
+        snapshotNext = msg.reason;
         term.resize(msg.cols, msg.rows);
         break;
       case "resize":
@@ -108,8 +110,9 @@
       if (typeof ev.data === "string") {
         onText(JSON.parse(ev.data));
       } else if (snapshotNext) {
-        snapshotNext = false;
-        term.reset();
+        const reason = snapshotNext;
+        snapshotNext = null;
+        if (reason !== "lagged") term.reset();
         term.write(new Uint8Array(ev.data), () => {
           // Our window decides the size: tell the PTY.
           if (role === "writer") {

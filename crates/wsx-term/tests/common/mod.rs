@@ -93,12 +93,15 @@ impl Viewer {
         match msg {
             Message::Text(t) => {
                 let m: ServerMsg = serde_json::from_str(t.as_str()).expect("protocol message");
-                if let ServerMsg::Snapshot { cols, rows, .. } = &m {
-                    self.screen = vt100::Parser::new(
-                        (*rows).try_into().unwrap(),
-                        (*cols).try_into().unwrap(),
-                        self.scrollback,
-                    );
+                if let ServerMsg::Snapshot { cols, rows, reason } = &m {
+                    let (rows, cols) = ((*rows).try_into().unwrap(), (*cols).try_into().unwrap());
+                    // As the page does: a reset on attach; a lagged
+                    // viewer's screen is drawn over, at the session's size.
+                    if reason == "attach" {
+                        self.screen = vt100::Parser::new(rows, cols, self.scrollback);
+                    } else {
+                        self.screen.set_size(rows, cols);
+                    }
                     self.snapshot_next = true;
                 }
                 if let ServerMsg::Resize { cols, rows } = &m {
