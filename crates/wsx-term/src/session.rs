@@ -100,7 +100,8 @@ pub struct SessionLimits {
     /// Recent output kept for viewers reading on (bytes).
     pub output_window: usize,
     /// A viewer this many bytes behind is resynchronised from the screen
-    /// (skipping the output in between) instead of replaying it.
+    /// (skipping the output in between) instead of replaying it. Default:
+    /// the window, so a viewer that keeps up on average gets every byte.
     pub lag_limit: usize,
 }
 
@@ -109,7 +110,7 @@ impl Default for SessionLimits {
         SessionLimits {
             scrollback_lines: 10_000,
             output_window: 1 << 20,
-            lag_limit: 256 << 10,
+            lag_limit: 1 << 20,
         }
     }
 }
@@ -566,7 +567,7 @@ impl Session {
     pub fn attach(&self, role: Role) -> Attached {
         let viewer = self.next_viewer.fetch_add(1, Ordering::Relaxed);
         let changes = self.version.subscribe();
-        let (screen, mut inner) = self.caught_up();
+        let (mut screen, mut inner) = self.caught_up();
         inner.viewers.insert(viewer, role);
         inner.detached_since = None;
         let viewers = inner.viewers.len();
@@ -647,7 +648,7 @@ impl Session {
             }
             Ok(_) | Err(Lagged) => {
                 drop(inner);
-                let screen;
+                let mut screen;
                 (screen, inner) = self.caught_up();
                 let (rows, cols) = screen.size();
                 batch.resync = Some((screen.resync(), cols, rows));
