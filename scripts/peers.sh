@@ -12,6 +12,10 @@
 #                        runs: apt-get installs Debian's chromium when it is
 #                        missing (log: LOGDIR/apt.log); exports CHROMIUM;
 #                        on failure prints why to stderr and returns 1
+#   peers_nginx LOGDIR   sets peer_nginx to Debian's nginx binary, installing the
+#                        package with apt-get when it is missing (without
+#                        letting it start the system nginx; log: LOGDIR/apt.log);
+#                        on failure prints why to stderr and returns 1
 #
 # Versions are pinned in interop/python/requirements.txt and
 # interop/node/package-lock.json. The venv is cached under
@@ -71,11 +75,51 @@ peers_chromium() {
             sudo=(sudo -n)
         fi
         echo "peers: installing Chromium (apt-get install chromium); log: $log/apt.log"
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -q >"$log/apt.log" 2>&1 \
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -q >"$log/apt.log" 2>&1 \
             || { echo "peers: apt-get update failed (see $log/apt.log)" >&2; return 1; }
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends chromium >>"$log/apt.log" 2>&1 \
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends chromium >>"$log/apt.log" 2>&1 \
             || { echo "peers: apt-get install chromium failed (see $log/apt.log)" >&2; return 1; }
         [[ -x $chromium ]] || { echo "peers: apt-get installed chromium but $chromium is missing" >&2; return 1; }
     fi
     export CHROMIUM=$chromium
+}
+
+peers_find_nginx() { command -v nginx || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; } || true; }
+
+peers_nginx() {
+    local log=$1
+    mkdir -p "$log"
+    peer_nginx=$(peers_find_nginx)
+    [[ -n $peer_nginx ]] && return 0
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null || { echo "peers: nginx is missing and installing it needs root (or sudo)" >&2; return 1; }
+        sudo=(sudo -n)
+    fi
+    # The package's postinst starts the system nginx (port 80): we do not want
+    # it. policy-rc.d answering 101 stops invoke-rc.d and deb-systemd-invoke.
+    local policy_rc=
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        policy_rc=/usr/sbin/policy-rc.d
+        if ! printf '#!/bin/sh\n# temporary, from wsx scripts/peers.sh\nexit 101\n' | "${sudo[@]}" tee "$policy_rc" >/dev/null \
+            || ! "${sudo[@]}" chmod 755 "$policy_rc"; then
+            echo "peers: cannot write $policy_rc" >&2
+            return 1
+        fi
+    fi
+    echo "peers: installing nginx (apt-get install nginx); log: $log/apt.log"
+    local ok=1 pkg=nginx
+    if "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -q >"$log/apt.log" 2>&1; then
+        # bookworm: `nginx` is the server itself (nginx-light adds modules we do not use).
+        apt-cache show nginx >/dev/null 2>&1 || pkg=nginx-light
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "$pkg" >>"$log/apt.log" 2>&1 \
+            || { echo "peers: apt-get install $pkg failed (see $log/apt.log)" >&2; ok=0; }
+    else
+        echo "peers: apt-get update failed (see $log/apt.log)" >&2
+        ok=0
+    fi
+    [[ -n $policy_rc ]] && { "${sudo[@]}" rm -f "$policy_rc" || true; }
+    ((ok)) || return 1
+    peer_nginx=$(peers_find_nginx)
+    [[ -n $peer_nginx ]] || { echo "peers: apt-get installed $pkg but there is no nginx binary" >&2; return 1; }
 }

@@ -2,7 +2,8 @@
 #
 #   redis_install [LOGDIR]   makes sure redis-server and redis-cli are on PATH:
 #                            apt-get installs Debian's redis-server (which
-#                            brings redis-tools) when redis-server is missing
+#                            brings redis-tools) when redis-server is missing,
+#                            without letting it start the system redis on 6379
 #                            (log: LOGDIR/apt.log, LOGDIR defaults to
 #                            target/redis); on failure prints why to stderr
 #                            and returns 1
@@ -34,18 +35,34 @@ redis_install() {
         command -v sudo >/dev/null || { echo "redis: redis-server is missing and installing it needs root (or sudo)" >&2; return 1; }
         sudo=(sudo -n)
     fi
+    # The package's postinst starts the system redis-server (port 6379) where an
+    # init system runs: we do not want it. policy-rc.d answering 101 stops
+    # invoke-rc.d and deb-systemd-invoke (as peers_nginx does).
+    local policy_rc=
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        policy_rc=/usr/sbin/policy-rc.d
+        if ! printf '#!/bin/sh\n# temporary, from wsx scripts/redis.sh\nexit 101\n' | "${sudo[@]}" tee "$policy_rc" >/dev/null \
+            || ! "${sudo[@]}" chmod 755 "$policy_rc"; then
+            echo "redis: cannot write $policy_rc" >&2
+            return 1
+        fi
+    fi
     echo "redis: installing redis-server (apt-get install redis-server); log: $log/apt.log"
+    local ok=1
     # env, not a prefix assignment: sudo would drop DEBIAN_FRONTEND.
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -q >"$log/apt.log" 2>&1 \
-        || { echo "redis: apt-get update failed (see $log/apt.log)" >&2; return 1; }
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends redis-server >>"$log/apt.log" 2>&1 \
-        || { echo "redis: apt-get install redis-server failed (see $log/apt.log)" >&2; return 1; }
+    if "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -q >"$log/apt.log" 2>&1; then
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends redis-server >>"$log/apt.log" 2>&1 \
+            || { echo "redis: apt-get install redis-server failed (see $log/apt.log)" >&2; ok=0; }
+    else
+        echo "redis: apt-get update failed (see $log/apt.log)" >&2
+        ok=0
+    fi
+    [[ -n $policy_rc ]] && { "${sudo[@]}" rm -f "$policy_rc" || true; }
+    ((ok)) || return 1
     if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
         echo "redis: apt-get installed redis-server but redis-server or redis-cli is not on PATH" >&2
         return 1
     fi
-    # Debian's package starts a system-wide server on 6379 where an init system
-    # runs; ours are private ones on their own ports, so that one is left alone.
 }
 
 redis_start() {

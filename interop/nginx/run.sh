@@ -83,41 +83,10 @@ command -v python3 >/dev/null || die "python3 is needed (free ports, JSON)"
 
 # ---- install ----------------------------------------------------------------------
 
-find_nginx() { command -v nginx || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; } || true; }
-nginx=$(find_nginx)
-policy_rc=
-cleanup_policy() { if [[ -n $policy_rc ]]; then "${sudo[@]}" rm -f "$policy_rc" || true; policy_rc=; fi; }
-if [[ -z $nginx ]]; then
-    sudo=()
-    if [[ $(id -u) -ne 0 ]]; then
-        command -v sudo >/dev/null || die "nginx is missing and installing it needs root (or sudo)"
-        sudo=(sudo -n)
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    # The package's postinst starts the system nginx (port 80): we do not want
-    # it. policy-rc.d answering 101 stops invoke-rc.d and deb-systemd-invoke.
-    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-        policy_rc=/usr/sbin/policy-rc.d
-        trap cleanup_policy EXIT
-        if ! printf '#!/bin/sh\n# temporary, from wsx interop/nginx/run.sh\nexit 101\n' \
-            | "${sudo[@]}" tee "$policy_rc" >/dev/null; then
-            die "cannot write $policy_rc"
-        fi
-        "${sudo[@]}" chmod 755 "$policy_rc" || die "cannot chmod $policy_rc"
-    fi
-    say "installing nginx (apt-get install nginx); log: $out/apt.log"
-    "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -q >"$out/apt.log" 2>&1 \
-        || die "apt-get update failed (see $out/apt.log)"
-    # bookworm: `nginx` is the server itself (nginx-light adds modules we do not use).
-    pkg=nginx
-    if ! apt-cache show nginx >/dev/null 2>&1; then pkg="nginx-light"; fi
-    "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "$pkg" >>"$out/apt.log" 2>&1 \
-        || die "apt-get install $pkg failed (see $out/apt.log)"
-    cleanup_policy
-    trap - EXIT
-    nginx=$(find_nginx)
-    [[ -n $nginx ]] || die "apt-get installed $pkg but there is no nginx binary"
-fi
+# shellcheck source=../../scripts/peers.sh
+source "$(dirname "$0")/../../scripts/peers.sh"
+peers_nginx "$out" || die "nginx is needed (see above)"
+nginx=$peer_nginx
 nginx_version=$("$nginx" -v 2>&1 | sed -n 's|.*nginx/\([^ ]*\).*|\1|p' | head -1)
 [[ -n $nginx_version ]] || die "$nginx -v printed no version"
 nginx_package=$(dpkg-query -W -f '${Version}' nginx 2>/dev/null || true)

@@ -2,7 +2,8 @@
 //
 //   SCREENSHOT=PNG node term-browser.mjs 'http://127.0.0.1:PORT/?token=T&session=ID' TOKEN
 //
-// The address is the one `wsx term` prints at start; the session runs
+// The address is the one `wsx term` prints at start (or the same under a
+// reverse proxy's sub-path: every URL is taken relative to it); the session runs
 // `bash --norc --noprofile -i`. In the page, as a person would:
 //  1. waits for "connected" in the status bar, types `echo hello-$((6*7))` and
 //     Enter into the terminal and reads `hello-42` from xterm.js's screen;
@@ -24,7 +25,8 @@ import { chromium } from 'playwright-core';
 const start = process.argv[2];
 const token = process.argv[3];
 const screenshot = process.env.SCREENSHOT || 'target/term/browser.png';
-const origin = new URL(start).origin;
+// Where the page is: the server's root, or a reverse proxy's sub-path.
+const base = new URL('.', start).href;
 const report = { ok: false, checks: [], errors: [] };
 const check = (name, ok, detail) => {
   report.checks.push({ name, ok, ...(detail === undefined ? {} : { detail }) });
@@ -114,7 +116,7 @@ try {
   check('typing works after reload', true);
 
   // 5. A read-only viewer from a ticket link, in a profile without the cookie.
-  const res = await fetch(`${origin}/api/sessions/${session}/tickets`, {
+  const res = await fetch(`${base}api/sessions/${session}/tickets`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ role: 'viewer' }),
@@ -126,7 +128,7 @@ try {
   const viewer = ctx2.pages()[0] ?? (await ctx2.newPage());
   viewer.setDefaultTimeout(20000);
   await viewer.setViewportSize({ width: 700, height: 400 });
-  await viewer.goto(new URL(ticket.page, `${origin}/`).href);
+  await viewer.goto(new URL(ticket.page, base).href);
   await waitConnected(viewer);
   check('viewer role', (await viewer.evaluate(() => window.wsxTerm.role())) === 'viewer');
   await waitScreen(viewer, /^after-5$/);
