@@ -95,7 +95,6 @@ async fn serve(args: TermArgs) -> Result<(), String> {
         .exited_ttl(secs(args.exited_ttl, "--exited-ttl")?)
         .api_base(Some(format!("{http_scheme}://{api_host}")));
     let terminals = Terminals::new(config, token.clone());
-    let _reaper = terminals.spawn_reaper();
     let first = if args.no_session {
         None
     } else {

@@ -45,7 +45,8 @@ use wsx::{CloseCode, CloseFrame, WebSocket};
 /// Serves `terminals` on `server` (the library's one accept loop): upgrades
 /// to `/api/ws/sessions/{id}` are admitted by [`Terminals::admit`] before
 /// any routing, everything else goes to [`router`] through hyper. The
-/// server's config gets the `wsx.term.v1` subprotocol. When the server
+/// server's config gets the `wsx.term.v1` subprotocol. Sessions are
+/// reaped ([`Terminals::reap`]) every second meanwhile. When the server
 /// stops, every session is ended.
 ///
 /// # Errors
@@ -63,6 +64,7 @@ pub async fn serve<A: wsx::server::Acceptor>(
         config.subprotocols.push(protocol::SUBPROTOCOL.to_string());
     }
     let admit = terminals.clone();
+    let reaper = terminals.spawn_reaper();
     let result = server
         .with_config(config)
         .with_http(wsx::server::HttpService::new(router(terminals.clone())))
@@ -71,6 +73,7 @@ pub async fn serve<A: wsx::server::Acceptor>(
             |ws, accepted| serve_admission(ws, accepted.auth),
         )
         .await;
+    reaper.abort();
     terminals.end_all();
     result
 }
