@@ -207,7 +207,7 @@ fn corrupting_echo(s: &mut TcpStream) {
                 return;
             }
             count += 1;
-            if count % 10 == 0 {
+            if count.is_multiple_of(10) {
                 payload[0] ^= 0xff;
             }
             let mut frame = vec![0x80 | h.opcode.as_u8(), len as u8];

@@ -417,6 +417,19 @@ impl Subscription {
         lock(&self.sub.queue).ended
     }
 
+    /// Ends this subscription: what is queued is written, then the
+    /// connection is closed with `frame` (e.g. 1013 when what it sent
+    /// cannot be passed on now).
+    pub fn close(&self, frame: CloseFrame) {
+        if let Some(hub) = self.hub.upgrade() {
+            lock(&hub.subs).remove(&self.id);
+        }
+        *lock(&self.sub.farewell) = Some(frame);
+        lock(&self.sub.queue).ended = true;
+        self.sub.ready.notify_one();
+        self.sub.room.notify_waiters();
+    }
+
     /// Sends `msg` to this subscriber only, in order with the broadcasts,
     /// under the hub's slow-consumer policy.
     ///

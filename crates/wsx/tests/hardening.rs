@@ -130,7 +130,7 @@ async fn slow_reader_of_1_gib_keeps_server_memory_bounded() {
         };
         assert_eq!(b.len(), MSG);
         received += 1;
-        if received % 1024 == 0 {
+        if received.is_multiple_of(1024) {
             peak = peak.max(rss_kib());
         }
     }
@@ -182,7 +182,7 @@ async fn unread_messages_push_back_on_the_sender() {
         );
         // Give the socket time to take what it can.
         tokio::task::yield_now().await;
-        if queued % 16 == 0 {
+        if queued.is_multiple_of(16) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };

@@ -148,7 +148,7 @@ async fn split_halves_1000_messages_each_way_in_order() {
     let ws = wsx::connect(&url(addr)).await.unwrap();
     let (mut reader, mut writer) = ws.split();
     let message = |i: usize| {
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             Message::binary(i.to_be_bytes().to_vec())
         } else {
             text(format!("message {i} {}", "x".repeat(i % 200)))

@@ -165,7 +165,7 @@ fn parse_binary(arg: &str) -> Result<(Vec<u8>, &'static str), String> {
         .strip_prefix("0x")
         .or_else(|| compact.strip_prefix("0X"))
         .unwrap_or(&compact);
-    if hex.len() % 2 == 0 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if hex.len().is_multiple_of(2) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         let bytes = (0..hex.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digits"))

@@ -131,6 +131,11 @@ impl Metrics {
         out
     }
 
+    /// Adds metrics of another part (the fan-out layer) to the registry.
+    pub fn register(&self, f: impl FnOnce(&mut Registry)) {
+        f(&mut self.registry.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
     /// A WebSocket was accepted.
     pub fn opened(&self) {
         self.accepted.inc();

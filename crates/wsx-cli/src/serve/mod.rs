@@ -19,6 +19,7 @@ pub const EXAMPLES: &str = "Examples:
   wsx serve                                   # echo on ws://127.0.0.1:9001, any path; a test page at /
   wsx serve --listen 0.0.0.0:8080
   wsx serve --broadcast                       # a chat room per path
+  wsx serve --broadcast --redis redis://127.0.0.1:6379   # rooms across every node on that Redis
   wsx serve --exec 'sh -c \"while read l; do echo \\\"got $l\\\"; done\"'   # a program per connection
   wsx serve --exec-shared 'tail -f /var/log/syslog'                 # one program, output to all
   wsx serve --static ./public --origin https://example.com
@@ -44,6 +45,18 @@ pub struct ServeArgs {
     /// room per path), the sender included.
     #[arg(long, conflicts_with_all = ["exec", "exec_shared"])]
     pub broadcast: bool,
+    /// With --broadcast: join every node on this Redis (rooms, presence and
+    /// history shared; a client resumes on any node). Without it, rooms live
+    /// in this process.
+    #[arg(long, value_name = "URL", requires = "broadcast")]
+    pub redis: Option<String>,
+    /// With --broadcast: messages each room keeps for clients that resume
+    /// (`wsx.pubsub.v1`, `?since=OFFSET&epoch=EPOCH`).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub history: u64,
+    /// With --broadcast: seconds a room's history is kept after its last message.
+    #[arg(long, value_name = "SECS", default_value_t = 3600.0)]
+    pub history_ttl: f64,
     /// Messages a slow client may have queued in broadcast modes before it
     /// is disconnected (1013, try again later), so that it cannot stall or
     /// bloat the others (a message that waits 10 s does the same).
@@ -138,8 +151,22 @@ pub async fn run(args: ServeArgs) -> u8 {
     };
     let handle = server.handle();
     let metrics = Arc::new(metrics::Metrics::default());
+    let fanout = if args.broadcast {
+        match modes::fanout(&args).await {
+            Ok(f) => {
+                metrics.register(|r| f.register_metrics(r));
+                Some(f)
+            }
+            Err(e) => {
+                eprintln!("wsx: {e}");
+                return 2;
+            }
+        }
+    } else {
+        None
+    };
     let router = http::router(args.r#static.clone(), metrics.clone(), handle.clone());
-    let state = Arc::new(modes::State::new(args, metrics.clone()));
+    let state = Arc::new(modes::State::new(args, metrics.clone(), fanout));
     if let Some(tx) = &state.console {
         tokio::spawn(console::console_loop(metrics.open.clone(), tx.clone()));
     }
@@ -181,7 +208,13 @@ fn server_config(args: &ServeArgs) -> Result<wsx::ServerConfig, String> {
         send_frame,
     )?;
     let origin = args.origin.policy()?;
-    Ok(wsx::ServerConfig::default()
+    let mut config = wsx::ServerConfig::default();
+    if args.broadcast {
+        config
+            .subprotocols
+            .push(wsx_fanout::SUBPROTOCOL.to_string());
+    }
+    Ok(config
         .limits(protocol)
         .origin(origin)
         .max_connections(args.max_connections)

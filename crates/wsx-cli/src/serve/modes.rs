@@ -7,8 +7,7 @@ use super::console::{next_console, ConsoleCmd};
 use super::metrics::{Counts, Metrics};
 use super::ServeArgs;
 use bytes::Bytes;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use wsx::{
@@ -23,13 +22,42 @@ type Ws = wsx::WebSocket<MaybeTlsStream>;
 pub struct State {
     pub args: ServeArgs,
     pub metrics: Arc<Metrics>,
-    /// `--broadcast`: a room per path.
-    rooms: Mutex<HashMap<String, Broadcast>>,
+    /// `--broadcast`: a room per path, in this process or on Redis.
+    fanout: Option<wsx_fanout::Fanout>,
     /// `--exec-shared`: the program and its audience, started on first use.
     shared_exec: tokio::sync::Mutex<Option<SharedExec>>,
     /// `--console` commands.
     pub console: Option<tokio::sync::broadcast::Sender<ConsoleCmd>>,
     hub_config: BroadcastConfig,
+}
+
+/// A slow client is closed (1013, try again later) once --queue messages
+/// wait for it, or one message waited 10 s; one message of the largest
+/// size always fits.
+fn hub_config(args: &ServeArgs) -> BroadcastConfig {
+    BroadcastConfig::default()
+        .max_queue_messages(Some(args.queue))
+        .max_queue_bytes(args.max_message.max(1 << 20))
+}
+
+/// `--broadcast`'s rooms: on `--redis`, or in this process.
+pub async fn fanout(args: &ServeArgs) -> Result<wsx_fanout::Fanout, String> {
+    if !(args.history_ttl > 0.0 && args.history_ttl.is_finite()) {
+        return Err(format!(
+            "--history-ttl {}: give a number of seconds above 0",
+            args.history_ttl
+        ));
+    }
+    let config = wsx_fanout::FanoutConfig::default()
+        .history(args.history as usize)
+        .history_ttl(std::time::Duration::from_secs_f64(args.history_ttl))
+        .broadcast(hub_config(args));
+    match &args.redis {
+        Some(url) => wsx_fanout::Fanout::redis(url, config).await.map_err(|e| {
+            format!("--redis {url}: {e} (is redis-server running there? `redis-cli -u {url} ping` should say PONG)")
+        }),
+        None => Ok(wsx_fanout::Fanout::local(config)),
+    }
 }
 
 /// One program for all clients (`--exec-shared`).
@@ -45,18 +73,13 @@ struct End {
 }
 
 impl State {
-    pub fn new(args: ServeArgs, metrics: Arc<Metrics>) -> Self {
-        // A slow client is closed (1013, try again later) once --queue
-        // messages wait for it, or one message waited 10 s; one message of
-        // the largest size always fits.
-        let hub_config = BroadcastConfig::default()
-            .max_queue_messages(Some(args.queue))
-            .max_queue_bytes(args.max_message.max(1 << 20));
+    pub fn new(args: ServeArgs, metrics: Arc<Metrics>, fanout: Option<wsx_fanout::Fanout>) -> Self {
+        let hub_config = hub_config(&args);
         State {
             console: args.console.then(|| tokio::sync::broadcast::channel(64).0),
             args,
             metrics,
-            rooms: Mutex::default(),
+            fanout,
             shared_exec: tokio::sync::Mutex::new(None),
             hub_config,
         }
@@ -80,6 +103,7 @@ impl State {
 pub async fn handle(state: Arc<State>, ws: Ws, accepted: Accepted<()>) {
     let peer = accepted.peer;
     let path = accepted.uri.path().to_string();
+    let query = accepted.uri.query().unwrap_or("").to_string();
     let exec_env = state
         .args
         .exec
@@ -94,7 +118,7 @@ pub async fn handle(state: Arc<State>, ws: Ws, accepted: Accepted<()>) {
     // largest future it may run, and echo (the common, idle-heavy case)
     // should not pay for a program's pipes.
     let end = if state.args.broadcast {
-        Box::pin(broadcast(&state, ws, &path)).await
+        Box::pin(broadcast(&state, ws, &path, &query, peer)).await
     } else if let (Some(cmd), Some(env)) = (&state.args.exec, exec_env) {
         Box::pin(exec_one(&state, ws, cmd, env)).await
     } else if state.args.exec_shared.is_some() {
@@ -185,45 +209,53 @@ async fn echo(state: &State, mut ws: Ws) -> End {
     end_of(ws.close_info().cloned(), result)
 }
 
-/// `--broadcast`: a room per path, on the library's `Broadcast` (each
-/// message encoded once; a bounded queue per member).
-async fn broadcast(state: &State, ws: Ws, path: &str) -> End {
-    let (mut reader, writer) = ws.split();
-    let (hub, subscription) = {
-        let mut rooms = state.rooms.lock().unwrap_or_else(|e| e.into_inner());
-        let hub = rooms
-            .entry(path.to_string())
-            .or_insert_with(|| Broadcast::new(state.hub_config.clone()))
-            .clone();
-        let subscription = hub.subscribe(writer);
-        (hub, subscription)
-    };
-    let mut counts = Counts::default();
-    let result = loop {
-        let msg = match next_data(&mut reader, &state.metrics).await {
-            Ok(Some(m)) => m,
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(e),
+/// `--broadcast`: a room per path, on the library's fan-out layer (in
+/// this process or across nodes on Redis; `wsx.pubsub.v1` clients get
+/// envelopes and resume with `?since=OFFSET&epoch=EPOCH`).
+async fn broadcast(
+    state: &State,
+    mut ws: Ws,
+    path: &str,
+    query: &str,
+    peer: std::net::SocketAddr,
+) -> End {
+    let Some(fanout) = &state.fanout else {
+        return End {
+            code: 1011,
+            reason: "no rooms configured".into(),
         };
-        let n = msg.len() as u64;
-        counts.msgs_in += 1;
-        counts.bytes_in += n;
-        if let Ok(d) = hub.send(msg).await {
-            counts.msgs_out += d.queued as u64;
-            counts.bytes_out += n * d.queued as u64;
-            state.metrics.dropped_slow.inc_by(d.closed as u64);
-        }
-        counts.maybe_flush(&state.metrics);
     };
-    {
-        let mut rooms = state.rooms.lock().unwrap_or_else(|e| e.into_inner());
-        drop(subscription);
-        if hub.subscribers() == 0 {
-            rooms.remove(path);
+    let envelope = ws.protocol() == Some(wsx_fanout::SUBPROTOCOL);
+    let since = match wsx_fanout::resume_from_query(query) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = ws
+                .close(Some(CloseFrame::new(
+                    CloseCode::POLICY_VIOLATION,
+                    e.clone(),
+                )))
+                .await;
+            return End {
+                code: 1008,
+                reason: e,
+            };
         }
-    }
+    };
+    let opts = wsx_fanout::JoinOptions::default()
+        .envelope(envelope)
+        .since(since)
+        .name(peer.to_string());
+    let (result, closed, stats) = wsx_fanout::serve_member(fanout, ws, path, opts).await;
+    let mut counts = Counts {
+        msgs_in: stats.received,
+        bytes_in: stats.bytes_in,
+        ..Counts::default()
+    };
     counts.flush(&state.metrics);
-    end_of(reader.close_info(), result)
+    for _ in 0..stats.pongs {
+        state.metrics.pong();
+    }
+    end_of(closed, result)
 }
 
 /// CGI-style variables describing the connection, as websocketd sets them.
