@@ -67,6 +67,14 @@ impl<S> std::fmt::Debug for JoinError<S> {
     }
 }
 
+impl<S> std::fmt::Display for JoinError<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<S> std::error::Error for JoinError<S> {}
+
 /// Where a publish went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
