@@ -1,5 +1,6 @@
 //! Plain HTTP of `wsx serve`, through the server core's hyper connection:
-//! the test page, `/metrics`, and `--static` files (tower-http's `ServeDir`:
+//! the test page, `/metrics`, `/presence?room=PATH` (with `--broadcast`),
+//! and `--static` files (tower-http's `ServeDir`:
 //! `Range`, `Last-Modified`/`If-Modified-Since`, `HEAD`), all compressed
 //! when the client accepts it.
 
@@ -18,6 +19,7 @@ pub fn router(
     static_dir: Option<PathBuf>,
     metrics: Arc<Metrics>,
     server: wsx::server::ServerHandle,
+    fanout: Option<wsx_fanout::Fanout>,
 ) -> Router {
     let metrics_route = get(move || {
         let body = metrics.render(&server);
@@ -31,7 +33,13 @@ pub fn router(
             )
         }
     });
-    let router = Router::new().route("/metrics", metrics_route);
+    let mut router = Router::new().route("/metrics", metrics_route);
+    if let Some(fanout) = fanout {
+        router = router.route(
+            "/presence",
+            get(move |q: axum::extract::Query<PresenceQuery>| presence(fanout.clone(), q.0.room)),
+        );
+    }
     let router = match static_dir {
         // Files first; the test page at / when the directory has no index.
         Some(dir) => router.fallback_service(
@@ -45,6 +53,24 @@ pub fn router(
             .fallback(not_a_page),
     };
     router.layer(CompressionLayer::new())
+}
+
+#[derive(serde::Deserialize)]
+struct PresenceQuery {
+    room: String,
+}
+
+/// Who is in a room, on every node: `{"room","count","members":[{"node","member","name"}]}`.
+async fn presence(fanout: wsx_fanout::Fanout, room: String) -> Response {
+    match fanout.presence(&room).await {
+        Ok(members) => axum::Json(serde_json::json!({
+            "room": room,
+            "count": members.len(),
+            "members": members,
+        }))
+        .into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+    }
 }
 
 async fn page() -> Response {

@@ -165,7 +165,12 @@ pub async fn run(args: ServeArgs) -> u8 {
     } else {
         None
     };
-    let router = http::router(args.r#static.clone(), metrics.clone(), handle.clone());
+    let router = http::router(
+        args.r#static.clone(),
+        metrics.clone(),
+        handle.clone(),
+        fanout.clone(),
+    );
     let state = Arc::new(modes::State::new(args, metrics.clone(), fanout));
     if let Some(tx) = &state.console {
         tokio::spawn(console::console_loop(metrics.open.clone(), tx.clone()));
