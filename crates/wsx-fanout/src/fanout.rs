@@ -388,7 +388,7 @@ impl Fanout {
         }
         let (recovery, backlog) = match since {
             None => (Recovery::Fresh, Vec::new()),
-            Some(since) => match inner.recover(&room, &st, since).await {
+            Some(since) => match inner.recover(&room, &mut st, since).await {
                 Ok(r) => r,
                 Err(error) => return Err(JoinError { error, writer }),
             },
@@ -613,7 +613,7 @@ impl Inner {
     async fn recover(
         &self,
         room: &Room,
-        st: &RoomState,
+        st: &mut RoomState,
         since: &Position,
     ) -> Result<(Recovery, Vec<Entry>), FanoutError> {
         #[cfg(feature = "redis")]
@@ -636,6 +636,9 @@ impl Inner {
             Plan::Broker { from, to } => {
                 let entries = self.read_history(room, st, from, to).await?;
                 if entries.len() as u64 == to - from + 1 {
+                    // Kept here from now on: the next client resuming from
+                    // as far back (many reconnect at once) reads nothing.
+                    st.prepend(&entries, self.config.history);
                     (
                         Recovery::Recovered {
                             missed: entries.len() as u64,

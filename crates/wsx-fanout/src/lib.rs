@@ -20,7 +20,7 @@
 //! otherwise. A node that loses its Redis subscription reads what it missed
 //! back from the history (within about a second of noticing). A publish that
 //! returned an error was not published, except when the connection broke
-//! after Redis ran it: then the position was taken, and a retry with the
+//! (or the call timed out) after Redis ran it: then the position was taken, and a retry with the
 //! same idempotency key returns it instead of publishing twice; without a
 //! key, that retry is the one place a duplicate can appear. A member too
 //! slow for its queue is closed (1013 by default) rather than silently

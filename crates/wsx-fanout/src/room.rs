@@ -84,6 +84,21 @@ impl RoomState {
         }
     }
 
+    /// Adds older entries read from the broker in front of `recent` (those
+    /// that connect to it, up to `cap` in all).
+    pub fn prepend(&mut self, older: &[Entry], cap: usize) {
+        let mut next = self.recent.front().map_or(self.last + 1, |e| e.offset);
+        for e in older.iter().rev() {
+            if self.recent.len() >= cap.max(1) {
+                break;
+            }
+            if e.offset + 1 == next {
+                self.recent.push_front(e.clone());
+                next = e.offset;
+            }
+        }
+    }
+
     /// Forgets entries older than `ttl` (one process: they are the history).
     pub fn expire(&mut self, ttl: Duration, now: Instant) {
         while self
@@ -260,5 +275,19 @@ mod tests {
             s.slice(7, 10).iter().map(|e| e.offset).collect::<Vec<_>>(),
             [7, 8, 9, 10]
         );
+        // What the broker gave for offsets 3..=10 is kept in front (those
+        // that connect, up to the cap): the next resume from 4 is local.
+        let older: Vec<Entry> = (3..=10).map(entry).collect();
+        s.prepend(&older, 6);
+        assert_eq!(
+            s.recent.iter().map(|e| e.offset).collect::<Vec<_>>(),
+            [5, 6, 7, 8, 9, 10]
+        );
+        assert_eq!(
+            s.plan(&pos("e", 4), 100, true),
+            Plan::Local { from: 5, to: 10 }
+        );
+        s.prepend(&older, 100);
+        assert_eq!(s.recent.front().unwrap().offset, 3);
     }
 }

@@ -80,7 +80,7 @@ pub mod server {
         PendingUpgrade, UpgradedIo,
     };
     pub use crate::serve::{
-        Accepted, Acceptor, PlainTcp, Server, ServerHandle, BUSY_RETRY_AFTER_SECS,
+        Accepted, Acceptor, PlainTcp, Server, ServerHandle, BUSY_RETRY_AFTER_SECS, LISTEN_BACKLOG,
     };
     pub use tokio_util::sync::CancellationToken;
     #[cfg(feature = "deflate")]

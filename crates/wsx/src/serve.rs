@@ -259,6 +259,25 @@ impl Drop for ActiveGuard {
 /// let (mut ws, peer) = server.accept().await?;
 /// # Ok(()) }
 /// ```
+/// Connections the kernel completes and queues before the accept loop
+/// takes them. tokio's default is 1,024: when more clients than that
+/// reconnect at once (a restart, a deploy, a broker's recovery), the rest
+/// had their SYNs dropped and retried a second later.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As TcpListener::bind: a restarted server binds while old connections linger.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 #[derive(Debug)]
 pub struct Server<A = PlainTcp> {
     listener: TcpListener,
@@ -269,12 +288,27 @@ pub struct Server<A = PlainTcp> {
 }
 
 impl Server<PlainTcp> {
-    /// Binds to `addr` with default settings.
+    /// Binds to `addr` with default settings, with a listen backlog of
+    /// [`LISTEN_BACKLOG`] (the kernel caps it at its `somaxconn`).
     ///
     /// # Errors
     /// The address cannot be bound.
     pub async fn bind(addr: impl ToSocketAddrs) -> Result<Server> {
-        Ok(Self::from_listener(TcpListener::bind(addr).await?))
+        let mut last = None;
+        for a in tokio::net::lookup_host(addr).await? {
+            match listen(a) {
+                Ok(l) => return Ok(Self::from_listener(l)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the address resolved to nothing",
+                )
+            })
+            .into())
     }
 
     /// Serves on a listener bound elsewhere.

@@ -811,3 +811,42 @@ async fn fan_out_wait_policy_loses_nothing() {
     }
     sender.await.unwrap();
 }
+
+/// Many clients connecting at once (a restart, a broker's recovery) are
+/// queued by the kernel up to the listen backlog, not dropped at tokio's
+/// default of 1,024 (their SYNs would be retried a second later).
+#[tokio::test]
+async fn two_thousand_simultaneous_connects_are_queued_not_dropped() {
+    let server = wsx::Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096);
+    let n = 2000.min(somaxconn as usize - 1);
+    // Nothing accepts yet: every connect completes only if it fits the queue.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        tasks.spawn(async move {
+            tokio::time::timeout(
+                std::time::Duration::from_millis(700),
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok)
+        });
+    }
+    let mut held = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        if let Some(s) = r.unwrap() {
+            held.push(s);
+        }
+    }
+    assert_eq!(
+        held.len(),
+        n,
+        "connects completed without an accept (the backlog)"
+    );
+    drop(server);
+}
