@@ -249,16 +249,6 @@ impl Drop for ActiveGuard {
     }
 }
 
-/// A listening server: [`Server::serve`] runs the accept loop with every
-/// limit applied and a graceful shutdown; [`Server::accept_tcp`] and
-/// [`Server::accept`] are the building blocks for a loop of your own.
-///
-/// ```no_run
-/// # async fn run() -> Result<(), wsx::Error> {
-/// let server = wsx::Server::bind("127.0.0.1:9001").await?;
-/// let (mut ws, peer) = server.accept().await?;
-/// # Ok(()) }
-/// ```
 /// Connections the kernel completes and queues before the accept loop
 /// takes them. tokio's default is 1,024: when more clients than that
 /// reconnect at once (a restart, a deploy, a broker's recovery), the rest
@@ -278,6 +268,16 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// A listening server: [`Server::serve`] runs the accept loop with every
+/// limit applied and a graceful shutdown; [`Server::accept_tcp`] and
+/// [`Server::accept`] are the building blocks for a loop of your own.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), wsx::Error> {
+/// let server = wsx::Server::bind("127.0.0.1:9001").await?;
+/// let (mut ws, peer) = server.accept().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Server<A = PlainTcp> {
     listener: TcpListener,
