@@ -248,12 +248,63 @@ impl Broadcast {
     /// the subscribers reached so far; the other policies do not wait.
     pub async fn send(&self, msg: Message) -> Result<Delivery, SendError> {
         let prepared = PreparedMessage::new(msg)?;
-        let subs: Vec<Arc<Sub>> = lock(&self.inner.subs).values().cloned().collect();
+        let config = &self.inner.config;
         let mut delivery = Delivery::default();
+        if config.policy != SlowConsumer::Wait {
+            // Nothing waits: every queue is served under the hub's lock,
+            // without a handle per subscriber per message.
+            for sub in lock(&self.inner.subs).values() {
+                enqueue_now(sub, &prepared, config, &mut delivery);
+            }
+            return Ok(delivery);
+        }
+        let subs: Vec<Arc<Sub>> = lock(&self.inner.subs).values().cloned().collect();
         for sub in subs {
-            enqueue(&sub, &prepared, &self.inner.config, &mut delivery).await;
+            enqueue(&sub, &prepared, config, &mut delivery).await;
         }
         Ok(delivery)
+    }
+}
+
+/// Queues `prepared` for `sub` if it has room, or applies the policy;
+/// false when the policy is to wait for room.
+fn enqueue_now(
+    sub: &Sub,
+    prepared: &PreparedMessage,
+    config: &BroadcastConfig,
+    delivery: &mut Delivery,
+) -> bool {
+    let len = prepared.message().len();
+    let mut q = lock(&sub.queue);
+    if q.ended {
+        return true;
+    }
+    if config.has_room(&q, len) {
+        q.bytes += len;
+        q.items.push_back((prepared.clone(), Instant::now()));
+        // A writer with a non-empty queue drains on without a wake-up.
+        let wake = q.items.len() == 1;
+        drop(q);
+        if wake {
+            sub.ready.notify_one();
+        }
+        delivery.queued += 1;
+        return true;
+    }
+    match &config.policy {
+        SlowConsumer::Wait => false,
+        SlowConsumer::DropNewest => {
+            delivery.dropped += 1;
+            true
+        }
+        SlowConsumer::Close { .. } => {
+            q.ended = true;
+            drop(q);
+            sub.kill.cancel();
+            sub.ready.notify_one();
+            delivery.closed += 1;
+            true
+        }
     }
 }
 
@@ -264,37 +315,16 @@ async fn enqueue(
     delivery: &mut Delivery,
 ) {
     let len = prepared.message().len();
-    loop {
+    while !enqueue_now(sub, prepared, config, delivery) {
+        // Wait for room: register first, then look again (room made in
+        // between would wake nobody).
         let room = sub.room.notified();
         tokio::pin!(room);
         room.as_mut().enable();
         {
-            let mut q = lock(&sub.queue);
-            if q.ended {
-                return;
-            }
-            if config.has_room(&q, len) {
-                q.bytes += len;
-                q.items.push_back((prepared.clone(), Instant::now()));
-                drop(q);
-                sub.ready.notify_one();
-                delivery.queued += 1;
-                return;
-            }
-            match &config.policy {
-                SlowConsumer::Wait => {}
-                SlowConsumer::DropNewest => {
-                    delivery.dropped += 1;
-                    return;
-                }
-                SlowConsumer::Close { .. } => {
-                    q.ended = true;
-                    drop(q);
-                    sub.kill.cancel();
-                    sub.ready.notify_one();
-                    delivery.closed += 1;
-                    return;
-                }
+            let q = lock(&sub.queue);
+            if q.ended || config.has_room(&q, len) {
+                continue;
             }
         }
         room.await;
