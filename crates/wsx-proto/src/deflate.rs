@@ -93,6 +93,23 @@ pub struct Negotiated {
 }
 
 impl Negotiated {
+    /// The receiving end's view of `params` (a relay inflating what one
+    /// side sends: `server` is true for what the client sends).
+    pub(crate) fn for_receiver(params: DeflateParams, server: bool) -> Negotiated {
+        Negotiated {
+            params,
+            response: String::new(),
+            server,
+            level: 6,
+            threshold: 0,
+            send_window_bits: if server {
+                params.server_max_window_bits
+            } else {
+                params.client_max_window_bits
+            },
+        }
+    }
+
     fn send_no_context_takeover(&self) -> bool {
         if self.server {
             self.params.server_no_context_takeover
@@ -312,6 +329,33 @@ impl DeflateConfig {
             send_window_bits: self.send_bits().min(client_bits),
         }))
     }
+}
+
+/// The parameters a server's `Sec-WebSocket-Extensions` response agreed
+/// to, as both ends apply them (a relay that shows both directions inflated
+/// reads them here). `Ok(None)`: permessage-deflate was not accepted.
+///
+/// # Errors
+/// A response that breaks RFC 7692 §7.1.
+pub fn response_params(
+    accepted: &[ExtensionOffer],
+) -> Result<Option<DeflateParams>, NegotiationError> {
+    let mut found = accepted
+        .iter()
+        .filter(|e| e.name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE));
+    let Some(ext) = found.next() else {
+        return Ok(None);
+    };
+    if found.next().is_some() {
+        return Err(NegotiationError("permessage-deflate accepted twice".into()));
+    }
+    let r = parse(ext, true).map_err(NegotiationError)?;
+    Ok(Some(DeflateParams {
+        server_no_context_takeover: r.server_no_context_takeover,
+        client_no_context_takeover: r.client_no_context_takeover,
+        server_max_window_bits: r.server_max_window_bits.unwrap_or(15),
+        client_max_window_bits: r.client_max_window_bits.flatten().unwrap_or(15),
+    }))
 }
 
 /// Why inflating a message failed.

@@ -37,6 +37,8 @@ pub mod frame;
 pub mod handshake;
 pub mod mask;
 mod outbuf;
+#[cfg(feature = "deflate")]
+pub mod relay;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
