@@ -5,6 +5,7 @@ mod common;
 mod connect;
 mod diagnose;
 mod probe;
+mod proxy;
 mod request_args;
 mod serve;
 mod term;
@@ -56,6 +57,10 @@ enum Command {
     /// that outlives its connections, with viewers, roles and a REST API.
     #[command(after_help = term::EXAMPLES)]
     Term(term::TermArgs),
+    /// A WebSocket-aware relay: shows every frame both ways, records them,
+    /// and breaks the connection on purpose (faults).
+    #[command(after_help = proxy::EXAMPLES)]
+    Proxy(proxy::ProxyArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Examples:
   wsx completions bash > ~/.local/share/bash-completion/completions/wsx
@@ -96,6 +101,7 @@ fn main() -> ExitCode {
             Command::Connect(args) => connect::run(args).await,
             Command::Probe(args) => probe::run(args).await,
             Command::Term(args) => term::run(args).await,
+            Command::Proxy(args) => proxy::run(args).await,
             Command::Bench(_) | Command::Completions { .. } => {
                 unreachable!("handled before the runtime starts")
             }
