@@ -1,0 +1,145 @@
+//! `wsx proxy` through the binary: the lines it prints in a pipe, its
+//! JSON, and the stripped-Upgrade fault as `wsx connect` reports it.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+mod common;
+
+use common::{free_port, serve, wait_listening, WSX};
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn proxy(to: u16, extra: &[&str]) -> (Child, u16) {
+    let port = free_port();
+    let child = Command::new(WSX)
+        .args(["proxy", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--to", &format!("ws://127.0.0.1:{to}")])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(port);
+    (Child(child), port)
+}
+
+fn connect(port: u16, input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut c = Command::new(WSX)
+        .args(["connect", &format!("ws://127.0.0.1:{port}/room?x=1")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    c.wait_with_output().unwrap()
+}
+
+/// What the proxy printed, once it printed `lines` lines (or 10 s passed).
+fn printed(mut p: Child, lines: usize) -> String {
+    let mut out = p.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.push_str(&String::from_utf8_lossy(&buf[..n]));
+            let _ = tx.send(all.clone());
+        }
+    });
+    let mut last = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Ok(s) = rx.recv_timeout(Duration::from_millis(100)) {
+            last = s;
+            if last.lines().count() >= lines {
+                break;
+            }
+        }
+    }
+    last
+}
+
+#[test]
+fn in_a_pipe_it_prints_one_plain_line_per_frame() {
+    let server = serve(&[]);
+    let (p, port) = proxy(server.port, &[]);
+    let out = connect(port, "hello\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    // (Connection #1 is the test's own probe that the port listens.)
+    let text = printed(p, 7);
+    let lines: Vec<&str> = text.lines().collect();
+    let open = lines
+        .iter()
+        .find(|l| l.contains("open /room?x=1"))
+        .expect(&text);
+    assert!(
+        open.starts_with("#2 ══") && open.contains("extensions=permessage-deflate"),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("#2 →") && l.contains("TEXT fin len=5 masked \"hello\"")),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("#2 ←") && l.contains("TEXT fin len=5 \"hello\"")),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("CLOSE") && l.contains("code=1000")),
+        "{text}"
+    );
+    assert!(!text.contains('\x1b'), "no colour in a pipe: {text:?}");
+}
+
+#[test]
+fn json_is_one_object_per_frame() {
+    let server = serve(&[]);
+    let (p, port) = proxy(server.port, &["--json"]);
+    connect(port, "a\nb\n");
+    let text = printed(p, 8);
+    let objs: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ups: Vec<&str> = objs
+        .iter()
+        .filter(|o| o["dir"] == "up" && o["opcode"] == "text")
+        .map(|o| o["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(ups, ["a", "b"], "{text}");
+    assert!(
+        objs.iter().all(|o| o.get("payload").is_none()),
+        "stdout carries no payloads"
+    );
+}
+
+#[test]
+fn a_stripped_upgrade_header_gets_wsx_connects_proxy_diagnosis() {
+    let server = serve(&[]);
+    let (_p, port) = proxy(server.port, &["--strip-upgrade"]);
+    let out = connect(port, "hello\n");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Upgrade header"), "{err}");
+    assert!(err.contains("proxy"), "{err}");
+}
