@@ -6,6 +6,7 @@ mod connect;
 mod diagnose;
 mod probe;
 mod proxy;
+mod replay;
 mod request_args;
 mod serve;
 mod term;
@@ -61,6 +62,10 @@ enum Command {
     /// and breaks the connection on purpose (faults).
     #[command(after_help = proxy::EXAMPLES)]
     Proxy(proxy::ProxyArgs),
+    /// Play the client side of a `wsx proxy --record` recording against a
+    /// server and report where its answers differ.
+    #[command(after_help = replay::EXAMPLES)]
+    Replay(replay::ReplayArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Examples:
   wsx completions bash > ~/.local/share/bash-completion/completions/wsx
@@ -102,6 +107,7 @@ fn main() -> ExitCode {
             Command::Probe(args) => probe::run(args).await,
             Command::Term(args) => term::run(args).await,
             Command::Proxy(args) => proxy::run(args).await,
+            Command::Replay(args) => replay::run(args).await,
             Command::Bench(_) | Command::Completions { .. } => {
                 unreachable!("handled before the runtime starts")
             }

@@ -26,6 +26,7 @@
 pub mod event;
 pub mod faults;
 mod relay;
+pub mod replay;
 
 use event::{ConnEvent, FrameEvent};
 use faults::Faults;

@@ -88,11 +88,18 @@ where
 /// An echo server; on `/close` it closes with 4001 after the first message,
 /// on `/drop` it drops the TCP connection after the first message.
 async fn echo_server() -> std::net::SocketAddr {
+    echo_server_changing(None).await
+}
+
+/// The same, answering `changed.1` where it should echo `changed.0`.
+async fn echo_server_changing(
+    changed: Option<(&'static str, &'static str)>,
+) -> std::net::SocketAddr {
     let server = wsx::Server::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
     tokio::spawn(server.serve_with(
         |_| Ok(()),
-        |mut ws, accepted| async move {
+        move |mut ws, accepted| async move {
             let path = accepted.uri.path().to_string();
             while let Ok(Some(m)) = ws.recv().await {
                 if matches!(m, Message::Text(_) | Message::Binary(_)) {
@@ -106,6 +113,12 @@ async fn echo_server() -> std::net::SocketAddr {
                         }
                         "/drop" => return,
                         _ => {
+                            let m = match (&m, changed) {
+                                (Message::Text(t), Some((from, to))) if t.as_str() == from => {
+                                    Message::text(to)
+                                }
+                                _ => m,
+                            };
                             if ws.send(m).await.is_err() {
                                 return;
                             }
@@ -404,4 +417,86 @@ async fn no_pong_makes_a_keepalive_client_report_a_dead_peer() {
     assert!(ev.iter().any(
         |e| e["opcode"] == "ping" && e["fault"].as_str().is_some_and(|f| f.contains("no-pong"))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_reproduces_the_answers_and_reports_a_planted_difference() {
+    let s = setup(Faults::default()).await;
+    let mut ws = connect(&s, "/echo?session=7", ClientConfig::default()).await;
+    let big = "the same words again and again ".repeat(20); // compressed
+    for m in [
+        Message::text("m1"),
+        Message::text("m2"),
+        Message::binary(vec![7u8; 300]),
+        Message::text(big.clone()),
+    ] {
+        ws.send(m.clone()).await.unwrap();
+        assert_eq!(recv(&mut ws).await, Some(m));
+    }
+    ws.close(Some(CloseFrame::new(CloseCode::NORMAL, "bye")))
+        .await
+        .unwrap();
+    while recv(&mut ws).await.is_some() {}
+    wait_end(&s.record).await;
+
+    let conns = wsx_proxy::replay::load(&s.record).unwrap();
+    assert_eq!(conns.len(), 1);
+    let c = &conns[0];
+    assert_eq!(
+        (c.path.as_str(), c.client.len(), c.server.len()),
+        ("/echo?session=7", 4, 4)
+    );
+    assert_eq!(
+        c.client[3].1,
+        wsx_proxy::replay::Msg::Text(big.clone()),
+        "the compressed message, inflated"
+    );
+    assert_eq!(
+        c.close.as_ref().map(|(_, code, r)| (*code, r.as_str())),
+        Some((1000, "bye"))
+    );
+
+    let config = ClientConfig::default();
+    let same = echo_server().await;
+    let r = wsx_proxy::replay::replay(c, &format!("ws://{same}"), None, &config)
+        .await
+        .unwrap();
+    assert!(r.differences.is_empty(), "{:?}", r.differences);
+    assert_eq!((r.sent, r.received), (4, 4));
+    // With the original timing too (the session took well under a second).
+    let r = wsx_proxy::replay::replay(c, &format!("ws://{same}"), Some(1.0), &config)
+        .await
+        .unwrap();
+    assert!(r.differences.is_empty(), "{:?}", r.differences);
+
+    let changed = echo_server_changing(Some(("m2", "M2"))).await;
+    let r = wsx_proxy::replay::replay(c, &format!("ws://{changed}"), None, &config)
+        .await
+        .unwrap();
+    assert_eq!(r.differences.len(), 1, "{:?}", r.differences);
+    assert!(
+        r.differences[0].contains("server message 2")
+            && r.differences[0].contains("\"m2\"")
+            && r.differences[0].contains("\"M2\""),
+        "{:?}",
+        r.differences
+    );
+
+    // A recording without payloads cannot be replayed, and says so.
+    let bare =
+        std::env::temp_dir().join(format!("wsx-proxy-nopayload-{}.jsonl", std::process::id()));
+    let lines: Vec<String> = std::fs::read_to_string(&s.record)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if let Some(o) = v.as_object_mut() {
+                o.remove("payload");
+            }
+            v.to_string()
+        })
+        .collect();
+    std::fs::write(&bare, lines.join("\n")).unwrap();
+    let e = wsx_proxy::replay::load(&bare).unwrap_err();
+    assert!(e.contains("--no-payload"), "{e}");
 }
