@@ -14,6 +14,7 @@ pub const EXAMPLES: &str = "Examples:
   wsx proxy --to ws://127.0.0.1:9001 --no-pong                  # a dead path: pings go unanswered
   wsx proxy --to ws://127.0.0.1:9001 --delay 200ms~100ms@down   # slow, jittery server-to-client
   wsx proxy --to ws://127.0.0.1:9001 --strip-upgrade            # the reverse-proxy mistake
+  wsx proxy --to wss://example.com --tls      # clients speak wss:// to the proxy (its own CA, printed)
 
 A fault can target one direction with @up (client to server) or @down (server to client).
 Lines: #CONN ARROW SECONDS OPCODE FIN RSV len=N [masked] [code= reason=] \"text\" | hex [inflated: ...] [fault].";
@@ -85,6 +86,14 @@ pub struct ProxyArgs {
     /// Largest frame payload passed on, in bytes.
     #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
     pub max_frame: u64,
+    /// Accept wss:// from clients: certificates issued on the fly by the
+    /// proxy's own CA (created on first use in --ca-dir; trust its ca.pem
+    /// for testing only).
+    #[arg(long)]
+    pub tls: bool,
+    /// Where the proxy's CA lives (default: ~/.local/share/wsx/proxy-ca).
+    #[arg(long, value_name = "DIR", requires = "tls")]
+    pub ca_dir: Option<PathBuf>,
     /// Trust this CA (PEM) for a wss:// upstream, besides the system and bundled roots.
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
@@ -152,6 +161,24 @@ pub async fn run(args: ProxyArgs) -> u8 {
         let upstream = wsx_proxy::Upstream::parse(&args.to, tls(&args)?)?;
         let mut config = wsx_proxy::ProxyConfig::new(upstream).faults(faults(&args)?);
         config.max_frame = args.max_frame;
+        if args.tls {
+            let dir = args
+                .ca_dir
+                .clone()
+                .unwrap_or_else(wsx_proxy::ca::LocalCa::default_dir);
+            let (ca, created) = wsx_proxy::ca::LocalCa::load_or_create(&dir)?;
+            eprintln!(
+                "wsx proxy: certificates from the local CA {} ({}); {}",
+                ca.cert_path().display(),
+                if created {
+                    "created now"
+                } else {
+                    "made earlier"
+                },
+                ca.how_to_trust()
+            );
+            config.tls = Some(std::sync::Arc::new(ca).server_config()?);
+        }
         let colour = match args.color.as_str() {
             "always" => true,
             "never" => false,
@@ -189,7 +216,8 @@ pub async fn run(args: ProxyArgs) -> u8 {
         }
     };
     let local = server.local_addr().map_or(args.listen, |a| a);
-    eprintln!("wsx proxy: ws://{local} -> {}", args.to);
+    let scheme = if args.tls { "wss" } else { "ws" };
+    eprintln!("wsx proxy: {scheme}://{local} -> {}", args.to);
     match wsx_proxy::serve(server, config, output).await {
         Ok(()) => 0,
         Err(e) => {

@@ -143,3 +143,73 @@ fn a_stripped_upgrade_header_gets_wsx_connects_proxy_diagnosis() {
     assert!(err.contains("Upgrade header"), "{err}");
     assert!(err.contains("proxy"), "{err}");
 }
+
+fn connect_args(args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut c = Command::new(WSX)
+        .arg("connect")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    c.wait_with_output().unwrap()
+}
+
+#[test]
+fn wss_through_the_proxy_with_its_ca_trusted_and_refused_without() {
+    // A wss:// server the proxy trusts with --ca; clients speak wss:// to
+    // the proxy, whose CA is created on first use.
+    let server = serve(&["--tls-self-signed"]);
+    let server_pem = std::env::temp_dir().join(format!("wsx-self-signed-{}.pem", server.port));
+    let ca_dir = std::env::temp_dir().join(format!("wsx-proxy-ca-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&ca_dir);
+    let port = free_port();
+    let mut p = Command::new(WSX)
+        .args(["proxy", "--listen", &format!("127.0.0.1:{port}"), "--tls"])
+        .args(["--ca-dir", ca_dir.to_str().unwrap()])
+        .args(["--to", &format!("wss://localhost:{}", server.port)])
+        .args(["--ca", server_pem.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(port);
+    let ca = ca_dir.join("ca.pem");
+    assert!(ca.exists(), "the proxy's CA is created on first use");
+    let url = format!("wss://localhost:{port}/secure");
+    let out = connect_args(
+        &["--ca", ca.to_str().unwrap(), &url],
+        "over wss both ways\n",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "over wss both ways\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without trusting it: refused, in words.
+    let out = connect_args(&[&url], "x\n");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown CA") && err.contains("--ca"), "{err}");
+    let _ = p.kill();
+    let out = p.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("created now") && log.contains("trust it for testing only"),
+        "{log}"
+    );
+    let frames = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        frames.contains("\"over wss both ways\""),
+        "the proxy saw the frames in the clear: {frames}"
+    );
+    assert!(
+        frames.contains("TLS handshake with the client failed"),
+        "{frames}"
+    );
+    let _ = std::fs::remove_dir_all(&ca_dir);
+}

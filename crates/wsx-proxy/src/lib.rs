@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod ca;
 pub mod event;
 pub mod faults;
 mod relay;
@@ -150,6 +151,9 @@ pub struct ProxyConfig {
     pub record_payloads: bool,
     /// Connections at once (default 1,024); more wait to be accepted.
     pub max_connections: usize,
+    /// Terminate TLS from clients (wss://) with this configuration,
+    /// usually [`ca::LocalCa::server_config`].
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl ProxyConfig {
@@ -161,6 +165,7 @@ impl ProxyConfig {
             max_frame: 64 << 20,
             record_payloads: false,
             max_connections: 1024,
+            tls: None,
         }
     }
 

@@ -135,12 +135,43 @@ pub(crate) async fn handle(
         stop: Default::default(),
         close_with: Default::default(),
     });
+    let client: Box<dyn Io> = match &config.tls {
+        None => Box::new(client),
+        Some(tls) => {
+            let accept = tokio_rustls::TlsAcceptor::from(tls.clone()).accept(client);
+            match tokio::time::timeout(Duration::from_secs(10), accept).await {
+                Ok(Ok(s)) => Box::new(s),
+                Ok(Err(e)) => {
+                    let why = format!(
+                        "TLS handshake with the client failed: {e} (a client that does not trust the proxy's CA refuses its certificate: see the start-up message)"
+                    );
+                    shared.conn_event("end", why, None, None).await;
+                    return;
+                }
+                Err(_) => {
+                    shared
+                        .conn_event(
+                            "end",
+                            "no TLS handshake from the client within 10 s".into(),
+                            None,
+                            None,
+                        )
+                        .await;
+                    return;
+                }
+            }
+        }
+    };
     if let Err(why) = run(client, &config, &shared).await {
         shared.conn_event("end", why, None, None).await;
     }
 }
 
-async fn run(client: TcpStream, config: &ProxyConfig, shared: &Arc<Shared>) -> Result<(), String> {
+async fn run(
+    client: Box<dyn Io>,
+    config: &ProxyConfig,
+    shared: &Arc<Shared>,
+) -> Result<(), String> {
     let server_config = wsx::ServerConfig::default();
     let incoming = wsx::server::read_request(client, &server_config)
         .await
