@@ -317,7 +317,10 @@ async fn run(
     let (first, other_up) = tokio::select! {
         r = &mut up => (r, false),
         r = &mut down => (r, true),
-        why = &mut timer => (why.unwrap_or_default(), true),
+        why = &mut timer => {
+            shared.stop.set();
+            (why.unwrap_or_default(), true)
+        }
     };
     let rest = if shared.stop.is_set() {
         None

@@ -500,3 +500,95 @@ async fn a_replay_reproduces_the_answers_and_reports_a_planted_difference() {
     let e = wsx_proxy::replay::load(&bare).unwrap_err();
     assert!(e.contains("--no-payload"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_throttle_corrupt_close_after_and_drop_after_time_do_what_they_say() {
+    // --delay 150ms@down: each answer at least 150 ms later; requests not.
+    let mut f = Faults::default();
+    f.delay = Some(Faults::parse_delay("150ms@down").unwrap());
+    let s = setup(f).await;
+    let mut ws = connect(&s, "/echo", ClientConfig::default()).await;
+    let t = tokio::time::Instant::now();
+    ws.send(Message::text("slow")).await.unwrap();
+    assert_eq!(recv(&mut ws).await, Some(Message::text("slow")));
+    let rtt = t.elapsed();
+    assert!(
+        rtt >= Duration::from_millis(150) && rtt < Duration::from_millis(1000),
+        "{rtt:?}"
+    );
+
+    // --throttle 20k@up: 100 KB take about 5 s... 40 KB at least 1.5 s.
+    let mut f = Faults::default();
+    f.throttle = Some(Faults::parse_rate("20k@up").unwrap());
+    let s = setup(f).await;
+    let mut config = ClientConfig::default();
+    config.deflate = None;
+    let mut ws = connect(&s, "/echo", config).await;
+    let t = tokio::time::Instant::now();
+    for _ in 0..10 {
+        ws.send(Message::binary(vec![1u8; 4096])).await.unwrap();
+    }
+    for _ in 0..10 {
+        assert!(recv(&mut ws).await.is_some());
+    }
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500),
+        "40 KiB at 20 KiB/s took {took:?}"
+    );
+
+    // --corrupt 2@up: the second text frame arrives as invalid UTF-8 and the
+    // server fails the connection with 1007; the first one was fine.
+    let mut f = Faults::default();
+    f.corrupt = Some(Faults::parse_count("2@up").unwrap());
+    let s = setup(f).await;
+    let mut config = ClientConfig::default();
+    config.deflate = None;
+    let mut ws = connect(&s, "/echo", config).await;
+    ws.send(Message::text("fine")).await.unwrap();
+    assert_eq!(recv(&mut ws).await, Some(Message::text("fine")));
+    ws.send(Message::text("broken")).await.unwrap();
+    while recv(&mut ws).await.is_some() {}
+    assert_eq!(
+        ws.close_info().map(|c| c.code.0),
+        Some(1007),
+        "{:?}",
+        ws.close_info()
+    );
+
+    // --close-after 2 --close-code 4002: after two messages the client is
+    // closed with 4002 and the reason.
+    let mut f = Faults::default();
+    let (n, t) = Faults::parse_count("2@down").unwrap();
+    f.close_after = Some((n, 4002, "maintenance".into(), t));
+    let s = setup(f).await;
+    let mut ws = connect(&s, "/echo", ClientConfig::default()).await;
+    for i in 0..3 {
+        ws.send(Message::text(format!("c{i}"))).await.unwrap();
+    }
+    let mut got = 0;
+    while let Some(_m) = recv(&mut ws).await {
+        got += 1;
+    }
+    let c = ws.close_info().cloned().unwrap();
+    assert_eq!((got, c.code.0, c.reason.as_str()), (2, 4002, "maintenance"));
+
+    // --drop-after-time 300ms: a 1006 about then.
+    let mut f = Faults::default();
+    f.drop_after_time = Some(Duration::from_millis(300));
+    let s = setup(f).await;
+    let mut ws = connect(&s, "/echo", ClientConfig::default()).await;
+    let t = tokio::time::Instant::now();
+    let end = tokio::time::timeout(WAIT, ws.recv()).await.unwrap();
+    let code = match end {
+        Ok(None) => ws.close_info().map_or(1006, |c| c.code.0),
+        Err(e) => e.close_code().map_or(1006, |c| c.0),
+        Ok(Some(m)) => panic!("{m:?}"),
+    };
+    assert_eq!(code, 1006);
+    assert!(
+        t.elapsed() >= Duration::from_millis(250) && t.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        t.elapsed()
+    );
+}
