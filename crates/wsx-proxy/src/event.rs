@@ -131,7 +131,12 @@ fn escape(s: &str, max: usize) -> String {
 }
 
 fn hex(b: &[u8], max: usize) -> String {
-    let mut out: String = b.iter().take(max).map(|x| format!("{x:02x}")).collect();
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * max.min(b.len()) + 3);
+    for x in b.iter().take(max) {
+        out.push(DIGITS[usize::from(x >> 4)] as char);
+        out.push(DIGITS[usize::from(x & 15)] as char);
+    }
     if b.len() > max {
         out.push('…');
     }

@@ -149,6 +149,8 @@ pub struct ProxyConfig {
     /// Frame events carry the whole payload (recordings; off with
     /// `--no-payload`).
     pub record_payloads: bool,
+    /// Frames are reported at all (set by [`serve`] from the output).
+    pub report_frames: bool,
     /// Connections at once (default 1,024); more wait to be accepted.
     pub max_connections: usize,
     /// Terminate TLS from clients (wss://) with this configuration,
@@ -164,6 +166,7 @@ impl ProxyConfig {
             faults: Faults::default(),
             max_frame: 64 << 20,
             record_payloads: false,
+            report_frames: true,
             max_connections: 1024,
             tls: None,
         }
@@ -178,6 +181,7 @@ impl ProxyConfig {
 
 /// Where events go: lines or JSON on stdout, and a recording.
 pub struct Output {
+    out: std::io::BufWriter<std::io::Stdout>,
     stdout: Option<bool>,
     json: bool,
     record: Option<(std::io::BufWriter<std::fs::File>, bool)>,
@@ -187,6 +191,7 @@ impl Output {
     /// Lines on stdout (`colour`: ANSI colours, for a terminal).
     pub fn lines(colour: bool) -> Output {
         Output {
+            out: std::io::BufWriter::with_capacity(64 << 10, std::io::stdout()),
             stdout: Some(colour),
             json: false,
             record: None,
@@ -196,6 +201,7 @@ impl Output {
     /// One JSON object per event on stdout.
     pub fn json() -> Output {
         Output {
+            out: std::io::BufWriter::with_capacity(64 << 10, std::io::stdout()),
             stdout: Some(false),
             json: true,
             record: None,
@@ -205,6 +211,7 @@ impl Output {
     /// Nothing on stdout (e.g. to measure the relay, or only record).
     pub fn quiet() -> Output {
         Output {
+            out: std::io::BufWriter::with_capacity(64 << 10, std::io::stdout()),
             stdout: None,
             json: false,
             record: None,
@@ -216,6 +223,13 @@ impl Output {
     pub fn record(mut self, file: std::fs::File, payloads: bool) -> Output {
         self.record = Some((std::io::BufWriter::new(file), payloads));
         self
+    }
+
+    fn flush(&mut self) {
+        let _ = self.out.flush();
+        if let Some((file, _)) = &mut self.record {
+            let _ = file.flush();
+        }
     }
 
     fn write(&mut self, e: &Event) {
@@ -230,9 +244,7 @@ impl Output {
                 .unwrap_or_default(),
                 (Event::Conn(c), true) => serde_json::to_string(c).unwrap_or_default(),
             };
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
+            let _ = writeln!(self.out, "{line}");
         }
         if let Some((file, payloads)) = &mut self.record {
             let json = match e {
@@ -254,7 +266,6 @@ impl Output {
             };
             if let Ok(j) = json {
                 let _ = writeln!(file, "{j}");
-                let _ = file.flush();
             }
         }
     }
@@ -273,13 +284,20 @@ pub async fn serve(
     if output.record.as_ref().is_some_and(|(_, p)| *p) {
         config.record_payloads = true;
     }
+    config.report_frames = output.stdout.is_some() || output.record.is_some();
     let config = Arc::new(config);
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
     // Events are written in order on a thread of their own: a slow
     // terminal slows the relay down (bounded), never reorders or drops.
     let writer = std::thread::spawn(move || {
+        // Everything queued is written, then flushed once: one write per
+        // burst of frames, not per line.
         while let Some(e) = rx.blocking_recv() {
             output.write(&e);
+            while let Ok(e) = rx.try_recv() {
+                output.write(&e);
+            }
+            output.flush();
         }
     });
     let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));

@@ -45,6 +45,8 @@ struct Shared {
     opened: Instant,
     events: mpsc::Sender<Event>,
     faults: Faults,
+    /// Frames are reported (not `--quiet` without a recording).
+    report: bool,
     record_payloads: bool,
     /// Data messages that went through, per direction (up, down).
     messages: [AtomicU64; 2],
@@ -129,6 +131,7 @@ pub(crate) async fn handle(
         opened,
         events,
         faults: config.faults.clone(),
+        report: config.report_frames,
         record_payloads: config.record_payloads,
         messages: Default::default(),
         data_frames: Default::default(),
@@ -417,6 +420,14 @@ where
         let frame = match reader.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => {
+                // What this burst produced goes out in one write.
+                if let Err(e) = flush(&mut to, &mut out).await {
+                    shared.stop.set();
+                    return format!(
+                        "writing to the {} failed: {e}",
+                        if dir == Dir::Up { "server" } else { "client" }
+                    );
+                }
                 if reader.buffer_mut().capacity() - reader.buffered() < 4096 {
                     reader.buffer_mut().reserve(16 << 10);
                 }
@@ -433,7 +444,7 @@ where
                         }
                     },
                     () = shared.stop.wait() => {
-                        send_close(&shared, &mut rng, &mut to, &mut out).await;
+                        send_close(&shared, &mut rng, &mut to).await;
                         return String::new();
                     }
                 }
@@ -450,13 +461,18 @@ where
         } else if op == wsx_proto::frame::OpCode::BINARY {
             text_message = false;
         }
-        let mut event = FrameEvent::new(shared.conn, dir, shared.t(), &frame, text_message);
-        if shared.record_payloads {
-            event = event.with_payload(&frame);
-        }
-        if let Some(inf) = inflater.as_mut() {
-            if let Some(result) = inf.frame(&frame.header, &frame.payload) {
-                event.set_inflated(result, text_message);
+        // Nothing is built for a frame no one looks at (--quiet).
+        let mut event = shared
+            .report
+            .then(|| FrameEvent::new(shared.conn, dir, shared.t(), &frame, text_message));
+        if let Some(e) = event.as_mut() {
+            if shared.record_payloads {
+                *e = e.clone().with_payload(&frame);
+            }
+            if let Some(inf) = inflater.as_mut() {
+                if let Some(result) = inf.frame(&frame.header, &frame.payload) {
+                    e.set_inflated(result, text_message);
+                }
             }
         }
         let mut frame = frame;
@@ -494,33 +510,37 @@ where
                 };
                 let wait = d.base + extra;
                 notes.push(format!("delayed {}ms", wait.as_millis()));
+                let _ = flush(&mut to, &mut out).await;
                 tokio::time::sleep(wait).await;
             }
         }
-        if !notes.is_empty() {
-            event.fault = Some(notes.join(", "));
+        if let Some(mut e) = event {
+            if !notes.is_empty() {
+                e.fault = Some(notes.join(", "));
+            }
+            let _ = shared.events.send(crate::Event::Frame(e)).await;
         }
-        let _ = shared.events.send(crate::Event::Frame(event)).await;
         if !drop_frame {
-            out.clear();
             let key = rng.as_mut().map(|r| {
                 let mut k = [0u8; 4];
                 r.fill_bytes(&mut k);
                 k
             });
+            let before = out.len();
             frame.encode(key, &mut out);
-            if let Err(e) = to.write_all(&out).await {
-                shared.stop.set();
-                return format!(
-                    "writing to the {} failed: {e}",
-                    if dir == Dir::Up { "server" } else { "client" }
-                );
-            }
-            if let Some((rate, t)) = faults.throttle {
-                if t.covers(dir) {
-                    tokio::time::sleep(Duration::from_secs_f64(out.len() as f64 / rate as f64))
-                        .await;
+            let len = out.len() - before;
+            let throttle = faults.throttle.filter(|(_, t)| t.covers(dir));
+            if throttle.is_some() || out.len() >= 64 << 10 {
+                if let Err(e) = flush(&mut to, &mut out).await {
+                    shared.stop.set();
+                    return format!(
+                        "writing to the {} failed: {e}",
+                        if dir == Dir::Up { "server" } else { "client" }
+                    );
                 }
+            }
+            if let Some((rate, _)) = throttle {
+                tokio::time::sleep(Duration::from_secs_f64(len as f64 / rate as f64)).await;
             }
         }
         if op == wsx_proto::frame::OpCode::CLOSE {
@@ -534,6 +554,7 @@ where
             if let Some((n, t)) = faults.drop_after_messages {
                 let count = if t == Target::Both { total } else { m };
                 if t.covers(dir) && count >= n {
+                    let _ = flush(&mut to, &mut out).await;
                     shared.stop.set();
                     return format!("dropped both connections after {n} messages (--drop-after)");
                 }
@@ -543,7 +564,8 @@ where
                 if t.covers(dir) && count >= *n {
                     *shared.close_with.lock().unwrap_or_else(|e| e.into_inner()) =
                         Some((*code, reason.clone()));
-                    send_close(&shared, &mut rng, &mut to, &mut out).await;
+                    let _ = flush(&mut to, &mut out).await;
+                    send_close(&shared, &mut rng, &mut to).await;
                     shared.stop.set();
                     return format!("closed both sides with {code} {reason:?} after {n} messages (--close-after)");
                 }
@@ -558,8 +580,8 @@ async fn send_close<W: AsyncWrite + Unpin>(
     shared: &Shared,
     rng: &mut Option<ChaCha12Rng>,
     to: &mut W,
-    out: &mut BytesMut,
 ) {
+    let mut out = BytesMut::new();
     let Some((code, reason)) = shared
         .close_with
         .lock()
@@ -586,14 +608,22 @@ async fn send_close<W: AsyncWrite + Unpin>(
         r.fill_bytes(&mut k);
         k
     });
-    out.clear();
-    frame.encode(key, out);
+    frame.encode(key, &mut out);
     let dir = if key.is_some() { Dir::Up } else { Dir::Down };
     let mut event = FrameEvent::new(shared.conn, dir, shared.t(), &frame, false);
     event.wire = out.len();
     event.masked = key.is_some();
     event.fault = Some("sent by the proxy (--close-after)".into());
     let _ = shared.events.send(crate::Event::Frame(event)).await;
-    let _ = to.write_all(out).await;
+    let _ = to.write_all(&out).await;
     let _ = to.flush().await;
+}
+
+/// Writes what is pending in `out`.
+async fn flush<W: AsyncWrite + Unpin>(to: &mut W, out: &mut BytesMut) -> std::io::Result<()> {
+    if !out.is_empty() {
+        to.write_all(out).await?;
+        out.clear();
+    }
+    to.flush().await
 }
