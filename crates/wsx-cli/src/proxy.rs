@@ -83,6 +83,11 @@ pub struct ProxyArgs {
     /// reverse proxy without the WebSocket lines does).
     #[arg(long)]
     pub strip_upgrade: bool,
+    /// Relay whole messages, each side its own WebSocket (compression and
+    /// fragmentation per side), one line per message; without it, frame for
+    /// frame, as sent.
+    #[arg(long, conflicts_with_all = ["no_pong", "corrupt"])]
+    pub by_message: bool,
     /// Largest frame payload passed on, in bytes.
     #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
     pub max_frame: u64,
@@ -161,6 +166,7 @@ pub async fn run(args: ProxyArgs) -> u8 {
         let upstream = wsx_proxy::Upstream::parse(&args.to, tls(&args)?)?;
         let mut config = wsx_proxy::ProxyConfig::new(upstream).faults(faults(&args)?);
         config.max_frame = args.max_frame;
+        config.by_message = args.by_message;
         if args.tls {
             let dir = args
                 .ca_dir

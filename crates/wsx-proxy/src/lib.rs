@@ -26,6 +26,7 @@
 pub mod ca;
 pub mod event;
 pub mod faults;
+mod messages;
 mod relay;
 pub mod replay;
 
@@ -151,6 +152,9 @@ pub struct ProxyConfig {
     pub record_payloads: bool,
     /// Frames are reported at all (set by [`serve`] from the output).
     pub report_frames: bool,
+    /// Relay whole messages (each side its own WebSocket) instead of
+    /// frames as they are.
+    pub by_message: bool,
     /// Connections at once (default 1,024); more wait to be accepted.
     pub max_connections: usize,
     /// Terminate TLS from clients (wss://) with this configuration,
@@ -167,6 +171,7 @@ impl ProxyConfig {
             max_frame: 64 << 20,
             record_payloads: false,
             report_frames: true,
+            by_message: false,
             max_connections: 1024,
             tls: None,
         }

@@ -40,22 +40,22 @@ pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// What both pumps of a connection share.
-struct Shared {
-    conn: u64,
-    opened: Instant,
-    events: mpsc::Sender<Event>,
-    faults: Faults,
+pub(crate) struct Shared {
+    pub(crate) conn: u64,
+    pub(crate) opened: Instant,
+    pub(crate) events: mpsc::Sender<Event>,
+    pub(crate) faults: Faults,
     /// Frames are reported (not `--quiet` without a recording).
-    report: bool,
-    record_payloads: bool,
+    pub(crate) report: bool,
+    pub(crate) record_payloads: bool,
     /// Data messages that went through, per direction (up, down).
-    messages: [AtomicU64; 2],
+    pub(crate) messages: [AtomicU64; 2],
     /// Data frames, per direction (for `corrupt`).
-    data_frames: [AtomicU64; 2],
+    pub(crate) data_frames: [AtomicU64; 2],
     /// Set when a fault ends the connection: the other pump stops too.
-    stop: tokio_util_like::Stop,
+    pub(crate) stop: tokio_util_like::Stop,
     /// `--close-after`: the close frame both sides get.
-    close_with: std::sync::Mutex<Option<(u16, String)>>,
+    pub(crate) close_with: std::sync::Mutex<Option<(u16, String)>>,
 }
 
 mod tokio_util_like {
@@ -94,11 +94,11 @@ fn unix_now() -> f64 {
 }
 
 impl Shared {
-    fn t(&self) -> f64 {
+    pub(crate) fn t(&self) -> f64 {
         self.opened.elapsed().as_secs_f64()
     }
 
-    async fn conn_event(
+    pub(crate) async fn conn_event(
         &self,
         event: &'static str,
         detail: String,
@@ -175,10 +175,19 @@ async fn run(
     config: &ProxyConfig,
     shared: &Arc<Shared>,
 ) -> Result<(), String> {
-    let server_config = wsx::ServerConfig::default();
+    // Origins are the upstream's to judge (the request goes on with its
+    // Origin header); by message, the proxy's own handshake lets any.
+    let mut server_config = wsx::ServerConfig::default();
+    server_config.origin = wsx::server::OriginPolicy::allow_any();
     let incoming = wsx::server::read_request(client, &server_config)
         .await
         .map_err(|e| format!("no handshake from the client: {e}"))?;
+    if config.by_message {
+        if !incoming.is_upgrade() {
+            return Err("not a WebSocket request".into());
+        }
+        return crate::messages::run(incoming, config, shared).await;
+    }
     let (mut client, request, client_leftover) = incoming.into_parts();
     if !wsx_proto::handshake::is_upgrade_request(&request) {
         let body = "wsx proxy relays WebSocket connections only: connect with a WebSocket client\n";

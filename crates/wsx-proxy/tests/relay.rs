@@ -139,9 +139,16 @@ struct Setup {
 }
 
 async fn setup(faults: Faults) -> Setup {
+    setup_with(ProxyConfig::new(Upstream::parse("ws://127.0.0.1:1", None).unwrap()).faults(faults))
+        .await
+}
+
+/// `config`'s upstream is replaced by the counting relay to the server.
+async fn setup_with(config: ProxyConfig) -> Setup {
     let server = echo_server().await;
     let (back_addr, back) = counting_relay(server).await;
-    let upstream = Upstream::parse(&format!("ws://{back_addr}"), None).unwrap();
+    let mut config = config;
+    config.upstream = Upstream::parse(&format!("ws://{back_addr}"), None).unwrap();
     let proxy = wsx::Server::bind("127.0.0.1:0").await.unwrap();
     let proxy_addr = proxy.local_addr().unwrap();
     let record = std::env::temp_dir().join(format!(
@@ -150,11 +157,7 @@ async fn setup(faults: Faults) -> Setup {
         proxy_addr.port()
     ));
     let output = Output::quiet().record(std::fs::File::create(&record).unwrap(), true);
-    tokio::spawn(wsx_proxy::serve(
-        proxy,
-        ProxyConfig::new(upstream).faults(faults),
-        output,
-    ));
+    tokio::spawn(wsx_proxy::serve(proxy, config, output));
     let (client_side, front) = counting_relay(proxy_addr).await;
     Setup {
         client_side,
@@ -590,5 +593,61 @@ async fn delay_throttle_corrupt_close_after_and_drop_after_time_do_what_they_say
         t.elapsed() >= Duration::from_millis(250) && t.elapsed() < Duration::from_secs(2),
         "{:?}",
         t.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_message_each_side_has_its_own_websocket_and_messages_go_whole() {
+    let mut config = ProxyConfig::new(Upstream::parse("ws://127.0.0.1:1", None).unwrap());
+    config.by_message = true;
+    let s = setup_with(config).await;
+    let mut c = ClientConfig::default();
+    c.limits = wsx::wsx_proto::Config::builder()
+        .send_frame_size(Some(100))
+        .build()
+        .unwrap();
+    c.deflate = None;
+    let mut ws = connect(&s, "/echo", c).await;
+    assert!(
+        ws.deflate().is_none(),
+        "the client asked for no compression and got none"
+    );
+    let body = vec![5u8; 250];
+    ws.send(Message::binary(body.clone())).await.unwrap();
+    assert_eq!(recv(&mut ws).await, Some(Message::binary(body)));
+    ws.send(Message::text("whole")).await.unwrap();
+    assert_eq!(recv(&mut ws).await, Some(Message::text("whole")));
+    ws.close(Some(CloseFrame::new(CloseCode(4003), "by message")))
+        .await
+        .unwrap();
+    while recv(&mut ws).await.is_some() {}
+    assert_eq!(
+        ws.close_info().map(|c| c.code.0),
+        Some(4003),
+        "the server's answer to the close came back"
+    );
+    let ev = wait_end(&s.record).await;
+    let open = ev.iter().find(|e| e["event"] == "open").unwrap();
+    assert!(
+        open["detail"].as_str().unwrap().contains("by message"),
+        "{open}"
+    );
+    let up: Vec<_> = ev
+        .iter()
+        .filter(|e| e["dir"] == "up" && e.get("opcode").is_some())
+        .collect();
+    // One line per message: the 250 bytes in three frames are one.
+    assert_eq!(up.len(), 2, "{up:?}");
+    assert_eq!(
+        (up[0]["opcode"].as_str(), up[0]["len"].as_u64()),
+        (Some("binary"), Some(250))
+    );
+    // The fragments were the client's hop only: the upstream hop carried
+    // the message in one frame (fewer header bytes).
+    let back_up = s.back.up.load(Ordering::SeqCst);
+    let front_up = s.front.up.load(Ordering::SeqCst);
+    assert!(
+        front_up > back_up,
+        "re-framed on the upstream side: {front_up} vs {back_up}"
     );
 }
