@@ -12,6 +12,7 @@
 #                        runs: apt-get installs Debian's chromium when it is
 #                        missing (log: LOGDIR/apt.log); exports CHROMIUM;
 #                        on failure prints why to stderr and returns 1
+#   peers_apt_install LOGDIR PKG  installs a Debian package (no service started)
 #   peers_nginx LOGDIR   sets peer_nginx to Debian's nginx binary, installing the
 #                        package with apt-get when it is missing (without
 #                        letting it start the system nginx; log: LOGDIR/apt.log);
@@ -88,16 +89,28 @@ peers_find_nginx() { command -v nginx || { [[ -x /usr/sbin/nginx ]] && echo /usr
 
 peers_nginx() {
     local log=$1
-    mkdir -p "$log"
     peer_nginx=$(peers_find_nginx)
     [[ -n $peer_nginx ]] && return 0
+    # bookworm: `nginx` is the server itself (nginx-light adds modules we do not use).
+    local pkg=nginx
+    apt-cache show nginx >/dev/null 2>&1 || pkg=nginx-light
+    peers_apt_install "$log" "$pkg" || return 1
+    peer_nginx=$(peers_find_nginx)
+    [[ -n $peer_nginx ]] || { echo "peers: apt-get installed $pkg but there is no nginx binary" >&2; return 1; }
+}
+
+# peers_apt_install LOGDIR PKG: apt-get installs Debian's PKG (as root, or
+# with sudo -n), without letting its postinst start a system service
+# (policy-rc.d answering 101 stops invoke-rc.d and deb-systemd-invoke while
+# it runs); log: LOGDIR/apt.log. On failure prints why and returns 1.
+peers_apt_install() {
+    local log=$1 pkg=$2
+    mkdir -p "$log"
     local sudo=()
     if [[ $(id -u) -ne 0 ]]; then
-        command -v sudo >/dev/null || { echo "peers: nginx is missing and installing it needs root (or sudo)" >&2; return 1; }
+        command -v sudo >/dev/null || { echo "peers: $pkg is missing and installing it needs root (or sudo)" >&2; return 1; }
         sudo=(sudo -n)
     fi
-    # The package's postinst starts the system nginx (port 80): we do not want
-    # it. policy-rc.d answering 101 stops invoke-rc.d and deb-systemd-invoke.
     local policy_rc=
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
         policy_rc=/usr/sbin/policy-rc.d
@@ -107,11 +120,10 @@ peers_nginx() {
             return 1
         fi
     fi
-    echo "peers: installing nginx (apt-get install nginx); log: $log/apt.log"
-    local ok=1 pkg=nginx
+    echo "peers: installing $pkg (apt-get install $pkg); log: $log/apt.log"
+    local ok=1
+    # env, not a prefix assignment: sudo would drop DEBIAN_FRONTEND.
     if "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -q >"$log/apt.log" 2>&1; then
-        # bookworm: `nginx` is the server itself (nginx-light adds modules we do not use).
-        apt-cache show nginx >/dev/null 2>&1 || pkg=nginx-light
         "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "$pkg" >>"$log/apt.log" 2>&1 \
             || { echo "peers: apt-get install $pkg failed (see $log/apt.log)" >&2; ok=0; }
     else
@@ -119,7 +131,5 @@ peers_nginx() {
         ok=0
     fi
     [[ -n $policy_rc ]] && { "${sudo[@]}" rm -f "$policy_rc" || true; }
-    ((ok)) || return 1
-    peer_nginx=$(peers_find_nginx)
-    [[ -n $peer_nginx ]] || { echo "peers: apt-get installed $pkg but there is no nginx binary" >&2; return 1; }
+    ((ok))
 }

@@ -29,36 +29,9 @@ redis_install() {
     if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
         return 0
     fi
-    mkdir -p "$log"
-    local sudo=()
-    if [[ $(id -u) -ne 0 ]]; then
-        command -v sudo >/dev/null || { echo "redis: redis-server is missing and installing it needs root (or sudo)" >&2; return 1; }
-        sudo=(sudo -n)
-    fi
-    # The package's postinst starts the system redis-server (port 6379) where an
-    # init system runs: we do not want it. policy-rc.d answering 101 stops
-    # invoke-rc.d and deb-systemd-invoke (as peers_nginx does).
-    local policy_rc=
-    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-        policy_rc=/usr/sbin/policy-rc.d
-        if ! printf '#!/bin/sh\n# temporary, from wsx scripts/redis.sh\nexit 101\n' | "${sudo[@]}" tee "$policy_rc" >/dev/null \
-            || ! "${sudo[@]}" chmod 755 "$policy_rc"; then
-            echo "redis: cannot write $policy_rc" >&2
-            return 1
-        fi
-    fi
-    echo "redis: installing redis-server (apt-get install redis-server); log: $log/apt.log"
-    local ok=1
-    # env, not a prefix assignment: sudo would drop DEBIAN_FRONTEND.
-    if "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -q >"$log/apt.log" 2>&1; then
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends redis-server >>"$log/apt.log" 2>&1 \
-            || { echo "redis: apt-get install redis-server failed (see $log/apt.log)" >&2; ok=0; }
-    else
-        echo "redis: apt-get update failed (see $log/apt.log)" >&2
-        ok=0
-    fi
-    [[ -n $policy_rc ]] && { "${sudo[@]}" rm -f "$policy_rc" || true; }
-    ((ok)) || return 1
+    # shellcheck source=scripts/peers.sh
+    source "$redis_root/scripts/peers.sh"
+    peers_apt_install "$log" redis-server || return 1
     if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
         echo "redis: apt-get installed redis-server but redis-server or redis-cli is not on PATH" >&2
         return 1

@@ -290,16 +290,9 @@ impl DeflateConfig {
         &self,
         accepted: &[ExtensionOffer],
     ) -> Result<Option<Negotiated>, NegotiationError> {
-        let mut found = accepted
-            .iter()
-            .filter(|e| e.name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE));
-        let Some(ext) = found.next() else {
+        let Some(r) = parse_response(accepted)? else {
             return Ok(None);
         };
-        if found.next().is_some() {
-            return Err(NegotiationError("permessage-deflate accepted twice".into()));
-        }
-        let r = parse(ext, true).map_err(NegotiationError)?;
         if let Some(b) = r.server_max_window_bits {
             if self.peer_bits() < 15 && b > self.peer_bits() {
                 return Err(NegotiationError(format!(
@@ -331,15 +324,8 @@ impl DeflateConfig {
     }
 }
 
-/// The parameters a server's `Sec-WebSocket-Extensions` response agreed
-/// to, as both ends apply them (a relay that shows both directions inflated
-/// reads them here). `Ok(None)`: permessage-deflate was not accepted.
-///
-/// # Errors
-/// A response that breaks RFC 7692 §7.1.
-pub fn response_params(
-    accepted: &[ExtensionOffer],
-) -> Result<Option<DeflateParams>, NegotiationError> {
+/// The one permessage-deflate of a server's response, parsed.
+fn parse_response(accepted: &[ExtensionOffer]) -> Result<Option<Parsed>, NegotiationError> {
     let mut found = accepted
         .iter()
         .filter(|e| e.name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE));
@@ -349,7 +335,21 @@ pub fn response_params(
     if found.next().is_some() {
         return Err(NegotiationError("permessage-deflate accepted twice".into()));
     }
-    let r = parse(ext, true).map_err(NegotiationError)?;
+    parse(ext, true).map(Some).map_err(NegotiationError)
+}
+
+/// The parameters a server's `Sec-WebSocket-Extensions` response agreed
+/// to, as both ends apply them (a relay that shows both directions inflated
+/// reads them here). `Ok(None)`: permessage-deflate was not accepted.
+///
+/// # Errors
+/// A response that breaks RFC 7692 §7.1.
+pub fn response_params(
+    accepted: &[ExtensionOffer],
+) -> Result<Option<DeflateParams>, NegotiationError> {
+    let Some(r) = parse_response(accepted)? else {
+        return Ok(None);
+    };
     Ok(Some(DeflateParams {
         server_no_context_takeover: r.server_no_context_takeover,
         client_no_context_takeover: r.client_no_context_takeover,
