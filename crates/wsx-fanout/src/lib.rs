@@ -28,6 +28,7 @@
 //!
 //! The wire for plain WebSocket clients is in [`wire`].
 
+#![warn(missing_docs)]
 // Without Redis, the broker-facing half of the room logic is idle.
 #![cfg_attr(not(feature = "redis"), allow(dead_code, unused_imports, unused_mut))]
 

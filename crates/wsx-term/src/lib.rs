@@ -22,6 +22,8 @@
 //!
 //! The wire protocol (`wsx.term.v1`) is in [`protocol`].
 
+#![warn(missing_docs)]
+
 mod api;
 mod assets;
 mod auth;
