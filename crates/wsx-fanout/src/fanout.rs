@@ -9,7 +9,7 @@ use crate::metrics::Metrics;
 use crate::room::{Arrival, Entry, Plan, Room, RoomState};
 use crate::wire::{Payload, Position, Recovery, ServerMsg};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Duration, Instant};
@@ -810,13 +810,13 @@ impl Inner {
                 st.suspect = None;
                 continue;
             }
-            let seen_before = st.suspect.is_some_and(|(o, _)| o > st.last);
+            let seen_before = st.suspect.is_some_and(|o| o > st.last);
             if now || seen_before {
                 st.suspect = None;
                 let from = st.last + 1;
                 self.fill(room, &mut st, from, head.offset).await;
             } else {
-                st.suspect = Some((head.offset, Instant::now()));
+                st.suspect = Some(head.offset);
             }
         }
     }
@@ -954,11 +954,4 @@ async fn presence_loop(inner: Weak<Inner>) {
             }
         }
     }
-}
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync>() {}
-    is::<Fanout>();
-    let _ = AtomicUsize::new(0);
 }

@@ -56,8 +56,8 @@ pub(crate) struct RoomState {
     /// Idempotency keys seen (in one process; Redis keeps its own).
     pub keys: HashMap<String, (Position, Instant)>,
     pub key_order: VecDeque<(String, Instant)>,
-    /// A gap the broker showed at the last check: `(newest there, when)`.
-    pub suspect: Option<(u64, Instant)>,
+    /// A gap the broker showed at the last check: its newest offset there.
+    pub suspect: Option<u64>,
 }
 
 impl RoomState {

@@ -187,9 +187,8 @@ impl FrameEvent {
     }
 
     /// Adds the whole payload (for a recording).
-    pub fn with_payload(mut self, frame: &RawFrame) -> FrameEvent {
+    pub fn set_payload(&mut self, frame: &RawFrame) {
         self.payload = Some(base64::engine::general_purpose::STANDARD.encode(&frame.payload));
-        self
     }
 
     /// Shows an inflated message.

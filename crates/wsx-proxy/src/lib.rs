@@ -36,7 +36,6 @@ use event::{ConnEvent, FrameEvent};
 use faults::Faults;
 use std::io::Write;
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -279,10 +278,10 @@ impl Output {
 }
 
 /// Relays every connection `server` accepts to `config.upstream`, reporting
-/// to `output`, until the task is dropped.
+/// to `output`, until the task is dropped (it does not return otherwise).
 ///
 /// # Errors
-/// Accepting failed for good (the listener broke).
+/// None today: a failed accept is logged and retried.
 pub async fn serve(
     server: wsx::Server,
     mut config: ProxyConfig,
@@ -296,7 +295,7 @@ pub async fn serve(
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
     // Events are written in order on a thread of their own: a slow
     // terminal slows the relay down (bounded), never reorders or drops.
-    let writer = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         // Everything queued is written, then flushed once: one write per
         // burst of frames, not per line.
         while let Some(e) = rx.blocking_recv() {
@@ -309,7 +308,7 @@ pub async fn serve(
     });
     let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
     let mut next = 0u64;
-    let result = loop {
+    loop {
         let permit = slots.clone().acquire_owned().await.expect("never closed");
         let (tcp, _peer) = match server.accept_tcp().await {
             Ok(x) => x,
@@ -325,15 +324,5 @@ pub async fn serve(
             relay::handle(next, tcp, config, tx).await;
             drop(permit);
         });
-        #[allow(unreachable_code)]
-        if false {
-            break Ok(());
-        }
-    };
-    drop(tx);
-    let _ = writer.join();
-    result
+    }
 }
-
-#[allow(dead_code)]
-fn _assert_io<T: AsyncRead + AsyncWrite>() {}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wsx::client::{ClientConfig, ClientRequest};
 use wsx::server::Accept;
-use wsx::{CloseCode, CloseFrame, Message};
+use wsx::{CloseFrame, Message};
 
 /// Headers the handshakes make themselves.
 const OWN: &[&str] = &[
@@ -55,7 +55,7 @@ fn event(shared: &Shared, dir: Dir, m: &Message) -> FrameEvent {
     };
     let mut e = FrameEvent::new(shared.conn, dir, shared.t(), &frame, text);
     if shared.record_payloads {
-        e = e.with_payload(&frame);
+        e.set_payload(&frame);
     }
     e.masked = dir == Dir::Up;
     e
@@ -256,7 +256,7 @@ async fn pass(shared: &Shared, faults: &crate::faults::Faults, dir: Dir, m: &Mes
             tokio::time::sleep(Duration::from_secs_f64(m.len() as f64 / rate as f64)).await;
         }
     }
-    !shared.stop.is_set()
+    !shared.stop.is_cancelled()
 }
 
 /// Counts a data message; a reason when a fault ends the connection now.
@@ -272,12 +272,11 @@ fn count(shared: &Shared, dir: Dir) -> Option<String> {
             m
         };
         if t.covers(dir) && c >= n {
-            shared.stop.set();
+            shared.stop.cancel();
             return Some(format!(
                 "dropped both connections after {n} messages (--drop-after)"
             ));
         }
     }
-    let _ = CloseCode::NORMAL;
     None
 }

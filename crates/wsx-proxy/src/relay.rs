@@ -53,38 +53,9 @@ pub(crate) struct Shared {
     /// Data frames, per direction (for `corrupt`).
     pub(crate) data_frames: [AtomicU64; 2],
     /// Set when a fault ends the connection: the other pump stops too.
-    pub(crate) stop: tokio_util_like::Stop,
+    pub(crate) stop: wsx::server::CancellationToken,
     /// `--close-after`: the close frame both sides get.
     pub(crate) close_with: std::sync::Mutex<Option<(u16, String)>>,
-}
-
-mod tokio_util_like {
-    //! A one-shot stop signal for the two pumps of a connection.
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use tokio::sync::Notify;
-
-    #[derive(Default)]
-    pub struct Stop {
-        set: AtomicBool,
-        notify: Notify,
-    }
-
-    impl Stop {
-        pub fn set(&self) {
-            self.set.store(true, Ordering::SeqCst);
-            self.notify.notify_waiters();
-        }
-        pub fn is_set(&self) -> bool {
-            self.set.load(Ordering::SeqCst)
-        }
-        pub async fn wait(&self) {
-            let n = self.notify.notified();
-            if self.is_set() {
-                return;
-            }
-            n.await;
-        }
-    }
 }
 
 fn unix_now() -> f64 {
@@ -330,11 +301,11 @@ async fn run(
         r = &mut up => (r, false),
         r = &mut down => (r, true),
         why = &mut timer => {
-            shared.stop.set();
+            shared.stop.cancel();
             (why.unwrap_or_default(), true)
         }
     };
-    let rest = if shared.stop.is_set() {
+    let rest = if shared.stop.is_cancelled() {
         None
     } else if other_up {
         tokio::time::timeout(Duration::from_secs(2), &mut up)
@@ -431,7 +402,7 @@ where
             Ok(None) => {
                 // What this burst produced goes out in one write.
                 if let Err(e) = flush(&mut to, &mut out).await {
-                    shared.stop.set();
+                    shared.stop.cancel();
                     return format!(
                         "writing to the {} failed: {e}",
                         if dir == Dir::Up { "server" } else { "client" }
@@ -452,14 +423,14 @@ where
                             return format!("the {who}'s connection failed: {e}");
                         }
                     },
-                    () = shared.stop.wait() => {
+                    () = shared.stop.cancelled() => {
                         send_close(&shared, &mut rng, &mut to).await;
                         return String::new();
                     }
                 }
             }
             Err(e) => {
-                shared.stop.set();
+                shared.stop.cancel();
                 return format!("the {who} sent a frame the proxy cannot pass on: {e}");
             }
         };
@@ -476,7 +447,7 @@ where
             .then(|| FrameEvent::new(shared.conn, dir, shared.t(), &frame, text_message));
         if let Some(e) = event.as_mut() {
             if shared.record_payloads {
-                *e = e.clone().with_payload(&frame);
+                e.set_payload(&frame);
             }
             if let Some(inf) = inflater.as_mut() {
                 if let Some(result) = inf.frame(&frame.header, &frame.payload) {
@@ -511,7 +482,7 @@ where
             }
         }
         if let Some((d, t)) = faults.delay {
-            if t.covers(dir) && !d.base.is_zero() || !d.jitter.is_zero() && t.covers(dir) {
+            if t.covers(dir) && (!d.base.is_zero() || !d.jitter.is_zero()) {
                 let extra = if d.jitter.is_zero() {
                     Duration::ZERO
                 } else {
@@ -541,7 +512,7 @@ where
             let throttle = faults.throttle.filter(|(_, t)| t.covers(dir));
             if throttle.is_some() || out.len() >= 64 << 10 {
                 if let Err(e) = flush(&mut to, &mut out).await {
-                    shared.stop.set();
+                    shared.stop.cancel();
                     return format!(
                         "writing to the {} failed: {e}",
                         if dir == Dir::Up { "server" } else { "client" }
@@ -564,7 +535,7 @@ where
                 let count = if t == Target::Both { total } else { m };
                 if t.covers(dir) && count >= n {
                     let _ = flush(&mut to, &mut out).await;
-                    shared.stop.set();
+                    shared.stop.cancel();
                     return format!("dropped both connections after {n} messages (--drop-after)");
                 }
             }
@@ -575,7 +546,7 @@ where
                         Some((*code, reason.clone()));
                     let _ = flush(&mut to, &mut out).await;
                     send_close(&shared, &mut rng, &mut to).await;
-                    shared.stop.set();
+                    shared.stop.cancel();
                     return format!("closed both sides with {code} {reason:?} after {n} messages (--close-after)");
                 }
             }
