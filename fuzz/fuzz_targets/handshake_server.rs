@@ -14,6 +14,12 @@
 //!   starting `HTTP/1.1 <status> ` that our own client reads back as that
 //!   status and body, or succeeds and `accept()` gives a `HTTP/1.1 101`
 //!   response that our own client, using the same key, accepts.
+//! - the same head as an HTTP/2 extended CONNECT (RFC 8441; method CONNECT
+//!   unless `limit` bit 2, `:protocol` chosen by `limit` bits 0-1):
+//!   `Upgrade::extended_connect` fails with 400/405/426/501, or succeeds
+//!   only for `:protocol = websocket` and answers 200 without the HTTP/1.1
+//!   upgrade headers (Sec-WebSocket-Accept only for a valid key the client
+//!   sent, and correct), which our own HTTP/2 client handshake accepts.
 #![no_main]
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
@@ -106,6 +112,7 @@ fuzz_target!(|input: &[u8]| {
         show(&again)
     );
 
+    check_extended_connect(&req, limit);
     match Upgrade::new(req) {
         Err(e) => {
             let status = e.status().as_u16();
@@ -168,6 +175,71 @@ fuzz_target!(|input: &[u8]| {
         }
     }
 });
+
+/// The head as an HTTP/2 extended CONNECT.
+fn check_extended_connect(req: &http::Request<()>, limit: u8) {
+    let protocol = [None, Some("websocket"), Some("WebSocket"), Some("webtransport")]
+        [usize::from(limit & 3)];
+    let mut h2 = http::Request::new(());
+    *h2.method_mut() = if limit & 4 == 0 {
+        http::Method::CONNECT
+    } else {
+        req.method().clone()
+    };
+    *h2.version_mut() = http::Version::HTTP_2;
+    *h2.uri_mut() = req.uri().clone();
+    *h2.headers_mut() = req.headers().clone();
+    match Upgrade::extended_connect(h2, protocol) {
+        Err(e) => {
+            let status = e.status().as_u16();
+            assert!(
+                matches!(status, 400 | 405 | 426 | 501),
+                "extended_connect error with status {status}: {e}"
+            );
+            assert_eq!(e.http_response().status(), e.status());
+        }
+        Ok(up) => {
+            assert!(
+                protocol.is_some_and(|p| p.eq_ignore_ascii_case("websocket")),
+                "extended_connect accepted :protocol {protocol:?}"
+            );
+            assert!(up.is_http2());
+            let r = up.accept_response(&Accept::default()).expect("defaults");
+            assert_eq!(r.status(), http::StatusCode::OK);
+            for h in ["upgrade", "connection"] {
+                assert!(!r.headers().contains_key(h), "HTTP/2 answer has {h}");
+            }
+            // An accept value only for a key the client sent, and the right one.
+            if let Some(a) = r.headers().get("sec-websocket-accept") {
+                let key = up.headers()["sec-websocket-key"].as_bytes();
+                let key = std::str::from_utf8(key)
+                    .expect("an answered key is ASCII")
+                    .trim_matches(|c: char| c.is_ascii_whitespace());
+                assert_eq!(a.as_bytes(), accept_key(key.as_bytes()).as_bytes());
+            }
+            let offered: Vec<&String> = up.protocols().iter().filter(|p| is_token(p)).collect();
+            let mut creq = ClientRequest::new("wss://server.example/").expect("url");
+            for p in &offered {
+                creq = creq.protocol(p.as_str());
+            }
+            let (mut client, _) = ClientHandshake::extended_connect(&creq);
+            let done = client.handle_response(r.status(), r.headers().clone(), Default::default());
+            assert!(done.is_ok(), "our HTTP/2 client rejects the answer: {done:?}");
+            if let Some(p) = offered.first() {
+                let accept = Accept {
+                    protocol: Some(p.to_string()),
+                    ..Default::default()
+                };
+                let r = up.accept_response(&accept).expect("offered protocol");
+                let (mut client, _) = ClientHandshake::extended_connect(&creq);
+                match client.handle_response(r.status(), r.headers().clone(), Default::default()) {
+                    Ok(h) => assert_eq!(h.protocol.as_deref(), Some(p.as_str())),
+                    other => panic!("our HTTP/2 client rejects protocol {p:?}: {other:?}"),
+                }
+            }
+        }
+    }
+}
 
 fn check_error_response(e: &HandshakeError) {
     let status = e.status().as_u16();

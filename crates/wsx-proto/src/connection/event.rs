@@ -67,7 +67,7 @@ pub enum CloseCause {
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
     /// The stream ended without a close frame.
-    #[error("the peer closed the TCP connection without a close frame (it crashed, was killed, or a proxy cut the connection)")]
+    #[error("the peer closed the connection (TCP, or its HTTP/2 stream) without a close frame (it crashed, was killed, or a proxy cut the connection)")]
     PeerVanished,
     /// Nothing arrived within the pong timeout after a keepalive ping.
     #[error("peer did not answer a ping within {0:?}: dead peer or a network path that dropped the connection (e.g. a load balancer idle timeout; lower the ping interval)")]

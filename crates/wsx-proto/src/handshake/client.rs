@@ -365,6 +365,89 @@ impl ClientHandshake {
         )
     }
 
+    /// The HTTP/2 form of the handshake (RFC 8441 §5): the extended
+    /// `CONNECT` to send on a new stream (the HTTP/2 layer adds
+    /// `:protocol = websocket`, which `http::Request` cannot carry), and the
+    /// handshake that checks the server's answer with
+    /// [`ClientHandshake::handle_response`]. No key: the stream is the
+    /// client's alone.
+    ///
+    /// ```
+    /// use wsx_proto::handshake::{ClientHandshake, ClientRequest};
+    /// let req = ClientRequest::new("wss://example.com/chat").unwrap().protocol("chat");
+    /// let (mut hs, connect) = ClientHandshake::extended_connect(&req);
+    /// assert_eq!(connect.method(), http::Method::CONNECT);
+    /// assert_eq!(connect.uri(), "https://example.com/chat");
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("sec-websocket-protocol", "chat".parse().unwrap());
+    /// let done = hs.handle_response(http::StatusCode::OK, headers, Default::default()).unwrap();
+    /// assert_eq!(done.protocol.as_deref(), Some("chat"));
+    /// ```
+    pub fn extended_connect(req: &ClientRequest) -> (Self, http::Request<()>) {
+        let scheme = if req.secure { "https" } else { "http" };
+        let uri = format!("{scheme}://{}{}", req.host_header(), req.path_and_query());
+        let mut builder = http::Request::builder()
+            .method(http::Method::CONNECT)
+            .version(http::Version::HTTP_2)
+            .uri(uri)
+            .header(header::SEC_WEBSOCKET_VERSION, "13");
+        if !req.protocols.is_empty() {
+            builder = builder.header(header::SEC_WEBSOCKET_PROTOCOL, req.protocols.join(", "));
+        }
+        let mut offered_extensions = Vec::new();
+        if let Some(e) = &req.extensions {
+            builder = builder.header(header::SEC_WEBSOCKET_EXTENSIONS, e.as_str());
+            offered_extensions = parse_extensions(e)
+                .map(|v| v.into_iter().map(|o| o.name).collect())
+                .unwrap_or_default();
+        }
+        // The URL was parsed and the headers checked when they were added,
+        // so building cannot fail.
+        let mut request = builder.body(()).unwrap_or_default();
+        for (k, v) in &req.headers {
+            // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2);
+            // Host is the :authority.
+            if !is_connection_specific(k) {
+                request.headers_mut().append(k, v.clone());
+            }
+        }
+        (
+            ClientHandshake {
+                expected_accept: String::new(),
+                protocols: req.protocols.clone(),
+                offered_extensions,
+                buf: BytesMut::new(),
+                max_bytes: DEFAULT_MAX_HANDSHAKE_BYTES,
+                rejected: None,
+            },
+            request,
+        )
+    }
+
+    /// Checks an HTTP/2 server's answer to [`ClientHandshake::extended_connect`]:
+    /// any 2xx accepts (RFC 8441 §5), with the subprotocol and extensions it
+    /// names checked against the offer; anything else is a
+    /// [`ClientHandshakeError::Rejected`] carrying `body` (its start).
+    ///
+    /// # Errors
+    /// A rejection, or an answer naming what was not offered.
+    pub fn handle_response(
+        &mut self,
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Handshaken, ClientHandshakeError> {
+        if !status.is_success() {
+            let n = body.len().min(BODY_PREFIX);
+            return Err(ClientHandshakeError::Rejected(Box::new(Rejection {
+                status,
+                headers,
+                body: body.slice(..n),
+            })));
+        }
+        self.finish(status, headers)
+    }
+
     /// Feeds the server's bytes. `Ok(None)`: need more. For a non-101
     /// answer, this waits for the start of the body and then returns
     /// [`ClientHandshakeError::Rejected`]; call
@@ -465,6 +548,16 @@ impl ClientHandshake {
                 got,
             });
         }
+        self.finish(StatusCode::SWITCHING_PROTOCOLS, map)
+    }
+
+    /// The subprotocol and extensions of an accepting answer, checked
+    /// against the offer (both versions).
+    fn finish(
+        &mut self,
+        status: StatusCode,
+        map: HeaderMap,
+    ) -> Result<Handshaken, ClientHandshakeError> {
         let protocol = match map.get(header::SEC_WEBSOCKET_PROTOCOL) {
             None => None,
             Some(p) => {
@@ -488,7 +581,7 @@ impl ClientHandshake {
             }
         }
         let mut response = Response::new(());
-        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        *response.status_mut() = status;
         *response.headers_mut() = map;
         Ok(Handshaken {
             response,
@@ -497,6 +590,18 @@ impl ClientHandshake {
             leftover: self.buf.split().freeze(),
         })
     }
+}
+
+/// Headers that HTTP/2 forbids in a request (RFC 9113 §8.2.2), and Host,
+/// which it carries as `:authority`.
+fn is_connection_specific(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::UPGRADE
+        || name == header::TRANSFER_ENCODING
+        || name == header::HOST
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+        || name == header::TE
 }
 
 impl fmt::Display for ClientRequest {
@@ -591,6 +696,62 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(d.protocol.as_deref(), Some("chat"));
+    }
+
+    /// RFC 8441 §5 from the client's side: a CONNECT with no HTTP/1.1
+    /// upgrade headers; any 2xx accepts, checked against the offer; other
+    /// statuses are rejections with their body.
+    #[test]
+    fn extended_connect_request_and_answers() {
+        let req = ClientRequest::new("ws://h:81/p?q=1")
+            .unwrap()
+            .protocol("chat")
+            .extensions("permessage-deflate")
+            .header("x-token", "t")
+            .unwrap()
+            .header("connection", "keep-alive")
+            .unwrap();
+        let (mut hs, r) = ClientHandshake::extended_connect(&req);
+        assert_eq!(r.uri(), "http://h:81/p?q=1");
+        assert_eq!(r.version(), http::Version::HTTP_2);
+        assert_eq!(r.headers()["sec-websocket-version"], "13");
+        assert_eq!(r.headers()["x-token"], "t");
+        for h in ["connection", "upgrade", "sec-websocket-key", "host"] {
+            assert!(!r.headers().contains_key(h), "{h} in {:?}", r.headers());
+        }
+        let mut ok = HeaderMap::new();
+        ok.insert(
+            "sec-websocket-extensions",
+            HeaderValue::from_static("permessage-deflate"),
+        );
+        let done = hs
+            .handle_response(StatusCode::OK, ok, Bytes::new())
+            .unwrap();
+        assert_eq!(done.extensions[0].name, "permessage-deflate");
+        assert_eq!(done.response.status(), StatusCode::OK);
+
+        let (mut hs, _) = ClientHandshake::extended_connect(&req);
+        let mut other = HeaderMap::new();
+        other.insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("superchat"),
+        );
+        assert_eq!(
+            hs.handle_response(StatusCode::OK, other, Bytes::new())
+                .unwrap_err(),
+            ClientHandshakeError::UnofferedProtocol("superchat".into())
+        );
+        let (mut hs, _) = ClientHandshake::extended_connect(&req);
+        match hs.handle_response(
+            StatusCode::FORBIDDEN,
+            HeaderMap::new(),
+            Bytes::from_static(b"no"),
+        ) {
+            Err(ClientHandshakeError::Rejected(r)) => {
+                assert_eq!((r.status, &r.body[..]), (StatusCode::FORBIDDEN, &b"no"[..]))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub enum HandshakeErrorKind {
     /// A browser on another site (this `Origin`) asked to connect and the
     /// [`super::OriginPolicy`] does not allow it (403).
     OriginNotAllowed(String),
+    /// An HTTP/2 `CONNECT` whose `:protocol` is absent (a plain tunnel
+    /// request, 400) or is not `websocket` (501) (RFC 8441 §4).
+    ConnectProtocol(Option<String>),
     /// The application refused the upgrade with this status and body.
     Rejected(StatusCode, String),
 }
@@ -68,6 +71,8 @@ fn describe(kind: &HandshakeErrorKind) -> String {
         UnsupportedVersion(Some(v)) => format!("unsupported Sec-WebSocket-Version {v:?}; this server speaks version 13"),
         BadKey => "Sec-WebSocket-Key must be present once and be the base64 of 16 bytes (RFC 6455 §4.1)".into(),
         BadExtensions(e) => e.clone(),
+        ConnectProtocol(None) => "an HTTP/2 CONNECT without :protocol: this is a WebSocket endpoint, which takes CONNECT with :protocol = websocket (RFC 8441)".into(),
+        ConnectProtocol(Some(p)) => format!("unsupported :protocol {p:?} in an HTTP/2 CONNECT; this server speaks websocket (RFC 8441)"),
         OriginNotAllowed(o) => format!("origin {o:?} is not allowed: cross-site WebSocket connections are refused to protect this server's users (same-origin policy)"),
         Rejected(_, body) => body.clone(),
     }
@@ -98,7 +103,9 @@ impl HandshakeError {
             UnsupportedVersion(Some(_)) => StatusCode::UPGRADE_REQUIRED,
             Rejected(s, _) => *s,
             OriginNotAllowed(_) => StatusCode::FORBIDDEN,
-            Malformed(_)
+            ConnectProtocol(Some(_)) => StatusCode::NOT_IMPLEMENTED,
+            ConnectProtocol(None)
+            | Malformed(_)
             | HttpVersion
             | MissingHost
             | MissingUpgrade
@@ -146,6 +153,23 @@ impl HandshakeError {
             HandshakeErrorKind::Rejected(_, body) => format!("{body}\n"),
             _ => format!("{self}\n"),
         }
+    }
+}
+
+/// `Sec-WebSocket-Version` must be present once and be 13.
+fn check_version(h: &HeaderMap) -> Result<(), HandshakeError> {
+    let mut versions = h
+        .get_all(header::SEC_WEBSOCKET_VERSION)
+        .iter()
+        .map(|v| v.as_bytes());
+    match (versions.next(), versions.next()) {
+        (Some(b"13"), None) => Ok(()),
+        (None, _) => Err(HandshakeError::new(HandshakeErrorKind::UnsupportedVersion(
+            None,
+        ))),
+        (Some(v), _) => Err(HandshakeError::new(HandshakeErrorKind::UnsupportedVersion(
+            Some(String::from_utf8_lossy(v).into_owned()),
+        ))),
     }
 }
 
@@ -307,11 +331,18 @@ nginx needs, in the location that proxies to the WebSocket server:
     proxy_set_header Connection \"upgrade\";
 ";
 
-/// A valid upgrade request, waiting for the application's decision.
+/// A valid upgrade request, waiting for the application's decision: an
+/// HTTP/1.1 `GET` with `Upgrade: websocket` ([`Upgrade::new`]) or an HTTP/2
+/// extended `CONNECT` ([`Upgrade::extended_connect`]).
 #[derive(Debug, Clone)]
 pub struct Upgrade {
     request: Request<()>,
-    key: String,
+    /// `Sec-WebSocket-Key`: required over HTTP/1.1; over HTTP/2 RFC 8441
+    /// has none, but a client may send one (undici does, and checks the
+    /// answer).
+    key: Option<String>,
+    /// Came as an HTTP/2 extended CONNECT.
+    http2: bool,
     protocols: Vec<String>,
     extensions: Vec<ExtensionOffer>,
 }
@@ -349,16 +380,7 @@ impl Upgrade {
         if !has_token(all(header::CONNECTION), "upgrade") {
             return Err(err(MissingConnectionUpgrade));
         }
-        let mut versions = all(header::SEC_WEBSOCKET_VERSION);
-        match (versions.next(), versions.next()) {
-            (Some(b"13"), None) => {}
-            (None, _) => return Err(err(UnsupportedVersion(None))),
-            (Some(v), _) => {
-                return Err(err(UnsupportedVersion(Some(
-                    String::from_utf8_lossy(v).into_owned(),
-                ))))
-            }
-        }
+        check_version(h)?;
         let mut keys = all(header::SEC_WEBSOCKET_KEY);
         let key = match (keys.next(), keys.next()) {
             (Some(k), None) => super::trim(k),
@@ -369,25 +391,113 @@ impl Upgrade {
             _ => return Err(err(BadKey)),
         }
         let key = String::from_utf8_lossy(key).into_owned();
-        let protocols = all(header::SEC_WEBSOCKET_PROTOCOL)
+        Self::with_offers(request, Some(key), false)
+    }
+
+    /// Validates an HTTP/2 (or later) extended `CONNECT` (RFC 8441 §4, §5):
+    /// method `CONNECT`, `:protocol` (which HTTP/2 libraries carry beside the
+    /// headers, hence the argument) `websocket`, an `:authority`, and
+    /// `Sec-WebSocket-Version: 13`. There is no key: the stream is already
+    /// the client's own, so nothing needs proving.
+    ///
+    /// ```
+    /// use wsx_proto::handshake::{Accept, Upgrade};
+    /// let req = http::Request::connect("https://example.com/chat")
+    ///     .version(http::Version::HTTP_2)
+    ///     .header("sec-websocket-version", "13")
+    ///     .body(()).unwrap();
+    /// let up = Upgrade::extended_connect(req, Some("websocket")).unwrap();
+    /// assert!(up.is_http2());
+    /// let response = up.accept_response(&Accept::default()).unwrap();
+    /// assert_eq!(response.status(), 200); // not 101: RFC 8441 §5
+    /// ```
+    ///
+    /// # Errors
+    /// 405 for another method, 400 without `:protocol` or `:authority`,
+    /// 501 for another `:protocol`, and as [`Upgrade::new`] for the version
+    /// and the offers.
+    pub fn extended_connect(
+        request: Request<()>,
+        protocol: Option<&str>,
+    ) -> Result<Upgrade, HandshakeError> {
+        use HandshakeErrorKind::*;
+        let err = HandshakeError::new;
+        if request.method() != Method::CONNECT {
+            return Err(err(MethodNotAllowed(request.method().to_string())));
+        }
+        if request.version() < http::Version::HTTP_2 {
+            return Err(err(HttpVersion));
+        }
+        match protocol {
+            Some(p) if p.eq_ignore_ascii_case("websocket") => {}
+            other => return Err(err(ConnectProtocol(other.map(str::to_string)))),
+        }
+        let mut request = request;
+        if request.headers().get(header::HOST).is_none() {
+            // HTTP/2 carries the host as :authority; the Host header it
+            // stands for is what the Origin policy (and applications) read.
+            let host = request
+                .uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+                .ok_or_else(|| err(MissingHost))?;
+            request.headers_mut().insert(header::HOST, host);
+        }
+        check_version(request.headers())?;
+        // Not required, and not an error when malformed: it is answered
+        // only when it is one a client could check.
+        let mut keys = request.headers().get_all(header::SEC_WEBSOCKET_KEY).iter();
+        let key = match (keys.next(), keys.next()) {
+            (Some(k), None) => {
+                let k = super::trim(k.as_bytes());
+                matches!(BASE64.decode(k), Ok(raw) if raw.len() == 16)
+                    .then(|| String::from_utf8_lossy(k).into_owned())
+            }
+            _ => None,
+        };
+        Self::with_offers(request, key, true)
+    }
+
+    /// The subprotocols and extensions offered, common to both versions.
+    fn with_offers(
+        request: Request<()>,
+        key: Option<String>,
+        http2: bool,
+    ) -> Result<Upgrade, HandshakeError> {
+        let err = HandshakeError::new;
+        let h = request.headers();
+        let protocols = h
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .map(|v| v.as_bytes())
             .flat_map(split_tokens)
             .map(|t| String::from_utf8_lossy(t).into_owned())
             .collect();
         let mut extensions = Vec::new();
         for v in h.get_all(header::SEC_WEBSOCKET_EXTENSIONS) {
             let v = v.to_str().map_err(|_| {
-                err(BadExtensions(
+                err(HandshakeErrorKind::BadExtensions(
                     "Sec-WebSocket-Extensions is not ASCII".into(),
                 ))
             })?;
-            extensions.extend(parse_extensions(v).map_err(|e| err(BadExtensions(e.to_string())))?);
+            extensions.extend(
+                parse_extensions(v)
+                    .map_err(|e| err(HandshakeErrorKind::BadExtensions(e.to_string())))?,
+            );
         }
         Ok(Upgrade {
             request,
             key,
+            http2,
             protocols,
             extensions,
         })
+    }
+
+    /// Whether this upgrade came as an HTTP/2 extended `CONNECT` (answered
+    /// `200` on its stream) rather than an HTTP/1.1 `GET` (answered `101`).
+    pub fn is_http2(&self) -> bool {
+        self.http2
     }
 
     /// The request: method, URI, headers.
@@ -448,9 +558,15 @@ impl Upgrade {
     /// in the application: RFC 6455 §4.2.2 forbids it).
     pub fn accept(&self, accept: &Accept) -> Result<Vec<u8>, HandshakeError> {
         self.check_accept(accept)?;
+        let Some(key) = self.key.as_ref().filter(|_| !self.http2) else {
+            return Err(HandshakeError::rejected(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "an HTTP/2 upgrade is answered on its stream (accept_response), not with HTTP/1.1 bytes",
+            ));
+        };
         let mut s = String::with_capacity(256);
         s.push_str("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
-        s.push_str(&accept_key(self.key.as_bytes()));
+        s.push_str(&accept_key(key.as_bytes()));
         s.push_str("\r\n");
         if let Some(p) = &accept.protocol {
             let _ = write!(s, "Sec-WebSocket-Protocol: {p}\r\n");
@@ -470,7 +586,8 @@ impl Upgrade {
     }
 
     /// The same `101 Switching Protocols` as [`Upgrade::accept`], for an HTTP
-    /// server (hyper, axum) that writes responses itself.
+    /// server (hyper, axum) that writes responses itself; for an HTTP/2
+    /// upgrade, `200 OK` with the subprotocol and extensions only (RFC 8441 §5).
     ///
     /// # Errors
     /// As [`Upgrade::accept`]; also a 500 if a protocol or extension value
@@ -484,18 +601,26 @@ impl Upgrade {
             )
         };
         let mut r = http::Response::new(());
-        *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        if !self.http2 {
+            *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        }
         let h = r.headers_mut();
-        h.insert(header::UPGRADE, http::HeaderValue::from_static("websocket"));
-        h.insert(
-            header::CONNECTION,
-            http::HeaderValue::from_static("Upgrade"),
-        );
-        let key = accept_key(self.key.as_bytes());
-        h.insert(
-            header::SEC_WEBSOCKET_ACCEPT,
-            http::HeaderValue::from_str(&key).map_err(|_| bad("accept key"))?,
-        );
+        if !self.http2 {
+            h.insert(header::UPGRADE, http::HeaderValue::from_static("websocket"));
+            h.insert(
+                header::CONNECTION,
+                http::HeaderValue::from_static("Upgrade"),
+            );
+        }
+        if let Some(key) = &self.key {
+            // Over HTTP/2 too when the client sent a key (RFC 8441 needs
+            // none; undici 7 checks it).
+            let key = accept_key(key.as_bytes());
+            h.insert(
+                header::SEC_WEBSOCKET_ACCEPT,
+                http::HeaderValue::from_str(&key).map_err(|_| bad("accept key"))?,
+            );
+        }
         if let Some(p) = &accept.protocol {
             let v = http::HeaderValue::from_str(p).map_err(|_| bad("subprotocol"))?;
             h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
@@ -577,6 +702,81 @@ mod tests {
         assert!(bytes.ends_with(&format!("\r\n\r\n{}", r.body())), "{bytes}");
         assert_eq!(r.headers()["allow"], "GET");
         assert!(bytes.contains("Allow: GET\r\n"));
+    }
+
+    fn h2_connect(protocol_header: Option<&str>) -> Request<()> {
+        let mut b = Request::connect("https://example.com/chat?room=1")
+            .version(http::Version::HTTP_2)
+            .header("origin", "https://example.com")
+            .header("sec-websocket-protocol", "chat, superchat")
+            .header(
+                "sec-websocket-extensions",
+                "permessage-deflate; client_max_window_bits",
+            );
+        if let Some(v) = protocol_header {
+            b = b.header("sec-websocket-version", v);
+        }
+        b.body(()).unwrap()
+    }
+
+    /// RFC 8441 §4-5: CONNECT with :protocol = websocket and version 13 is
+    /// an upgrade answered 200 with no HTTP/1.1 upgrade headers; each way
+    /// of getting it wrong has its own status and words.
+    #[test]
+    fn extended_connect_accepted_and_refused() {
+        let up = Upgrade::extended_connect(h2_connect(Some("13")), Some("websocket")).unwrap();
+        assert!(up.is_http2());
+        assert_eq!(up.path(), "/chat");
+        assert_eq!(up.query(), Some("room=1"));
+        assert_eq!(up.headers()["host"], "example.com"); // from :authority
+        assert_eq!(up.protocols(), ["chat", "superchat"]);
+        assert_eq!(up.extensions()[0].name, "permessage-deflate");
+        let accept = Accept {
+            protocol: Some("superchat".into()),
+            ..Accept::default()
+        };
+        let r = up.accept_response(&accept).unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["sec-websocket-protocol"], "superchat");
+        assert_eq!(r.headers().len(), 1, "{:?}", r.headers());
+        // The HTTP/1.1 bytes form does not exist for a stream.
+        assert_eq!(up.accept(&accept).unwrap_err().status(), 500);
+        // A client that sends a key anyway (undici) gets its accept value.
+        let mut keyed = h2_connect(Some("13"));
+        keyed.headers_mut().insert(
+            "sec-websocket-key",
+            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+        );
+        let up = Upgrade::extended_connect(keyed, Some("websocket")).unwrap();
+        let r = up.accept_response(&Accept::default()).unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            r.headers()["sec-websocket-accept"],
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        assert!(!r.headers().contains_key("upgrade"));
+        // An HTTP/1.1 GET upgrade is not HTTP/2.
+        assert!(!parse(GOOD).unwrap().is_http2());
+
+        let status = |req, p| {
+            Upgrade::extended_connect(req, p)
+                .unwrap_err()
+                .status()
+                .as_u16()
+        };
+        assert_eq!(status(h2_connect(Some("13")), None), 400);
+        assert_eq!(status(h2_connect(Some("13")), Some("webtransport")), 501);
+        assert_eq!(status(h2_connect(None), Some("websocket")), 400);
+        assert_eq!(status(h2_connect(Some("8")), Some("websocket")), 426);
+        let mut get = h2_connect(Some("13"));
+        *get.method_mut() = Method::GET;
+        assert_eq!(status(get, Some("websocket")), 405);
+        let mut h1 = h2_connect(Some("13"));
+        *h1.version_mut() = http::Version::HTTP_11;
+        assert_eq!(status(h1, Some("websocket")), 400);
+        let e =
+            Upgrade::extended_connect(h2_connect(Some("13")), Some("webtransport")).unwrap_err();
+        assert!(e.to_string().contains("\"webtransport\""), "{e}");
     }
 
     #[test]
