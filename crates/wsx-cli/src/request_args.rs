@@ -47,6 +47,11 @@ pub struct RequestArgs {
     /// self-signed servers only; anyone on the path can read and alter traffic).
     #[arg(long, short = 'k')]
     pub insecure: bool,
+    /// Open the WebSocket over HTTP/2 (RFC 8441 extended CONNECT) when the
+    /// server allows it: wss:// offers h2 in ALPN, ws:// speaks HTTP/2 with
+    /// prior knowledge (h2c). Falls back to HTTP/1.1 otherwise, saying why.
+    #[arg(long)]
+    pub http2: bool,
 }
 
 /// Why the options do not make a request.
@@ -235,7 +240,8 @@ pub fn request_parts(url: &str, args: &RequestArgs) -> Result<RequestParts, Requ
     }
     let config = ClientConfig::default()
         .proxy(args.proxy(&req).map_err(RequestError::Usage)?)
-        .tls(args.tls().map_err(RequestError::Usage)?);
+        .tls(args.tls().map_err(RequestError::Usage)?)
+        .http2(args.http2.then(wsx::http2::Http2Config::default));
     Ok(RequestParts {
         req,
         headers,

@@ -75,7 +75,7 @@ async fn serve(args: TermArgs) -> Result<(), String> {
     if token.len() < 16 {
         return Err("--token: at least 16 characters (it is all that guards a shell)".into());
     }
-    let tls = tls_acceptor(&args.tls, args.listen)?;
+    let tls = tls_acceptor(&args.tls, args.listen, true)?;
     let http_scheme = if tls.is_some() { "https" } else { "http" };
     let server = wsx::Server::bind(args.listen).await.map_err(|e| {
         format!("cannot listen on {}: {e} (is another server using the port? pick another with --listen)", args.listen)

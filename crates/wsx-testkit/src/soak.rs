@@ -263,7 +263,7 @@ fn end_label(r: &wsx::Result<Option<Message>>, ws_code: Option<CloseCode>) -> St
     }
 }
 
-async fn echo_handler(mut ws: WebSocket<TcpStream>, env: Arc<Env>) {
+async fn echo_handler(mut ws: WebSocket<wsx::ServerStream<TcpStream>>, env: Arc<Env>) {
     let end = loop {
         match ws.recv().await {
             Ok(Some(m @ (Message::Text(_) | Message::Binary(_)))) => {
@@ -286,7 +286,7 @@ async fn echo_handler(mut ws: WebSocket<TcpStream>, env: Arc<Env>) {
     bump(&env.tally.server_ends, end);
 }
 
-async fn room_handler(ws: WebSocket<TcpStream>, hub: Broadcast, env: Arc<Env>) {
+async fn room_handler(ws: WebSocket<wsx::ServerStream<TcpStream>>, hub: Broadcast, env: Arc<Env>) {
     let (mut reader, writer) = ws.split();
     let sub = hub.subscribe(writer);
     let r = loop {

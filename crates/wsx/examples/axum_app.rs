@@ -50,7 +50,10 @@ async fn ws(upgrade: WebSocketUpgrade) -> Response {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or("127.0.0.1:9001".into());
-    let app = Router::new().route("/", get(index)).route("/ws", get(ws));
+    // http2_websockets: browsers on HTTP/2 open WebSockets as extended
+    // CONNECTs, which a bare get() route would answer with 405.
+    let app =
+        wsx::axum::http2_websockets(Router::new().route("/", get(index)).route("/ws", get(ws)));
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on http://{}/", listener.local_addr()?);
     // Small WebSocket messages should leave at once, not wait for Nagle.

@@ -51,6 +51,21 @@ pub struct ServerConfig {
     /// callback sets the extensions itself.
     #[cfg(feature = "deflate")]
     pub deflate: Option<wsx_proto::deflate::DeflateConfig>,
+    /// WebSockets over HTTP/2 (RFC 8441) in [`crate::Server::serve`]: a TLS
+    /// connection whose ALPN chose `h2` (the configurations of
+    /// [`crate::tls`] offer `h2` before `http/1.1`), or a cleartext one
+    /// that starts with the HTTP/2 preface when [`ServerConfig::h2c`] is
+    /// set, is served as HTTP/2 with these settings: plain requests go to
+    /// the [`crate::server::HttpService`], extended `CONNECT`s get the same
+    /// upgrade decision as HTTP/1.1 upgrades. Default: on, with
+    /// [`crate::http2::Http2Config::default`]; `None` refuses HTTP/2
+    /// connections (offer only `http/1.1` in ALPN then).
+    pub http2: Option<crate::http2::Http2Config>,
+    /// Accept HTTP/2 with prior knowledge on cleartext connections (h2c:
+    /// the client starts with the HTTP/2 preface; for tests, and for
+    /// proxies that speak HTTP/2 to their backends). HTTP/1.1 is served on
+    /// the same port as before. Default false.
+    pub h2c: bool,
 }
 
 crate::setters!(ServerConfig {
@@ -64,6 +79,8 @@ crate::setters!(ServerConfig {
     shutdown_timeout: Duration,
     #[cfg(feature = "deflate")]
     deflate: Option<wsx_proto::deflate::DeflateConfig>,
+    http2: Option<crate::http2::Http2Config>,
+    h2c: bool,
 });
 
 /// Servers ping every 30 s by default: load balancers and NATs drop
@@ -87,6 +104,8 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(5),
             #[cfg(feature = "deflate")]
             deflate: Some(wsx_proto::deflate::DeflateConfig::default()),
+            http2: Some(crate::http2::Http2Config::default()),
+            h2c: false,
         }
     }
 }
@@ -175,24 +194,53 @@ where
 /// [`read_request`] with a deadline that may have started earlier (the
 /// TLS handshake counts against it too).
 pub(crate) async fn read_request_until<S>(
-    mut stream: S,
+    stream: S,
     config: &ServerConfig,
     deadline: tokio::time::Instant,
 ) -> Result<Incoming<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    match read_first(stream, config, deadline, false).await? {
+        First::Http1(incoming) => Ok(incoming),
+        First::Http2(..) => unreachable!("h2c is not looked for"),
+    }
+}
+
+/// What a connection starts with.
+// Matched at once, never kept: boxing the larger side would cost an
+// allocation per connection for nothing.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum First<S> {
+    /// An HTTP/1.x request head.
+    Http1(Incoming<S>),
+    /// The HTTP/2 preface (h2c with prior knowledge), with every byte read.
+    Http2(S, Vec<u8>),
+}
+
+/// Reads the first request head, or (with `h2c`) recognises the HTTP/2
+/// preface instead.
+pub(crate) async fn read_first<S>(
+    mut stream: S,
+    config: &ServerConfig,
+    deadline: tokio::time::Instant,
+    h2c: bool,
+) -> Result<First<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     // Boxed so the parser's state is freed once the head is read, instead
     // of sizing the caller's task for it.
-    let fut = Box::pin(read_head(&mut stream, config.max_handshake_bytes));
+    let fut = Box::pin(read_head(&mut stream, config.max_handshake_bytes, h2c));
     match tokio::time::timeout_at(deadline, fut).await {
-        Ok(Ok((request, leftover, raw))) => Ok(Incoming {
+        Ok(Ok(Head::Request(request, leftover, raw))) => Ok(First::Http1(Incoming {
             stream,
             request,
             leftover,
             raw,
             config: config.clone(),
-        }),
+        })),
+        Ok(Ok(Head::Http2(raw))) => Ok(First::Http2(stream, raw)),
         Ok(Err(e)) => {
             if let Some(he) = e.server_handshake() {
                 send_and_close(&mut stream, &he.response()).await;
@@ -208,17 +256,28 @@ where
     }
 }
 
-/// The request, the bytes after its head, and every byte read (for a plain
-/// HTTP request, which hyper parses again).
+/// What [`read_head`] found.
+#[allow(clippy::large_enum_variant)] // as First
+enum Head {
+    /// The request, the bytes after its head, and every byte read (for a
+    /// plain HTTP request, which hyper parses again).
+    Request(http::Request<()>, bytes::Bytes, Vec<u8>),
+    /// The HTTP/2 preface, and every byte read.
+    Http2(Vec<u8>),
+}
+
 async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
     max_bytes: usize,
-) -> Result<(http::Request<()>, bytes::Bytes, Vec<u8>)> {
+    h2c: bool,
+) -> Result<Head> {
     let mut parser = ServerHandshake::with_max_bytes(max_bytes);
     // On the heap: a buffer in the future would stay in every connection's
     // task for its whole life.
     let mut buf = vec![0u8; 1024];
     let mut raw = Vec::new();
+    let preface = crate::http2::PREFACE;
+    let mut held = false;
     loop {
         let n = stream.read(&mut buf).await?;
         if n == 0 {
@@ -228,8 +287,25 @@ async fn read_head<S: AsyncRead + Unpin>(
             ))));
         }
         raw.extend_from_slice(&buf[..n]);
-        if let Some((request, leftover)) = parser.handle_data(&buf[..n])? {
-            return Ok((request, leftover, raw));
+        if h2c {
+            let k = raw.len().min(preface.len());
+            if raw[..k] == preface[..k] {
+                if k == preface.len() {
+                    return Ok(Head::Http2(raw));
+                }
+                held = true; // the preface so far: wait for the rest
+                continue;
+            }
+        }
+        // Bytes held back while they could still have been the preface go
+        // to the parser together.
+        let fed = if std::mem::take(&mut held) {
+            parser.handle_data(&raw)?
+        } else {
+            parser.handle_data(&buf[..n])?
+        };
+        if let Some((request, leftover)) = fed {
+            return Ok(Head::Request(request, leftover, raw));
         }
     }
 }
@@ -327,9 +403,12 @@ impl Negotiated {
         if let Some(n) = self.deflate {
             conn.enable_deflate(n);
         }
-        let ws = WebSocket::from_connection(io, conn, leftover)
+        let mut ws = WebSocket::from_connection(io, conn, leftover)
             .with_protocol(self.accept.protocol)
             .with_high_water(high_water);
+        if self.upgrade.is_http2() {
+            ws = ws.with_http2_linger();
+        }
         (ws, self.upgrade)
     }
 }
@@ -445,6 +524,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
     /// The stream, the request and any bytes read past its head.
     pub fn into_parts(self) -> (S, http::Request<()>, bytes::Bytes) {
         (self.stream, self.request, self.leftover)
+    }
+
+    /// The same request over `f(stream)` (e.g. the stream wrapped).
+    pub(crate) fn map_stream<T>(self, f: impl FnOnce(S) -> T) -> Incoming<T> {
+        Incoming {
+            stream: f(self.stream),
+            request: self.request,
+            leftover: self.leftover,
+            raw: self.raw,
+            config: self.config,
+        }
     }
 
     /// The stream and every byte read from it so far, to hand the

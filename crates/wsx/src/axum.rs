@@ -15,11 +15,18 @@
 //! }
 //!
 //! # async fn run() -> std::io::Result<()> {
-//! let app = Router::new().route("/ws", get(ws));
+//! // http2_websockets: browsers' WebSockets over HTTP/2 reach get() routes too.
+//! let app = wsx::axum::http2_websockets(Router::new().route("/ws", get(ws)));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, app).await
 //! # }
 //! ```
+//!
+//! HTTP/2: browsers open WebSockets on an HTTP/2 connection as extended
+//! `CONNECT`s (RFC 8441), which `axum::serve` allows, and axum's method
+//! routing answers a `get()` route's `CONNECT` with 405. Wrap the router
+//! with [`http2_websockets`]: every route that takes `GET` then takes
+//! them, and the extractor answers them with `200` on the stream.
 //!
 //! The upgrade is decided by the same code as [`crate::Server`]'s: a
 //! malformed handshake, a refused Origin or a refusal of the accept hook
@@ -98,10 +105,18 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
         parts: &mut http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        let head = crate::http::head(&parts.method, &parts.uri, parts.version, &parts.headers);
-        let plain = (!wsx_proto::handshake::is_upgrade_request(&head))
-            .then(|| wsx_proto::handshake::is_stripped_upgrade(&head));
-        let upgrade = Upgrade::new(head).map_err(|error| WebSocketRejection { error, plain })?;
+        let mut head = crate::http::head(&parts.method, &parts.uri, parts.version, &parts.headers);
+        let upgrade = if let Some(protocol) =
+            crate::http::extended_connect(&parts.method, parts.version, &parts.extensions)
+        {
+            *head.method_mut() = http::Method::CONNECT;
+            Upgrade::extended_connect(head, protocol.as_deref())
+                .map_err(|error| WebSocketRejection { error, plain: None })?
+        } else {
+            let plain = (!wsx_proto::handshake::is_upgrade_request(&head))
+                .then(|| wsx_proto::handshake::is_stripped_upgrade(&head));
+            Upgrade::new(head).map_err(|error| WebSocketRejection { error, plain })?
+        };
         let mut extensions = http::Extensions::new();
         if let Some(on) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
             extensions.insert(on);
@@ -127,7 +142,8 @@ impl WebSocketUpgrade {
     }
 
     /// Accepts (after the Origin check) and runs `callback` with the
-    /// WebSocket in a task of its own once the 101 is sent.
+    /// WebSocket in a task of its own once the 101 (HTTP/2: the 200) is
+    /// sent.
     pub fn on_upgrade<F, Fut>(self, callback: F) -> Response
     where
         F: FnOnce(AxumWebSocket) -> Fut + Send + 'static,
@@ -157,5 +173,59 @@ impl WebSocketUpgrade {
             });
         }
         response.map(axum_core::body::Body::new)
+    }
+}
+
+/// Wraps an axum `Router` so that its routes taking `GET` take WebSockets
+/// over HTTP/2 too: an extended `CONNECT` with `:protocol` (RFC 8441) is
+/// routed as a `GET` (marked with [`crate::server::ExtendedConnect`], so
+/// [`WebSocketUpgrade`] still answers it the HTTP/2 way). Without it, axum
+/// answers a browser's WebSocket on a `get()` route over HTTP/2 with 405
+/// (axum's `Router::layer` cannot help: it runs after the method routing).
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// async fn ws(up: wsx::axum::WebSocketUpgrade) -> axum::response::Response {
+///     up.on_upgrade(|_ws| async {})
+/// }
+/// let app: Router = wsx::axum::http2_websockets(Router::new().route("/ws", get(ws)));
+/// // axum::serve(listener, app)
+/// ```
+pub fn http2_websockets(router: axum::Router) -> axum::Router {
+    // The wrapped router is the fallback of an empty one: every request
+    // passes the rewrite before the inner router routes it.
+    axum::Router::new().fallback_service(ConnectAsGet { inner: router })
+}
+
+/// The rewrite of [`http2_websockets`].
+#[derive(Debug, Clone)]
+struct ConnectAsGet<S> {
+    inner: S,
+}
+
+impl<S, B> tower_service::Service<http::Request<B>> for ConnectAsGet<S>
+where
+    S: tower_service::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        if req.method() == http::Method::CONNECT
+            && crate::http::extended_connect(req.method(), req.version(), req.extensions())
+                .is_some()
+        {
+            *req.method_mut() = http::Method::GET;
+            req.extensions_mut().insert(crate::http::ExtendedConnect);
+        }
+        self.inner.call(req)
     }
 }

@@ -56,6 +56,14 @@ pub struct ClientConfig {
     /// does too), unless the request already offers extensions.
     #[cfg(feature = "deflate")]
     pub deflate: Option<DeflateConfig>,
+    /// Open WebSockets over HTTP/2 (RFC 8441) when the server allows it:
+    /// `wss://` offers `h2` in ALPN, `ws://` speaks HTTP/2 with prior
+    /// knowledge (h2c). A server that chooses HTTP/1.1, does not speak
+    /// HTTP/2, or does not advertise `SETTINGS_ENABLE_CONNECT_PROTOCOL` gets
+    /// an HTTP/1.1 upgrade instead (logged at info level). To put many
+    /// WebSockets on one connection, use [`crate::http2::Http2Connection`].
+    /// Default `None`: HTTP/1.1.
+    pub http2: Option<crate::http2::Http2Config>,
 }
 
 impl Default for ClientConfig {
@@ -72,6 +80,7 @@ impl Default for ClientConfig {
             write_buffer_high_water: DEFAULT_WRITE_BUFFER_HIGH_WATER,
             #[cfg(feature = "deflate")]
             deflate: Some(DeflateConfig::default()),
+            http2: None,
         }
     }
 }
@@ -88,6 +97,7 @@ crate::setters!(ClientConfig {
     write_buffer_high_water: usize,
     #[cfg(feature = "deflate")]
     deflate: Option<DeflateConfig>,
+    http2: Option<crate::http2::Http2Config>,
 });
 
 /// After a non-101 head, how long to wait for the start of its body.
@@ -135,6 +145,68 @@ pub async fn connect_with(
             "{req}: wss:// needs wsx's `tls` feature, which this build lacks; use ws://"
         ))));
     }
+    if config.http2.is_some() {
+        if let Some(done) = try_http2(req, config).await? {
+            return Ok(done);
+        }
+    }
+    let tcp = open_tcp(req, config).await?;
+    #[cfg(feature = "tls")]
+    if req.is_secure() {
+        let tls = tls_connect(req, config, false, tcp).await?;
+        return handshake(req, MaybeTlsStream::Tls(Box::new(tls)), config).await;
+    }
+    handshake(req, MaybeTlsStream::Plain(tcp), config).await
+}
+
+/// [`ClientConfig::http2`]: a WebSocket over HTTP/2, or `None` (said in
+/// the log) when the server cannot carry one and HTTP/1.1 should be used.
+/// A TLS server that picks HTTP/1.1 in ALPN gets the upgrade on the same
+/// connection.
+async fn try_http2(
+    req: &ClientRequest,
+    config: &ClientConfig,
+) -> Result<Option<(WebSocket<MaybeTlsStream>, Handshaken)>> {
+    use crate::http2::Http2Connection;
+    let tcp = open_tcp(req, config).await?;
+    let h2 = if req.is_secure() {
+        #[cfg(feature = "tls")]
+        {
+            let tls = tls_connect(req, config, true, tcp).await?;
+            if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+                tracing::info!(
+                    "{req}: the server chose HTTP/1.1 in the TLS handshake (ALPN); upgrading over HTTP/1.1"
+                );
+                let stream = MaybeTlsStream::Tls(Box::new(tls));
+                return handshake(req, stream, config).await.map(Some);
+            }
+            Http2Connection::handshake(MaybeTlsStream::Tls(Box::new(tls)), req, config).await?
+        }
+        #[cfg(not(feature = "tls"))]
+        unreachable!("checked by connect_with")
+    } else {
+        match Http2Connection::handshake(MaybeTlsStream::Plain(tcp), req, config).await {
+            Ok(h2) => h2,
+            Err(e) => {
+                tracing::info!(
+                    "{req}: no HTTP/2 with prior knowledge here ({e}); falling back to HTTP/1.1"
+                );
+                return Ok(None);
+            }
+        }
+    };
+    if !h2.supports_websockets() {
+        tracing::info!(
+            "{req}: the server speaks HTTP/2 but did not advertise SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441); falling back to HTTP/1.1"
+        );
+        return Ok(None);
+    }
+    h2.websocket(req, config).await.map(Some)
+}
+
+/// A TCP connection to the server (or its proxy's tunnel), within the
+/// connect (or proxy) timeout, with Nagle off.
+pub(crate) async fn open_tcp(req: &ClientRequest, config: &ClientConfig) -> Result<TcpStream> {
     let tcp = match &config.proxy {
         Some(proxy) => {
             tokio::time::timeout(config.proxy_timeout, proxy.tunnel(req.host(), req.port()))
@@ -148,25 +220,37 @@ pub async fn connect_with(
         None => direct(req, config).await?,
     };
     let _ = tcp.set_nodelay(true);
-    #[cfg(feature = "tls")]
-    if req.is_secure() {
-        let tls_config = match &config.tls {
-            Some(c) => c.clone(),
-            None => crate::tls::default_client_config()?,
-        };
-        let tls = tokio::time::timeout(
-            config.tls_timeout,
-            crate::tls::handshake(tls_config, req.host(), tcp),
-        )
-        .await
-        .map_err(|_| {
-            Error::new(Kind::Timeout(
-                "the TLS handshake did not complete within the TLS timeout (is this port speaking TLS?)",
-            ))
-        })??;
-        return handshake(req, MaybeTlsStream::Tls(Box::new(tls)), config).await;
+    Ok(tcp)
+}
+
+/// The TLS handshake for `wss://`, within the TLS timeout; `h2` also
+/// offers HTTP/2 in ALPN (before HTTP/1.1).
+#[cfg(feature = "tls")]
+pub(crate) async fn tls_connect(
+    req: &ClientRequest,
+    config: &ClientConfig,
+    h2: bool,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut tls_config = match &config.tls {
+        Some(c) => c.clone(),
+        None => crate::tls::default_client_config()?,
+    };
+    if h2 {
+        let mut c = (*tls_config).clone();
+        c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        tls_config = std::sync::Arc::new(c);
     }
-    handshake(req, MaybeTlsStream::Plain(tcp), config).await
+    tokio::time::timeout(
+        config.tls_timeout,
+        crate::tls::handshake(tls_config, req.host(), tcp),
+    )
+    .await
+    .map_err(|_| {
+        Error::new(Kind::Timeout(
+            "the TLS handshake did not complete within the TLS timeout (is this port speaking TLS?)",
+        ))
+    })?
 }
 
 /// TCP straight to the server, within the connect timeout.

@@ -210,6 +210,16 @@ pub fn upgrade<B, F>(
 where
     F: FnOnce(&Upgrade) -> std::result::Result<Accept, HandshakeError>,
 {
+    if let Some(protocol) = extended_connect(req.method(), req.version(), req.extensions()) {
+        // HTTP/2 (RFC 8441): hyper's http2 server with
+        // enable_connect_protocol() hands the stream over after a 200.
+        let mut head = head_of(req);
+        *head.method_mut() = http::Method::CONNECT;
+        return match Upgrade::extended_connect(head, protocol.as_deref()) {
+            Ok(up) => upgrade_validated(up, req.extensions_mut(), config, decide),
+            Err(e) => (handshake_error_response(&e), None),
+        };
+    }
     if !wsx_proto::handshake::is_upgrade_request(req) {
         // A page request (or a handshake a proxy stripped): 426, as the
         // standalone server answers it.
@@ -219,6 +229,31 @@ where
         Ok(up) => upgrade_validated(up, req.extensions_mut(), config, decide),
         Err(e) => (handshake_error_response(&e), None),
     }
+}
+
+/// Marks a request whose method `wsx::axum::http2_websockets` (or an
+/// application) rewrote from an HTTP/2 extended `CONNECT` to `GET` so that
+/// `get()` routes take it.
+#[derive(Debug, Clone, Copy)]
+pub struct ExtendedConnect;
+
+/// An HTTP/2 extended `CONNECT` (RFC 8441), as hyper hands it over: its
+/// `:protocol` (`Some(None)`: a `CONNECT` rewritten as a `GET` lost
+/// nothing but its method). `None`: not one.
+pub(crate) fn extended_connect(
+    method: &http::Method,
+    version: http::Version,
+    extensions: &http::Extensions,
+) -> Option<Option<String>> {
+    if version < http::Version::HTTP_2 {
+        return None;
+    }
+    let protocol = extensions
+        .get::<hyper::ext::Protocol>()
+        .map(|p| p.as_str().to_string());
+    let connect = method == http::Method::CONNECT
+        || (method == http::Method::GET && extensions.get::<ExtendedConnect>().is_some());
+    (connect && protocol.is_some()).then_some(protocol)
 }
 
 /// The head of `req` without its body, for the handshake checks.
@@ -255,7 +290,7 @@ where
     let Some(on_upgrade) = extensions.remove::<hyper::upgrade::OnUpgrade>() else {
         let e = HandshakeError::rejected(
             http::StatusCode::INTERNAL_SERVER_ERROR,
-            "this connection cannot be upgraded: the HTTP server must keep it upgradable (hyper: serve_connection(..).with_upgrades(); HTTP/1.1 only)",
+            "this connection cannot be upgraded: the HTTP server must keep it upgradable (hyper http1: serve_connection(..).with_upgrades(); http2: enable_connect_protocol())",
         );
         return (handshake_error_response(&e), None);
     };

@@ -59,6 +59,7 @@ pub mod broadcast;
 pub mod client;
 mod error;
 mod http;
+pub mod http2;
 mod proxy;
 pub mod reconnect;
 mod serve;
@@ -76,12 +77,13 @@ pub mod server {
         accept, accept_with, read_request, Incoming, ServerConfig, DEFAULT_SERVER_PING_INTERVAL,
     };
     pub use crate::http::{
-        full, handshake_error_response, upgrade, upgrade_required, Body, BoxError, HttpService,
-        PendingUpgrade, UpgradedIo,
+        full, handshake_error_response, upgrade, upgrade_required, Body, BoxError, ExtendedConnect,
+        HttpService, PendingUpgrade, UpgradedIo,
     };
     pub use crate::serve::{
         Accepted, Acceptor, PlainTcp, Server, ServerHandle, BUSY_RETRY_AFTER_SECS, LISTEN_BACKLOG,
     };
+    pub use crate::stream::ServerStream;
     pub use tokio_util::sync::CancellationToken;
     #[cfg(feature = "deflate")]
     pub use wsx_proto::deflate::DeflateConfig;
@@ -95,9 +97,9 @@ pub mod server {
 pub use client::connect;
 pub use error::{Error, Result, TlsError};
 pub use server::{accept, Server, ServerConfig};
-pub use socket::{TrySendError, WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER};
+pub use socket::{TrySendError, WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER, HTTP2_CLOSE_LINGER};
 pub use split::{WsReader, WsWriter};
-pub use stream::MaybeTlsStream;
+pub use stream::{MaybeTlsStream, ServerStream};
 pub use wsx_proto;
 pub use wsx_proto::{
     CloseCause, CloseCode, CloseFrame, Closed, Config, DataKind, Event, Fragment, Initiator,

@@ -18,6 +18,15 @@ use wsx_proto::{CloseFrame, Closed, Connection, Event, Fragment, Message, Role};
 /// letting a slow reader make a connection hold much memory.
 pub const DEFAULT_WRITE_BUFFER_HIGH_WATER: usize = 1 << 20;
 
+/// How long a WebSocket on an HTTP/2 stream waits, after the close
+/// handshake, for the peer to end its side before the stream is reset (a
+/// server after its own END_STREAM; a client for the server's, which over
+/// TCP it would wait the close timeout for): long enough for the peer to
+/// read the last close frame (a reset may make it drop unread data), short
+/// enough that a peer that never ends its side (undici as a client,
+/// hypercorn as a server) does not hold the socket for the close timeout.
+pub const HTTP2_CLOSE_LINGER: Duration = Duration::from_millis(500);
+
 /// First read of an idle connection goes to the stack: this much. Large
 /// enough for a whole batch of pipelined small messages, so a busy connection
 /// still needs one read per batch (a smaller one cost a second read syscall).
@@ -63,6 +72,12 @@ pub struct WebSocket<S> {
     closing: Closing,
     close_deadline: Option<Instant>,
     read_eof: bool,
+    /// After our shutdown, read until the peer's end at most this long
+    /// (`None`: up to the close timeout). Closing with unread data resets
+    /// the connection (TCP: RST; HTTP/2: RST_STREAM), and a reset can make
+    /// the peer drop the close frame it has not read yet. HTTP/2 streams
+    /// linger briefly: some clients (undici) never end their side.
+    drain_limit: Option<Duration>,
     /// `recv` already returned the end (Ok(None) or the error).
     end_reported: bool,
     /// Set by [`WebSocket::close_on`]: when it fires, close with 1001.
@@ -102,6 +117,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             closing: Closing::No,
             close_deadline: None,
             read_eof: false,
+            drain_limit: None,
             end_reported: false,
             shutdown: None,
         }
@@ -119,6 +135,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     pub(crate) fn with_protocol(mut self, protocol: Option<String>) -> Self {
         self.protocol = protocol;
+        self
+    }
+
+    /// An HTTP/2 stream: read to the peer's end after our shutdown for at
+    /// most [`HTTP2_CLOSE_LINGER`] (see `drain_limit`).
+    pub(crate) fn with_http2_linger(mut self) -> Self {
+        self.drain_limit = Some(HTTP2_CLOSE_LINGER);
         self
     }
 
@@ -386,6 +409,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     }
                     let clean = self.closed.as_ref().is_some_and(|c| c.is_clean());
                     self.closing = if self.role() == Role::Client && clean && !self.read_eof {
+                        self.shorten_close_deadline();
                         Closing::AwaitPeerEof
                     } else {
                         Closing::Shutdown
@@ -409,6 +433,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     self.closing = if self.read_eof || timed_out {
                         Closing::Done
                     } else {
+                        self.shorten_close_deadline();
                         Closing::Drain
                     };
                 }
@@ -423,6 +448,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     }
                 }
             }
+        }
+    }
+
+    /// Waiting for the peer's end after the close handshake: at most
+    /// `drain_limit` from now, when there is one (HTTP/2 streams).
+    fn shorten_close_deadline(&mut self) {
+        if let Some(limit) = self.drain_limit {
+            let soon = Instant::now() + limit;
+            self.close_deadline = Some(self.close_deadline.map_or(soon, |d| d.min(soon)));
         }
     }
 

@@ -169,7 +169,8 @@ pub fn load_key(path: impl AsRef<Path>) -> Result<PrivateKeyDer<'static>> {
 }
 
 /// A server configuration from a certificate chain and its key (ALPN
-/// `http/1.1`). With `client_roots`, clients must present a certificate
+/// `h2`, `http/1.1`: [`crate::Server`] serves both; for a server of your
+/// own that speaks only HTTP/1.1, set `alpn_protocols` to `http/1.1`). With `client_roots`, clients must present a certificate
 /// signed by one of them (mutual TLS).
 ///
 /// # Errors
@@ -277,7 +278,8 @@ impl CertStore {
     }
 
     /// A server configuration that takes its certificates from this store
-    /// (ALPN `http/1.1`; with `client_roots`, mutual TLS).
+    /// (ALPN `h2`, `http/1.1`, as [`server_config`]; with `client_roots`,
+    /// mutual TLS).
     ///
     /// # Errors
     /// Unusable client roots.
@@ -293,7 +295,8 @@ impl CertStore {
             None => builder.with_no_client_auth(),
         };
         let mut config = builder.with_cert_resolver(Arc::new(self.clone()));
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // HTTP/2 first: crate::Server serves both (ServerConfig::http2).
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
 }

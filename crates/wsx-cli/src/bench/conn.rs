@@ -59,7 +59,50 @@ pub(super) async fn open_raw(plan: &Plan, i: usize) -> Result<Opened, String> {
 /// The stream, bytes that came after the 101, and the deflate agreement.
 pub(super) type Opened = (MaybeTlsStream, BytesMut, Option<Negotiated>);
 
+/// With --http2: socket `i` as a stream of a shared HTTP/2 connection
+/// (as many sockets per connection as the server allows).
+async fn open_h2(plan: &Plan, i: usize) -> Result<Opened, String> {
+    let (config, conns) = plan.h2.as_ref().expect("--http2");
+    let h2 = {
+        let mut conns = conns.lock().await;
+        let per = conns.first().map_or(usize::MAX, |c| c.max_streams().max(1));
+        let k = i / per.min(plan.args.connections.max(1));
+        while conns.len() <= k {
+            let stream = connect_tcp(plan, conns.len()).await?;
+            if let MaybeTlsStream::Tls(t) = &stream {
+                if t.get_ref().1.alpn_protocol() != Some(b"h2") {
+                    return Err("--http2: the server did not agree to HTTP/2 in ALPN".into());
+                }
+            }
+            let c = wsx::http2::Http2Connection::handshake(stream, &plan.req, config)
+                .await
+                .map_err(|e| format!("--http2: {}", crate::diagnose::one_line(&e)))?;
+            if !c.supports_websockets() {
+                return Err("--http2: the server speaks HTTP/2 but does not advertise RFC 8441 (SETTINGS_ENABLE_CONNECT_PROTOCOL)".into());
+            }
+            plan.stats
+                .h2_connections
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            conns.push(c);
+        }
+        conns[k].clone()
+    };
+    let (stream, done) = h2
+        .open_stream(&plan.req, config)
+        .await
+        .map_err(|e| crate::diagnose::one_line(&e))?;
+    let negotiated = deflate_agreement(plan, &done.extensions)?;
+    Ok((
+        MaybeTlsStream::Http2(Box::new(stream)),
+        BytesMut::with_capacity(64 * 1024),
+        negotiated,
+    ))
+}
+
 pub(super) async fn open(plan: &Plan, i: usize) -> Result<Opened, String> {
+    if plan.h2.is_some() {
+        return open_h2(plan, i).await;
+    }
     let mut tcp = connect_tcp(plan, i).await?;
     let mut key = [0u8; 16];
     key[..8].copy_from_slice(&(i as u64).to_le_bytes());

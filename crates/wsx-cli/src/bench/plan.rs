@@ -29,6 +29,8 @@ pub(super) struct Stats {
     pub(super) sent: AtomicU64,
     /// The first connection's permessage-deflate agreement.
     pub(super) deflate: std::sync::OnceLock<DeflateParams>,
+    /// With --http2: the HTTP/2 connections the sockets share.
+    pub(super) h2_connections: AtomicU64,
 }
 
 pub(super) struct Plan {
@@ -51,6 +53,12 @@ pub(super) struct Plan {
     pub(super) clock: tokio::sync::watch::Receiver<Option<Clock>>,
     pub(super) per_conn_limit: Option<u64>,
     pub(super) stats: Arc<Stats>,
+    /// With --http2: the client settings, and the HTTP/2 connections
+    /// opened so far (socket `i` rides connection `i / streams`).
+    pub(super) h2: Option<(
+        wsx::client::ClientConfig,
+        tokio::sync::Mutex<Vec<wsx::http2::Http2Connection>>,
+    )>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -89,14 +97,27 @@ impl Plan {
         if args.messages.is_some() && args.mode == Mode::Idle {
             return Err("--mode idle holds connections for --duration; -n does not apply".into());
         }
+        if args.request.http2 && args.raw_tcp {
+            return Err("--http2 needs a WebSocket server, not --raw-tcp".into());
+        }
         let tls = if req.is_secure() {
             if args.raw_tcp {
                 return Err("--raw-tcp needs a ws:// URL".into());
             }
-            Some(crate::request_args::tls_or_default(config.tls)?)
+            let mut tls = crate::request_args::tls_or_default(config.tls.clone())?;
+            if args.request.http2 {
+                let mut c = (*tls).clone();
+                c.alpn_protocols = vec![b"h2".to_vec()];
+                tls = Arc::new(c);
+            }
+            Some(tls)
         } else {
             None
         };
+        let h2 = args
+            .request
+            .http2
+            .then(|| (config.clone(), tokio::sync::Mutex::new(Vec::new())));
         let addr = std::net::ToSocketAddrs::to_socket_addrs(&(req.host(), req.port()))
             .map_err(|e| format!("cannot resolve {}: {e}", req.host()))?
             .next()
@@ -127,6 +148,7 @@ impl Plan {
                 .messages
                 .map(|n| n.div_ceil(args.connections as u64).max(1)),
             stats,
+            h2,
         })
     }
 

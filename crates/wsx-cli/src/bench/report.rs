@@ -31,6 +31,7 @@ struct Summary {
     handshakes: u64,
     errors: u64,
     connected: u64,
+    h2_connections: u64,
     total: u64,
     /// Messages (handshakes in `--mode handshake`) per second.
     rate: f64,
@@ -71,6 +72,7 @@ impl Summary {
             handshakes,
             errors: stats.errors.load(Relaxed),
             connected: stats.connected.load(Relaxed),
+            h2_connections: stats.h2_connections.load(Relaxed),
             total,
             rate,
             mbps: rate * args.size as f64 / 1e6,
@@ -129,6 +131,12 @@ pub(super) fn report(
         let [p50, p90, p99, p999, max] = s.latency_ms;
         println!(
             "latency     p50 {p50:.3} ms  p90 {p90:.3} ms  p99 {p99:.3} ms  p99.9 {p999:.3} ms  max {max:.3} ms"
+        );
+    }
+    if args.request.http2 {
+        println!(
+            "http        HTTP/2 (RFC 8441): {} sockets on {} connection(s)",
+            s.connected, s.h2_connections
         );
     }
     println!("client cpu  {:.0}% of one core", 100.0 * cpu_share);
@@ -205,6 +213,7 @@ fn json_report(
         "mode": format!("{:?}", args.mode).to_lowercase(),
         "connections": args.connections,
         "connected": s.connected,
+        "http2_connections": s.h2_connections,
         "size": args.size,
         "depth": args.depth,
         "rate": args.rate,

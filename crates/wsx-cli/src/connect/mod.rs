@@ -185,6 +185,8 @@ pub async fn run(args: ConnectArgs) -> u8 {
         for line in negotiated_lines(&ws, &hs) {
             eprintln!("wsx: {line}");
         }
+    } else if args.request.http2 {
+        eprintln!("wsx: {}", output::http_line(&ws));
     }
     let (tx, rx) = mpsc::channel(64);
     let mut input = InputQueue::new(rx);

@@ -195,6 +195,15 @@ pub(super) fn display_url(req: &wsx::client::ClientRequest) -> String {
     format!("{scheme}://{}{}", req.host_header(), req.path_and_query())
 }
 
+/// Which HTTP carried the WebSocket.
+pub(super) fn http_line(ws: &WebSocket<MaybeTlsStream>) -> String {
+    if ws.get_ref().is_http2() {
+        "http: HTTP/2 (extended CONNECT, RFC 8441; 200)".into()
+    } else {
+        "http: HTTP/1.1 (101 Switching Protocols)".into()
+    }
+}
+
 /// `-v`: what the handshake agreed on, e.g.
 /// `extensions: permessage-deflate; server_max_window_bits=12` and the
 /// compression parameters in force.
@@ -214,6 +223,7 @@ pub(super) fn negotiated_lines(ws: &WebSocket<MaybeTlsStream>, hs: &Handshaken) 
         }
     };
     let mut lines = vec![
+        http_line(ws),
         format!("subprotocol: {}", header("sec-websocket-protocol")),
         format!("extensions: {}", header("sec-websocket-extensions")),
     ];

@@ -14,6 +14,7 @@
 //! (the closing lines or the JSON object, and the exit code).
 
 mod cert;
+mod h2;
 mod http;
 mod net;
 mod ping;
@@ -36,7 +37,8 @@ pub const EXAMPLES: &str = "Examples:
 
 Steps, each timed and each limited by --timeout: DNS resolution, TCP connect,
 HTTP handshake (request sent -> response head received), ping -> pong, close
-(1000). The request is printed with '> ', the response with '< ' (on stdout);
+(1000). With --http2: HTTP/2's SETTINGS (is RFC 8441 advertised?), then the
+extended CONNECT and its 200, shown as pseudo-headers. The request is printed with '> ', the response with '< ' (on stdout);
 when a step fails, the likely cause is explained on stderr.
 
 A -H header named Host, Upgrade, Connection or Sec-WebSocket-Version replaces
@@ -88,11 +90,30 @@ async fn steps(p: &mut Probe, args: &ProbeArgs) -> Result<(), Failure> {
             p.connect(&addrs).await?
         }
     };
+    let http2 = config.http2.is_some();
     let mut stream = if req.is_secure() {
-        p.tls(tcp, &req, config.tls).await?
+        p.tls(tcp, &req, config.tls.clone(), http2).await?
     } else {
         MaybeTlsStream::Plain(tcp)
     };
+    let alpn_h2 =
+        matches!(&stream, MaybeTlsStream::Tls(t) if t.get_ref().1.alpn_protocol() == Some(b"h2"));
+    if http2 && (alpn_h2 || !req.is_secure()) {
+        let mut req = req;
+        for (name, value) in &extra {
+            req = req
+                .header(name, value)
+                .map_err(|e| Failure::new("usage", e.to_string()))?;
+        }
+        let mut ws = p.http2(stream, &req, &config).await?;
+        p.ping(&mut ws).await?;
+        p.close(&mut ws).await;
+        return Ok(());
+    }
+    if http2 {
+        p.say("http2: the server chose http/1.1 in ALPN; the WebSocket goes over HTTP/1.1");
+    }
+    p.http_version = Some("1.1");
 
     let (mut hs, request) = handshake_request(&req, &extra);
     p.show_request(&request);

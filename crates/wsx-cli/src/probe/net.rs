@@ -107,9 +107,15 @@ impl Probe {
         tcp: TcpStream,
         req: &ClientRequest,
         config: Option<std::sync::Arc<wsx::tls::rustls::ClientConfig>>,
+        http2: bool,
     ) -> Result<MaybeTlsStream, Failure> {
-        let config =
+        let mut config =
             crate::request_args::tls_or_default(config).map_err(|e| Failure::new("tls", e))?;
+        if http2 {
+            let mut c = (*config).clone();
+            c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            config = std::sync::Arc::new(c);
+        }
         let start = Instant::now();
         let host = req.host().to_string();
         let stream = match timeout(self.timeout, wsx::tls::handshake(config, &host, tcp)).await {

@@ -97,6 +97,8 @@ pub(super) struct Probe {
     pub(super) status: Option<u16>,
     pub(super) reason: Option<String>,
     pub(super) protocol: Option<String>,
+    /// The HTTP version that carried the handshake: "1.1" or "2".
+    pub(super) http_version: Option<&'static str>,
     pub(super) extensions: Vec<String>,
     pub(super) rtt: Option<Duration>,
     pub(super) close: Option<CloseReport>,
@@ -114,6 +116,7 @@ impl Probe {
             port: None,
             addresses: Vec::new(),
             connected: None,
+            http_version: None,
             request_line: None,
             request_headers: Vec::new(),
             received: Vec::new(),

@@ -16,6 +16,11 @@ impl Probe {
                 eprintln!("wsx probe: {}", f.error);
             }
         } else {
+            if failure.is_none() {
+                if let Some(v) = self.http_version {
+                    self.say(format!("carried by: HTTP/{v}"));
+                }
+            }
             if let Some(t) = self.timings_text() {
                 self.say(format!("timings: {t}"));
             }
@@ -70,6 +75,7 @@ impl Probe {
             "response": response,
             "status": self.status,
             "protocol": self.protocol,
+            "http_version": self.http_version,
             "extensions": self.extensions,
             "rtt_ms": ms(self.rtt),
             "close": self.close.as_ref().map(|c| json!({

@@ -116,12 +116,17 @@ impl Probe {
     }
 
     pub(super) fn show_handshaken(&mut self, done: &Handshaken) {
-        self.status = Some(101);
+        self.status = Some(done.response.status().as_u16());
         self.protocol = done.protocol.clone();
         self.extensions = done.extensions.iter().map(extension_text).collect();
+        let status = done.response.status();
         self.say(format!(
-            "status: 101 {}",
-            self.reason.as_deref().unwrap_or("Switching Protocols")
+            "status: {} {}",
+            status.as_u16(),
+            match status.as_u16() {
+                101 => self.reason.as_deref().unwrap_or("Switching Protocols"),
+                _ => status.canonical_reason().unwrap_or(""),
+            }
         ));
         self.say(format!(
             "subprotocol: {}",

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub dropped_slow: Counter,
     pongs: Counter,
     close_codes: Family<CloseCodeLabel, Counter>,
+    websockets: Family<HttpLabel, Counter>,
+    http2_connections: Counter,
 }
 
 impl Default for Metrics {
@@ -43,7 +45,13 @@ impl Default for Metrics {
             dropped_slow: Counter::default(),
             pongs: Counter::default(),
             close_codes: Family::default(),
+            websockets: Family::default(),
+            http2_connections: Counter::default(),
         };
+        // Both series from the start, at 0: "none over HTTP/2" is an answer.
+        for http in ["1.1", "2"] {
+            m.websockets.get_or_create(&HttpLabel { http }).inc_by(0);
+        }
         {
             let mut r = m.registry.lock().unwrap_or_else(|e| e.into_inner());
             r.register(
@@ -98,6 +106,16 @@ impl Default for Metrics {
                 m.pongs.clone(),
             );
             r.register(
+                "wsx_websockets",
+                "WebSockets opened, by the HTTP version that carried the handshake (1.1: a 101 upgrade; 2: an RFC 8441 extended CONNECT on an HTTP/2 stream)",
+                m.websockets.clone(),
+            );
+            r.register(
+                "wsx_http2_connections",
+                "Connections served as HTTP/2 (TLS ALPN h2, or h2c with --h2c)",
+                m.http2_connections.clone(),
+            );
+            r.register(
                 "wsx_close_codes",
                 "Connections ended, by close code (1006: no close frame)",
                 m.close_codes.clone(),
@@ -124,6 +142,7 @@ impl Metrics {
             server.failed_handshakes() + server.refused_busy(),
         );
         sync(&self.http_requests, server.http_requests());
+        sync(&self.http2_connections, server.http2_connections());
         let mut out = String::new();
         let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
         // Writing to a String cannot fail.
@@ -136,10 +155,12 @@ impl Metrics {
         f(&mut self.registry.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
-    /// A WebSocket was accepted.
-    pub fn opened(&self) {
+    /// A WebSocket was accepted, over HTTP/2 or HTTP/1.1.
+    pub fn opened(&self, http2: bool) {
         self.accepted.inc();
         self.open.inc();
+        let http = if http2 { "2" } else { "1.1" };
+        self.websockets.get_or_create(&HttpLabel { http }).inc();
     }
 
     /// A WebSocket ended with `code`.
@@ -160,6 +181,12 @@ impl Metrics {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 struct CloseCodeLabel {
     code: u16,
+}
+
+/// The `http` label of `wsx_websockets`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct HttpLabel {
+    http: &'static str,
 }
 
 /// Per-connection counts, added to the shared metrics in batches.

@@ -106,6 +106,20 @@ pub struct ServeArgs {
     /// fragment floods (wsx does) may refuse long messages with 1009.
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     pub send_frame_size: Option<u64>,
+    /// Accept HTTP/2 with prior knowledge on cleartext connections (h2c),
+    /// beside HTTP/1.1 on the same port: for tests, and for proxies that
+    /// speak HTTP/2 to their backends (nghttpx, Envoy). With TLS, HTTP/2
+    /// is on anyway (ALPN).
+    #[arg(long)]
+    pub h2c: bool,
+    /// Serve HTTP/1.1 only (with TLS, ALPN offers only http/1.1).
+    #[arg(long, conflicts_with = "h2c")]
+    pub no_http2: bool,
+    /// Serve HTTP/2 without RFC 8441: SETTINGS_ENABLE_CONNECT_PROTOCOL is not
+    /// advertised, so browsers open their WebSockets over HTTP/1.1 (to test
+    /// that fallback).
+    #[arg(long, conflicts_with = "no_http2")]
+    pub no_extended_connect: bool,
     /// Read commands from stdin for every open connection (echo mode):
     /// `/close [CODE [REASON]]`, `/drop` (no close frame: clients see 1006),
     /// `/ping [DATA]`, `/send TEXT` (or any line not starting with `/`),
@@ -130,7 +144,7 @@ pub async fn run(args: ServeArgs) -> u8 {
         }
     }
     let listen = args.listen;
-    let tls = match tls::tls_acceptor(&args.tls, listen) {
+    let tls = match tls::tls_acceptor(&args.tls, listen, !args.no_http2) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("wsx: {e}");
@@ -175,8 +189,15 @@ pub async fn run(args: ServeArgs) -> u8 {
     if let Some(tx) = &state.console {
         tokio::spawn(console::console_loop(metrics.open.clone(), tx.clone()));
     }
+    let http = match (state.args.no_http2, tls.is_some() || state.args.h2c) {
+        (true, _) | (false, false) => "HTTP/1.1",
+        (false, true) if state.args.no_extended_connect => {
+            "HTTP/1.1 and HTTP/2 (WebSockets over HTTP/1.1 only)"
+        }
+        (false, true) => "HTTP/1.1 and HTTP/2",
+    };
     tracing::info!(
-        "{} server listening on {scheme}://{listen} (test page: {http_scheme}://{listen}/, metrics: {http_scheme}://{listen}/metrics)",
+        "{} server listening on {scheme}://{listen}, {http} (test page: {http_scheme}://{listen}/, metrics: {http_scheme}://{listen}/metrics)",
         state.mode()
     );
     tokio::spawn(async move {
@@ -219,7 +240,11 @@ fn server_config(args: &ServeArgs) -> Result<wsx::ServerConfig, String> {
             .subprotocols
             .push(wsx_fanout::SUBPROTOCOL.to_string());
     }
+    let http2 = (!args.no_http2)
+        .then(|| wsx::http2::Http2Config::default().extended_connect(!args.no_extended_connect));
     Ok(config
+        .http2(http2)
+        .h2c(args.h2c)
         .limits(protocol)
         .origin(origin)
         .max_connections(args.max_connections)

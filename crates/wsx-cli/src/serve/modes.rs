@@ -16,7 +16,7 @@ use wsx::{
     CloseCode, CloseFrame, MaybeTlsStream, Message,
 };
 
-type Ws = wsx::WebSocket<MaybeTlsStream>;
+type Ws = wsx::WebSocket<wsx::ServerStream<MaybeTlsStream>>;
 
 /// What every connection of one `wsx serve` shares.
 pub struct State {
@@ -111,9 +111,11 @@ pub async fn handle(state: Arc<State>, ws: Ws, accepted: Accepted<()>) {
         .map(|_| cgi_env(&state.args, &accepted));
     // The request's headers are not needed past this point: free them.
     drop(accepted);
-    state.metrics.opened();
+    let http2 = ws.get_ref().is_http2();
+    state.metrics.opened(http2);
     let extensions = ws.deflate().map_or("none", |d| d.response.as_str());
-    tracing::info!(%peer, path, extensions, "open");
+    let http = if http2 { "2 (CONNECT)" } else { "1.1 (101)" };
+    tracing::info!(%peer, path, extensions, http, "open");
     // The other modes are boxed: a connection's task is sized for the
     // largest future it may run, and echo (the common, idle-heavy case)
     // should not pay for a program's pipes.
@@ -149,7 +151,7 @@ fn end_of(close: Option<wsx::Closed>, result: Result<(), wsx::Error>) -> End {
 
 /// The next text or binary message of a reader; pongs are counted on the way.
 async fn next_data(
-    reader: &mut wsx::WsReader<MaybeTlsStream>,
+    reader: &mut wsx::WsReader<wsx::ServerStream<MaybeTlsStream>>,
     metrics: &Metrics,
 ) -> Result<Option<Message>, wsx::Error> {
     loop {

@@ -60,6 +60,7 @@ impl OriginArgs {
 pub fn tls_acceptor(
     args: &TlsArgs,
     listen: SocketAddr,
+    http2: bool,
 ) -> Result<Option<wsx::tls::tokio_rustls::TlsAcceptor>, String> {
     let config = if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let store = wsx::tls::CertStore::new();
@@ -111,6 +112,14 @@ pub fn tls_acceptor(
         dev.config
     } else {
         return Ok(None);
+    };
+    // wsx's configurations offer h2 before http/1.1 in ALPN.
+    let config = if http2 {
+        config
+    } else {
+        let mut c = (*config).clone();
+        c.alpn_protocols = vec![b"http/1.1".to_vec()];
+        std::sync::Arc::new(c)
     };
     Ok(Some(wsx::tls::tokio_rustls::TlsAcceptor::from(config)))
 }

@@ -5,8 +5,16 @@
 //! anything it checks failed.
 //!
 //! ```text
-//! interop_client BASE_URL SUITE BIG
+//! interop_client [--http2] BASE_URL SUITE BIG
 //! ```
+//!
+//! `--http2`: every WebSocket is a stream of ONE HTTP/2 connection (RFC 8441,
+//! extended CONNECT; h2c with prior knowledge for `ws://`, ALPN `h2` for
+//! `wss://`), opened first; it fails, rather than falling back to HTTP/1.1,
+//! when the server does not speak HTTP/2 or does not advertise
+//! `SETTINGS_ENABLE_CONNECT_PROTOCOL`. Without it, a TCP connection and an
+//! HTTP/1.1 upgrade per WebSocket. Either way the report says which HTTP
+//! carried each socket (`sockets`: path and `http`, "2" or "1.1").
 //!
 //! SUITE and BIG (written by `interop/messages.py SUITE BIG`) are sequences of
 //! records: one kind byte (`t` text, `b` binary), a 4-byte big-endian length,
@@ -29,12 +37,20 @@
 //!   4000 and a reason, or drops the TCP connection without a close frame; or
 //!   asks the peer to (`please close CODE`, `please drop`). Reported: the
 //!   code and reason wsx saw (1006 when the peer vanished).
+//!
+//! A peer that cannot carry out a request (an ASGI server cannot send a ping
+//! or drop a connection without a close frame) answers it with a text
+//! `cannot ping: WHY` or `cannot drop: WHY`. That is reported (`unsupported`,
+//! with the peer's words), not counted as an error; after `cannot drop`, wsx
+//! closes with 1000 to end the connection.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use wsx::{
     client::{ClientConfig, ClientRequest},
-    CloseCode, CloseFrame, Message, WsReader, WsWriter,
+    http2::{Http2Config, Http2Connection},
+    CloseCode, CloseFrame, MaybeTlsStream, Message, WebSocket, WsReader, WsWriter,
 };
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -179,11 +195,74 @@ async fn within<T>(
     }
 }
 
+/// HTTP/1.1 (a connection per WebSocket), or streams of one HTTP/2
+/// connection.
+enum Dial {
+    Http1,
+    Http2(Http2Connection),
+}
+
+/// Where and how the WebSockets are opened, and which HTTP carried each.
+struct Target {
+    base: String,
+    dial: Dial,
+    config: ClientConfig,
+    /// `{path, http}` per WebSocket opened, in order.
+    sockets: RefCell<Vec<J>>,
+}
+
+impl Target {
+    /// `--http2`: the HTTP/2 connection first; an error (no fallback) when
+    /// the server does not speak HTTP/2 or does not advertise RFC 8441.
+    async fn new(base: &str, http2: bool) -> Res<Target> {
+        let mut config = ClientConfig::default();
+        let dial = if http2 {
+            config = config.http2(Some(Http2Config::default()));
+            let h2 = Http2Connection::connect(base, &config).await?;
+            if !h2.supports_websockets() {
+                return Err(format!(
+                    "{base}: the server speaks HTTP/2 but does not advertise RFC 8441 (SETTINGS_ENABLE_CONNECT_PROTOCOL)"
+                )
+                .into());
+            }
+            Dial::Http2(h2)
+        } else {
+            Dial::Http1
+        };
+        Ok(Target {
+            base: base.to_string(),
+            dial,
+            config,
+            sockets: RefCell::default(),
+        })
+    }
+
+    async fn connect(
+        &self,
+        req: &ClientRequest,
+    ) -> Result<(WebSocket<MaybeTlsStream>, wsx::client::Handshaken), wsx::Error> {
+        match &self.dial {
+            Dial::Http1 => wsx::client::connect_with(req, &self.config).await,
+            Dial::Http2(h2) => h2.websocket(req, &self.config).await,
+        }
+    }
+}
+
 /// Connects to BASE_URL + `path`; returns the halves, the
 /// Sec-WebSocket-Extensions answer and the permessage-deflate parameters.
-async fn open(base: &str, path: &str) -> Res<(Ws, String, Option<String>)> {
-    let req = ClientRequest::new(&format!("{base}{path}"))?;
-    let (ws, hs) = wsx::client::connect_with(&req, &ClientConfig::default()).await?;
+/// Records which HTTP carried the socket; over `--http2`, one carried by
+/// HTTP/1.1 is an error.
+async fn open(t: &Target, path: &str) -> Res<(Ws, String, Option<String>)> {
+    let req = ClientRequest::new(&format!("{}{path}", t.base))?;
+    let (ws, hs) = t.connect(&req).await?;
+    let http2 = ws.get_ref().is_http2();
+    t.sockets.borrow_mut().push(J::Obj(vec![
+        ("path", s(format!("/{path}"))),
+        ("http", s(if http2 { "2" } else { "1.1" })),
+    ]));
+    if matches!(t.dial, Dial::Http2(_)) && !http2 {
+        return Err(format!("/{path}: carried by HTTP/1.1, not by the HTTP/2 connection").into());
+    }
     let header: Vec<&str> = hs
         .response
         .headers()
@@ -239,8 +318,8 @@ struct Report {
     errors: Vec<String>,
 }
 
-async fn suite_step(base: &str, sent: &[Message], r: &mut Report) -> Res<()> {
-    let (mut ws, header, deflate) = open(base, "suite").await?;
+async fn suite_step(t: &Target, sent: &[Message], r: &mut Report) -> Res<()> {
+    let (mut ws, header, deflate) = open(t, "suite").await?;
     r.fields.push(("extensions", s(header)));
     if deflate.is_none() {
         r.errors.push("permessage-deflate not negotiated".into());
@@ -287,12 +366,17 @@ async fn suite_step(base: &str, sent: &[Message], r: &mut Report) -> Res<()> {
         .send(Message::text(format!("please ping {PEER_PING}")))
         .await?;
     let (mut seen, mut confirmed) = (false, false);
+    let mut unsupported = None;
     let confirmation = format!("pong {PEER_PING}");
     let waited = within(SHORT, "the peer's ping and its confirmation", async {
         while !confirmed {
             match ws.reader.recv().await? {
                 Some(Message::Ping(p)) if p[..] == *PEER_PING.as_bytes() => seen = true,
                 Some(Message::Text(t)) if t.as_str() == confirmation => confirmed = true,
+                Some(Message::Text(t)) if t.as_str().starts_with("cannot ping") => {
+                    unsupported = Some(t.as_str().to_string());
+                    break;
+                }
                 Some(_) => {}
                 None => break,
             }
@@ -300,31 +384,34 @@ async fn suite_step(base: &str, sent: &[Message], r: &mut Report) -> Res<()> {
         Ok(())
     })
     .await;
-    if let Err(e) = waited {
-        r.errors.push(format!("the peer's ping: {e}"));
+    let mut peer_ping = vec![
+        ("payload", s(PEER_PING)),
+        ("seen", J::Bool(seen)),
+        ("confirmed", J::Bool(confirmed)),
+    ];
+    if let Some(why) = unsupported {
+        // The peer said it cannot ping: reported, not an error.
+        peer_ping.push(("unsupported", s(why)));
+    } else {
+        if let Err(e) = waited {
+            r.errors.push(format!("the peer's ping: {e}"));
+        }
+        if !seen {
+            r.errors
+                .push(format!("the peer's ping ({PEER_PING}) did not arrive"));
+        }
+        if !confirmed {
+            r.errors
+                .push("the peer did not confirm the pong to its ping".into());
+        }
     }
-    if !seen {
-        r.errors
-            .push(format!("the peer's ping ({PEER_PING}) did not arrive"));
-    }
-    if !confirmed {
-        r.errors
-            .push("the peer did not confirm the pong to its ping".into());
-    }
-    r.fields.push((
-        "peer_ping",
-        J::Obj(vec![
-            ("payload", s(PEER_PING)),
-            ("seen", J::Bool(seen)),
-            ("confirmed", J::Bool(confirmed)),
-        ]),
-    ));
+    r.fields.push(("peer_ping", J::Obj(peer_ping)));
     close_normally(&mut ws).await
 }
 
-async fn big_step(base: &str, sent: &[Message], r: &mut Report) -> Res<()> {
+async fn big_step(t: &Target, sent: &[Message], r: &mut Report) -> Res<()> {
     let started = Instant::now();
-    let (mut ws, _, _) = open(base, "big").await?;
+    let (mut ws, _, _) = open(t, "big").await?;
     let got = echo_all(&mut ws, sent, "16 MiB echoes").await?;
     r.fields
         .push(("big_secs", J::Num(started.elapsed().as_secs_f64())));
@@ -351,8 +438,8 @@ async fn big_step(base: &str, sent: &[Message], r: &mut Report) -> Res<()> {
 /// connection with 1009 and deliver nothing. Reports the close frame wsx
 /// sent, the end it reported, the messages it delivered (none expected) and
 /// the time from the request to the end.
-async fn oversize_step(base: &str) -> Res<J> {
-    let (mut ws, _, _) = open(base, "oversize").await?;
+async fn oversize_step(t: &Target) -> Res<J> {
+    let (mut ws, _, _) = open(t, "oversize").await?;
     let started = Instant::now();
     ws.writer
         .send(Message::text("please send oversize"))
@@ -405,9 +492,9 @@ async fn oversize_step(base: &str) -> Res<J> {
 }
 
 /// One close path; returns what wsx saw.
-async fn close_step(base: &str, case: (&str, &str, Option<u16>, &str)) -> Res<J> {
+async fn close_step(t: &Target, case: (&str, &str, Option<u16>, &str)) -> Res<J> {
     let (name, initiator, code, reason) = case;
-    let (mut ws, _, _) = open(base, &format!("close/{name}")).await?;
+    let (mut ws, _, _) = open(t, &format!("close/{name}")).await?;
     let mut out = vec![
         ("case", s(name)),
         ("initiator", s(initiator)),
@@ -435,9 +522,20 @@ async fn close_step(base: &str, case: (&str, &str, Option<u16>, &str)) -> Res<J>
                 .await?
         }
     }
+    // A peer that cannot do what was asked says so (`cannot drop: WHY`):
+    // then wsx closes with 1000, and the rest is reported as usual.
+    let mut unsupported = None;
     let end = tokio::time::timeout(SHORT, async {
         loop {
             match ws.reader.recv().await {
+                Ok(Some(Message::Text(t)))
+                    if initiator == "peer" && t.as_str().starts_with("cannot ") =>
+                {
+                    unsupported = Some(t.as_str().to_string());
+                    ws.writer
+                        .close(Some(CloseFrame::new(CloseCode::NORMAL, "")))
+                        .await?;
+                }
                 Ok(Some(_)) => {}
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
@@ -446,6 +544,9 @@ async fn close_step(base: &str, case: (&str, &str, Option<u16>, &str)) -> Res<J>
     })
     .await
     .map_err(|_| format!("{name}: the connection did not end within {SHORT:?}"))?;
+    if let Some(why) = unsupported {
+        out.push(("unsupported", s(why)));
+    }
     let (saw_code, saw_reason, clean) = match &end {
         Ok(()) => {
             let c = ws
@@ -470,34 +571,22 @@ async fn close_step(base: &str, case: (&str, &str, Option<u16>, &str)) -> Res<J>
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Res<()> {
-    let mut args = std::env::args().skip(1);
-    let (Some(base), Some(suite), Some(big)) = (args.next(), args.next(), args.next()) else {
-        return Err("usage: interop_client BASE_URL SUITE BIG".into());
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let http2 = args.iter().any(|a| a == "--http2");
+    args.retain(|a| a != "--http2");
+    let [base, suite, big] = &args[..] else {
+        return Err("usage: interop_client [--http2] BASE_URL SUITE BIG".into());
     };
-    let suite = parse_records(&std::fs::read(&suite)?)?;
-    let big = parse_records(&std::fs::read(&big)?)?;
+    let suite = parse_records(&std::fs::read(suite)?)?;
+    let big = parse_records(&std::fs::read(big)?)?;
     let mut r = Report {
-        fields: Vec::new(),
+        fields: vec![("http", s(if http2 { "2" } else { "1.1" }))],
         errors: Vec::new(),
     };
-    if let Err(e) = suite_step(&base, &suite, &mut r).await {
-        r.errors.push(format!("suite: {e}"));
+    match Target::new(base, http2).await {
+        Ok(t) => run(&t, &suite, &big, &mut r).await,
+        Err(e) => r.errors.push(format!("HTTP/2 connection: {e}")),
     }
-    if let Err(e) = big_step(&base, &big, &mut r).await {
-        r.errors.push(format!("16 MiB: {e}"));
-    }
-    match oversize_step(&base).await {
-        Ok(j) => r.fields.push(("oversize", j)),
-        Err(e) => r.errors.push(format!("oversize: {e}")),
-    }
-    let mut closes = Vec::new();
-    for case in CASES {
-        match close_step(&base, case).await {
-            Ok(j) => closes.push(j),
-            Err(e) => r.errors.push(format!("close {}: {e}", case.0)),
-        }
-    }
-    r.fields.push(("closes", J::Arr(closes)));
     let ok = r.errors.is_empty();
     r.fields.insert(0, ("ok", J::Bool(ok)));
     r.fields.push((
@@ -509,4 +598,30 @@ async fn main() -> Res<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// The steps, each on its own WebSocket.
+async fn run(t: &Target, suite: &[Message], big: &[Message], r: &mut Report) {
+    if let Err(e) = suite_step(t, suite, r).await {
+        r.errors.push(format!("suite: {e}"));
+    }
+    if let Err(e) = big_step(t, big, r).await {
+        r.errors.push(format!("16 MiB: {e}"));
+    }
+    match oversize_step(t).await {
+        Ok(j) => r.fields.push(("oversize", j)),
+        Err(e) => r.errors.push(format!("oversize: {e}")),
+    }
+    let mut closes = Vec::new();
+    for case in CASES {
+        match close_step(t, case).await {
+            Ok(j) => closes.push(j),
+            Err(e) => r.errors.push(format!("close {}: {e}", case.0)),
+        }
+    }
+    r.fields.push(("closes", J::Arr(closes)));
+    r.fields.push((
+        "sockets",
+        J::Arr(t.sockets.borrow_mut().drain(..).collect()),
+    ));
 }

@@ -3,10 +3,13 @@
 //! each rewrite it. TCP or TLS ([`Acceptor`]); WebSocket upgrades on the
 //! fast path; plain HTTP through hyper to an [`HttpService`].
 
-use crate::accept::{accept_with, read_request_until, send_and_close, Incoming, ServerConfig};
+mod h2;
+
+use crate::accept::{accept_with, read_first, send_and_close, First, Incoming, ServerConfig};
 use crate::error::Result;
 use crate::http::{upgrade, upgrade_required, HttpService, PendingUpgrade, Rewind};
 use crate::socket::WebSocket;
+use crate::stream::ServerStream;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
@@ -45,6 +48,13 @@ pub trait Acceptor: Send + Sync + 'static {
 
     /// Wraps `tcp` (e.g. runs the TLS handshake).
     fn accept(&self, tcp: TcpStream) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+
+    /// Whether the connection agreed on HTTP/2 (TLS ALPN `h2`). Default:
+    /// no.
+    fn is_http2(stream: &Self::Stream) -> bool {
+        let _ = stream;
+        false
+    }
 }
 
 /// Plain TCP (`ws://`).
@@ -64,6 +74,9 @@ impl Acceptor for tokio_rustls::TlsAcceptor {
     fn accept(&self, tcp: TcpStream) -> impl Future<Output = std::io::Result<Self::Stream>> + Send {
         tokio_rustls::TlsAcceptor::accept(self, tcp)
     }
+    fn is_http2(stream: &Self::Stream) -> bool {
+        stream.get_ref().1.alpn_protocol() == Some(b"h2")
+    }
 }
 
 /// TLS when set, plain TCP otherwise (one stream type for both).
@@ -77,6 +90,12 @@ impl Acceptor for Option<tokio_rustls::TlsAcceptor> {
                 None => crate::MaybeTlsStream::Plain(tcp),
                 Some(a) => crate::MaybeTlsStream::TlsServer(Box::new(a.accept(tcp).await?)),
             })
+        }
+    }
+    fn is_http2(stream: &Self::Stream) -> bool {
+        match stream {
+            crate::MaybeTlsStream::TlsServer(s) => s.get_ref().1.alpn_protocol() == Some(b"h2"),
+            _ => false,
         }
     }
 }
@@ -103,6 +122,7 @@ struct Stats {
     refused_busy: AtomicU64,
     failed_handshakes: AtomicU64,
     http_requests: AtomicU64,
+    http2_connections: AtomicU64,
     panicked: AtomicU64,
     /// Signalled when a connection ends (a slot frees), if any admission
     /// is `waiting` for one.
@@ -209,6 +229,12 @@ impl ServerHandle {
     /// Plain HTTP requests answered (by the [`HttpService`]).
     pub fn http_requests(&self) -> u64 {
         self.stats.http_requests.load(Relaxed)
+    }
+
+    /// Connections served as HTTP/2 (TLS ALPN `h2`, or h2c with prior
+    /// knowledge); each may carry many WebSockets.
+    pub fn http2_connections(&self) -> u64 {
+        self.stats.http2_connections.load(Relaxed)
     }
 
     /// Connection handlers that panicked (each is logged at error level;
@@ -430,7 +456,7 @@ impl<A: Acceptor> Server<A> {
     /// descriptors) are logged and retried after a pause.
     pub async fn serve<H, Fut>(self, handler: H) -> Result<()>
     where
-        H: Fn(WebSocket<A::Stream>, SocketAddr) -> Fut + Send + Sync + 'static,
+        H: Fn(WebSocket<ServerStream<A::Stream>>, SocketAddr) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.serve_with(
@@ -472,18 +498,18 @@ impl<A: Acceptor> Server<A> {
     where
         F: Fn(&Upgrade) -> std::result::Result<T, HandshakeError> + Send + Sync + 'static,
         T: Send + 'static,
-        H: Fn(WebSocket<A::Stream>, Accepted<T>) -> Fut + Send + Sync + 'static,
+        H: Fn(WebSocket<ServerStream<A::Stream>>, Accepted<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let shared = Arc::new(Shared {
             config: self.config.clone(),
             authorize,
+            handler,
             acceptor: self.acceptor,
             http: self.http,
             token: self.handle.token.clone(),
             stats: self.handle.stats.clone(),
         });
-        let handler = Arc::new(handler);
         let stats = &shared.stats;
         let refusals = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
@@ -524,7 +550,7 @@ impl<A: Acceptor> Server<A> {
                 refusals.fetch_add(1, Relaxed);
                 refusals.clone()
             });
-            let (shared, handler) = (shared.clone(), handler.clone());
+            let shared = shared.clone();
             tasks.spawn(async move {
                 if let Some(refusals) = refusals {
                     let got = shared.stats.acquire_within_grace(max).await;
@@ -539,7 +565,7 @@ impl<A: Acceptor> Server<A> {
                 let Some((ws, accepted)) = shared.connection(tcp, peer).await else {
                     return;
                 };
-                handler(ws.close_on(shared.token.clone()), accepted).await;
+                (shared.handler)(ws.close_on(shared.token.clone()), accepted).await;
             });
         }
         // Shutting down: the listener closes now (no new connections, not
@@ -569,9 +595,10 @@ impl<A: Acceptor> Server<A> {
 }
 
 /// What every connection task of one `serve` shares.
-struct Shared<A, F> {
+struct Shared<A, F, H> {
     config: ServerConfig,
     authorize: F,
+    handler: H,
     acceptor: A,
     http: HttpService,
     token: CancellationToken,
@@ -581,11 +608,16 @@ struct Shared<A, F> {
 /// Where the hyper path leaves an upgrade for the connection task.
 type UpgradeSlot<T> = Arc<Mutex<Option<(PendingUpgrade, Accepted<T>)>>>;
 
-impl<A, F, T> Shared<A, F>
+/// A WebSocket the server accepted, with what its handler gets.
+type Ready<S, T> = (WebSocket<ServerStream<S>>, Accepted<T>);
+
+impl<A, F, T, H, Fut> Shared<A, F, H>
 where
     A: Acceptor,
     F: Fn(&Upgrade) -> std::result::Result<T, HandshakeError> + Send + Sync + 'static,
     T: Send + 'static,
+    H: Fn(WebSocket<ServerStream<A::Stream>>, Accepted<T>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
 {
     fn failed(&self, peer: SocketAddr, e: impl std::fmt::Display) {
         self.stats.failed_handshakes.fetch_add(1, Relaxed);
@@ -600,7 +632,7 @@ where
         self: &Arc<Self>,
         tcp: TcpStream,
         peer: SocketAddr,
-    ) -> Option<(WebSocket<A::Stream>, Accepted<T>)> {
+    ) -> Option<Ready<A::Stream, T>> {
         let deadline = Instant::now() + self.config.handshake_timeout;
         let head = async {
             let stream = match tokio::time::timeout_at(deadline, self.acceptor.accept(tcp)).await {
@@ -608,7 +640,11 @@ where
                 Ok(Err(e)) => return Err(format!("TLS handshake: {e}")),
                 Err(_) => return Err("TLS handshake timed out".to_string()),
             };
-            read_request_until(stream, &self.config, deadline)
+            if A::is_http2(&stream) {
+                return Ok(First::Http2(stream, Vec::new()));
+            }
+            let h2c = self.config.h2c && self.config.http2.is_some();
+            read_first(stream, &self.config, deadline, h2c)
                 .await
                 .map_err(|e| e.to_string())
         };
@@ -617,7 +653,13 @@ where
             // waiter is never registered (nor unregistered).
             biased;
             r = head => match r {
-                Ok(i) => i,
+                Ok(First::Http1(i)) => i.map_stream(ServerStream::Http1),
+                Ok(First::Http2(stream, read)) => {
+                    // Boxed, as the HTTP/1.1 path below: hyper's state
+                    // would size every connection's task.
+                    Box::pin(self.serve_h2(stream, read, peer)).await;
+                    return None;
+                }
                 Err(e) => return { self.failed(peer, e); None },
             },
             // A client still sending its head when the server stops is dropped.
@@ -682,9 +724,9 @@ where
     /// the server stops, or a request on the connection upgrades.
     async fn serve_http(
         self: &Arc<Self>,
-        incoming: Incoming<A::Stream>,
+        incoming: Incoming<ServerStream<A::Stream>>,
         peer: SocketAddr,
-    ) -> Option<(WebSocket<A::Stream>, Accepted<T>)> {
+    ) -> Option<Ready<A::Stream, T>> {
         let (stream, raw) = incoming.into_raw();
         let io = hyper_util::rt::TokioIo::new(Rewind::new(stream, raw.into()));
         let slot: UpgradeSlot<T> = Arc::default();
@@ -716,7 +758,7 @@ where
         }
         let pending = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         let (pending, accepted) = pending?;
-        match pending.websocket_rewound::<A::Stream>().await {
+        match pending.websocket_rewound::<ServerStream<A::Stream>>().await {
             Ok(ws) => {
                 self.stats.accepted.fetch_add(1, Relaxed);
                 Some((ws, accepted))
