@@ -137,12 +137,17 @@ def metric(path, name):
 
 class Verdict:
     def __init__(self):
-        self.errors, self.facts = [], []
+        self.errors, self.facts, self.skipped = [], [], []
 
     def need(self, cond, msg):
         if not cond:
             self.errors.append(msg)
         return cond
+
+    def skip(self, what, why):
+        """A check not made because the peer said it cannot do its part
+        (printed with the verdict, never silently)."""
+        self.skipped.append(f"{what}: {why}")
 
     def ratio(self, tap_path, path, direction, payload, who):
         """The share of `payload` on the wire of `path` in `direction` ("up"
@@ -369,11 +374,23 @@ def judge_wsx_client(v, wsx_path, server_path, tap_path, expected, compat_path):
     v.need(ping.get("pong") is True, f"wsx's ping got no pong: {ping}")
     v.need(ping.get("payload") in (suite.get("pings") or []), f"the peer server did not see wsx's ping {ping.get('payload')!r}: {suite.get('pings')}")
     pp = rep.get("peer_ping") or {}
-    v.need(pp.get("seen") is True and pp.get("confirmed") is True, f"the peer's ping at wsx: {pp}")
-    v.need((suite.get("ping") or {}).get("pong") is True, f"the peer server got no pong: {suite.get('ping')}")
-    v.facts.append("pings both ways")
+    sp = suite.get("ping") or {}
+    pings_text = "ping/pong both ways"
+    if sp.get("unsupported"):
+        # The peer server cannot send a ping (an ASGI server): it answered
+        # `cannot ping: WHY`, and the wsx client must have heard exactly that.
+        v.need(pp.get("unsupported") == sp["unsupported"],
+               f"the peer server cannot ping ({sp['unsupported']!r}), the wsx client reported {pp}")
+        v.skip("the peer's ping at wsx, and its pong", sp["unsupported"])
+        v.facts.append("wsx's ping answered (the peer's: skipped)")
+        pings_text = "wsx's ping answered (the peer cannot ping)"
+    else:
+        v.need(pp.get("seen") is True and pp.get("confirmed") is True, f"the peer's ping at wsx: {pp}")
+        v.need(sp.get("pong") is True, f"the peer server got no pong: {suite.get('ping')}")
+        v.facts.append("pings both ways")
 
     closes = {c.get("case"): c for c in rep.get("closes") or []}
+    closes_text = "closes 1000, 4000/4001+reason, 1006 both ways"
     for case, initiator, code, reason in CLOSE_CASES["wsx-client"]:
         c = closes.get(case)
         s = srv.get(f"/close/{case}")
@@ -381,6 +398,17 @@ def judge_wsx_client(v, wsx_path, server_path, tap_path, expected, compat_path):
             continue
         saw = (c.get("saw_code"), c.get("saw_reason"))
         peer_saw = (s.get("close_code"), s.get("close_reason"))
+        cannot = (s.get("drop") or {}).get("unsupported") if initiator == "peer" and code is None else None
+        if cannot:
+            # The peer server cannot drop the connection (an ASGI server): it
+            # answered `cannot drop: WHY`, and wsx then closed with 1000.
+            v.need(c.get("unsupported") == cannot, f"close {case}: the peer server cannot drop ({cannot!r}), wsx reported {c}")
+            v.need(s.get("sent_close") is None, f"close {case}: the peer server cannot drop, yet reports sending {s.get('sent_close')}")
+            v.need(saw[0] == 1000 and c.get("clean") is True and peer_saw == (1000, ""),
+                   f"close {case}: after `cannot drop` wsx closes with 1000: wsx saw {saw} (clean: {c.get('clean')}), the peer {peer_saw}")
+            v.skip(f"close {case} (the peer drops the connection, wsx sees 1006)", cannot)
+            closes_text = "closes 1000, 4000/4001+reason both ways, 1006 (wsx drops; the peer cannot)"
+            continue
         if initiator == "wsx" and code is not None:
             v.need(peer_saw == (code, reason), f"close {case}: wsx closed with {code} {reason!r}, the peer saw {peer_saw}")
             v.need(saw[0] == code and c.get("clean") is True, f"close {case}: the peer answered {saw} (clean: {c.get('clean')}), want the code {code} echoed")
@@ -397,14 +425,14 @@ def judge_wsx_client(v, wsx_path, server_path, tap_path, expected, compat_path):
         else:
             v.need(s.get("sent_close") == "drop", f"close {case}: the peer server did not drop: {s.get('sent_close')}")
             v.need(saw[0] == 1006 and c.get("clean") is False, f"close {case}: the peer reset TCP, wsx saw {saw} (clean: {c.get('clean')}), want 1006")
-    v.facts.append("closes 1000, 4000/4001+reason, 1006 both ways")
+    v.facts.append(closes_text)
 
     ws_ = (v.ratio(tap_path, "/suite", "up", payload, "wsx"), v.ratio(tap_path, "/suite", "down", payload, "the peer"))
     bigb = sum(b["bytes"] for b in expected["big"])
     wb = (v.ratio(tap_path, "/big", "up", bigb, "wsx"), v.ratio(tap_path, "/big", "down", bigb, "the peer"))
     v.facts.append(f"wire up/down {ws_[0]}/{ws_[1]} (16 MiB: {wb[0]}/{wb[1]})")
     v.facts.append(f'"{ext}"')
-    checked = checked_text(n, "ping/pong both ways", oversize_text, ws_, wb)
+    checked = checked_text(n, pings_text, oversize_text, ws_, wb)
     compat(compat_path, library, "wsx client → its server", ext,
            checked if not v.errors else "; ".join(v.errors)[:300], not v.errors)
 
@@ -419,7 +447,7 @@ def serve_extensions(log_path):
 
 def main():
     mode, label = sys.argv[1], sys.argv[2]
-    errors, facts = [], []
+    errors, facts, skipped = [], [], []
 
     def need(cond, msg):
         if not cond:
@@ -444,6 +472,7 @@ def main():
             judge_wsx_client(v, *sys.argv[3:6], expected, sys.argv[-1])
         errors += v.errors
         facts += v.facts
+        skipped = v.skipped
     elif mode in ("browser-up", "browser-down"):
         report_path, tap_path, log_path = sys.argv[3:6]
         rep = last_json(report_path)
@@ -509,11 +538,18 @@ def main():
     else:
         sys.exit(f"judge.py: unknown mode {mode}")
 
+    print_verdict(label, errors, facts, skipped)
+    sys.exit(0 if not errors else 1)
+
+
+def print_verdict(label, errors, facts, skipped=()):
+    """The result line, then each failed check (-) and each skipped one (~)."""
     verdict = "PASS" if not errors else "FAIL"
     print(f"{verdict}  {label:<44} {'; '.join(facts)}")
     for e in errors:
         print(f"      - {e}")
-    sys.exit(0 if not errors else 1)
+    for s in skipped:
+        print(f"      ~ skipped: {s}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,12 @@
 #                        package with apt-get when it is missing (without
 #                        letting it start the system nginx; log: LOGDIR/apt.log);
 #                        on failure prints why to stderr and returns 1
+#   peers_nghttpx LOGDIR exports NGHTTPX (unless already set) as the path of
+#                        nghttpx (the HTTP/2 proxy that turns an HTTP/1.1
+#                        Upgrade into an RFC 8441 extended CONNECT and back),
+#                        installing Debian's nghttp2-proxy with apt-get when it
+#                        is missing (no service started; log: LOGDIR/apt.log);
+#                        on failure prints why to stderr and returns 1
 #
 # Versions are pinned in interop/python/requirements.txt and
 # interop/node/package-lock.json. The venv is cached under
@@ -97,6 +103,27 @@ peers_nginx() {
     peers_apt_install "$log" "$pkg" || return 1
     peer_nginx=$(peers_find_nginx)
     [[ -n $peer_nginx ]] || { echo "peers: apt-get installed $pkg but there is no nginx binary" >&2; return 1; }
+}
+
+peers_find_nghttpx() { command -v nghttpx || { [[ -x /usr/sbin/nghttpx ]] && echo /usr/sbin/nghttpx; } || true; }
+
+peers_nghttpx() {
+    local log=$1
+    if [[ -n ${NGHTTPX:-} ]]; then
+        [[ -x $NGHTTPX ]] || { echo "peers: NGHTTPX=$NGHTTPX is not an executable" >&2; return 1; }
+    else
+        NGHTTPX=$(peers_find_nghttpx)
+    fi
+    if [[ -z $NGHTTPX ]]; then
+        # bookworm: nghttp2-proxy 1.52 (pulls libev4 and libc-ares2); its
+        # postinst would start the system nghttpx, which peers_apt_install stops.
+        peers_apt_install "$log" nghttp2-proxy || return 1
+        NGHTTPX=$(peers_find_nghttpx)
+        [[ -n $NGHTTPX ]] || { echo "peers: apt-get installed nghttp2-proxy but there is no nghttpx binary" >&2; return 1; }
+    fi
+    "$NGHTTPX" --version >/dev/null 2>&1 \
+        || { echo "peers: $NGHTTPX does not run: $("$NGHTTPX" --version 2>&1 | head -n 3)" >&2; return 1; }
+    export NGHTTPX
 }
 
 # peers_apt_install LOGDIR PKG: apt-get installs Debian's PKG (as root, or
