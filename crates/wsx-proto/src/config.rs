@@ -25,6 +25,7 @@ pub struct Config {
     min_fragment_average: usize,
     idle_timeout: Option<Duration>,
     send_frame_size: Option<usize>,
+    buffer_release_delay: Option<Duration>,
 }
 
 /// 16 MiB: large enough for any sane message, small enough that a hostile
@@ -51,6 +52,11 @@ pub const DEFAULT_MIN_FRAGMENT_AVERAGE: usize = 16;
 /// [`DEFAULT_MIN_FRAGMENT_AVERAGE`] applies: per-byte fragmentation of short
 /// messages (as some test suites do) stays legal.
 pub const FREE_FRAGMENTS: usize = 1024;
+/// How long a connection must receive and send nothing before it gives its
+/// buffers back: long enough that a busy connection keeps them between
+/// messages (no allocation per message), short enough that an idle one
+/// costs little memory.
+pub const DEFAULT_BUFFER_RELEASE_DELAY: Duration = Duration::from_secs(1);
 
 impl Default for Config {
     fn default() -> Self {
@@ -65,6 +71,7 @@ impl Default for Config {
             min_fragment_average: DEFAULT_MIN_FRAGMENT_AVERAGE,
             idle_timeout: None,
             send_frame_size: None,
+            buffer_release_delay: Some(DEFAULT_BUFFER_RELEASE_DELAY),
         }
     }
 }
@@ -134,6 +141,16 @@ impl Config {
     pub fn send_frame_size(&self) -> Option<usize> {
         self.send_frame_size
     }
+    /// Give the receive and send buffers (and an unused compressor) back to
+    /// the allocator once nothing was received or sent for this long
+    /// (through [`crate::Connection::handle_timeout`]), so that an idle
+    /// connection holds little memory while a busy one allocates nothing
+    /// per message. `None`: only when the caller asks
+    /// ([`crate::Connection::shrink_buffers`]). Default
+    /// [`DEFAULT_BUFFER_RELEASE_DELAY`].
+    pub fn buffer_release_delay(&self) -> Option<Duration> {
+        self.buffer_release_delay
+    }
 }
 
 /// A configuration value that makes no sense.
@@ -194,6 +211,11 @@ impl ConfigBuilder {
     /// See [`Config::send_frame_size`].
     pub fn send_frame_size(mut self, bytes: Option<usize>) -> Self {
         self.0.send_frame_size = bytes;
+        self
+    }
+    /// See [`Config::buffer_release_delay`].
+    pub fn buffer_release_delay(mut self, delay: Option<Duration>) -> Self {
+        self.0.buffer_release_delay = delay;
         self
     }
     /// Checks the values and returns the configuration.

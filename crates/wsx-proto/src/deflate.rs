@@ -422,6 +422,12 @@ impl Codec {
         }
     }
 
+    /// Whether [`Codec::release_idle`] may free something now or later.
+    pub(crate) fn holds_releasable(&self) -> bool {
+        let recv_fresh = self.neg.recv_no_context_takeover() || self.stream_ended;
+        self.compress.is_some() || (self.decompress.is_some() && recv_fresh)
+    }
+
     /// Whether a compressor / inflater is allocated now.
     #[cfg(test)]
     pub(crate) fn allocated(&self) -> (bool, bool) {

@@ -68,6 +68,11 @@ impl OutBuf {
         self.len() == 0
     }
 
+    /// The coalescing buffer holds memory.
+    pub(crate) fn holds_memory(&self) -> bool {
+        self.tail.capacity() > 0
+    }
+
     /// Releases the coalescing buffer's memory when idle.
     pub(crate) fn shrink_if_empty(&mut self) {
         if self.is_empty() && self.tail.capacity() > 0 {

@@ -17,12 +17,18 @@ fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
+/// The protocol's timers alone: the buffer release check (tested in
+/// `buffers_go_back_only_after_a_quiet_delay`) would add its deadlines.
+fn timers_only() -> wsx_proto::ConfigBuilder {
+    Config::builder().buffer_release_delay(None)
+}
+
 fn server(t0: Instant) -> Connection {
-    Connection::server(Config::default(), t0)
+    Connection::server(timers_only().build().unwrap(), t0)
 }
 
 fn keepalive() -> Config {
-    Config::builder()
+    timers_only()
         .ping_interval(Some(secs(30)))
         .pong_timeout(secs(10))
         .build()
@@ -172,7 +178,7 @@ fn close_handshake_between_client_and_server() {
 #[test]
 fn local_close_without_reply_times_out() {
     let t0 = Instant::now();
-    let config = Config::builder().close_timeout(secs(2)).build().unwrap();
+    let config = timers_only().close_timeout(secs(2)).build().unwrap();
     let mut s = Connection::server(config, t0);
     s.close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "")), t0)
         .unwrap();
@@ -559,10 +565,7 @@ fn auto_pong_between_fragments_of_an_outgoing_message() {
 // ---- idle timeout -----------------------------------------------------------
 
 fn idle(t: u64) -> Config {
-    Config::builder()
-        .idle_timeout(Some(secs(t)))
-        .build()
-        .unwrap()
+    timers_only().idle_timeout(Some(secs(t))).build().unwrap()
 }
 
 #[test]
@@ -631,7 +634,7 @@ fn idle_timeout_off_by_default() {
 #[test]
 fn keepalive_pings_stop_once_a_buffered_protocol_error_is_parsed() {
     let t0 = Instant::now();
-    let cfg = Config::builder()
+    let cfg = timers_only()
         .ping_interval(Some(secs(30)))
         .pong_timeout(secs(3600))
         .build()
@@ -660,4 +663,56 @@ fn keepalive_pings_stop_once_a_buffered_protocol_error_is_parsed() {
     assert_eq!(after.len(), 1, "only the close frame: {after:02x?}");
     assert_eq!(after[0].b0, FIN | CLOSE);
     assert_eq!(after[0].payload[..2], 1002u16.to_be_bytes());
+}
+
+#[test]
+fn buffers_go_back_only_after_a_quiet_delay() {
+    use wsx_proto::config::DEFAULT_BUFFER_RELEASE_DELAY as D;
+    let t0 = Instant::now();
+    let mut c = Connection::server(Config::default(), t0);
+    let ms = Duration::from_millis;
+    assert_eq!(c.poll_timeout(), None, "no buffers, no timer");
+    let m = to(S, 0x81, b"hi");
+    // Read the way the tokio layer reads: into the connection's buffer.
+    let feed = |c: &mut Connection, bytes: &[u8], now: Instant| {
+        c.recv_buffer().extend_from_slice(bytes);
+        c.handle_received(now);
+        poll_all(c)
+    };
+    assert_eq!(feed(&mut c, &m, t0).len(), 1);
+    assert!(c.has_recv_buffer());
+    assert_eq!(c.poll_timeout(), Some(t0 + D));
+
+    // Busy: a message just before the check keeps the buffers (no
+    // reallocation per message); the check moves on.
+    assert_eq!(feed(&mut c, &m, t0 + D - ms(100)).len(), 1);
+    c.handle_timeout(t0 + D);
+    assert!(c.has_recv_buffer(), "released while busy");
+    assert_eq!(c.poll_timeout(), Some(t0 + 2 * D - ms(100)));
+
+    // Quiet for the delay: released, and no timer left.
+    c.handle_timeout(t0 + 2 * D - ms(100));
+    assert!(!c.has_recv_buffer(), "kept while quiet");
+    assert_eq!(c.poll_timeout(), None);
+
+    // A connection that only sends is armed by its other timers.
+    // A connection that only sends: armed from the last time it was given.
+    let mut k = Connection::server(Config::default(), t0);
+    k.send(Message::text("push")).unwrap();
+    drain(&mut k);
+    assert_eq!(k.poll_timeout(), Some(t0 + D));
+    k.send(Message::text("more")).unwrap();
+    drain(&mut k);
+    // It sent since the last check: kept, checked again a delay later.
+    k.handle_timeout(t0 + D);
+    assert_eq!(k.poll_timeout(), Some(t0 + 2 * D));
+    k.handle_timeout(t0 + 2 * D);
+    assert_eq!(k.poll_timeout(), None, "quiet: released");
+
+    // Off: no release timer; the caller shrinks when it wants.
+    let mut off = server(t0);
+    assert_eq!(feed(&mut off, &m, t0).len(), 1);
+    off.send(Message::text("hi")).unwrap();
+    drain(&mut off);
+    assert_eq!(off.poll_timeout(), None);
 }

@@ -287,16 +287,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
             let read = match self.poll_read_in(cx) {
                 Poll::Ready(r) => r,
-                Poll::Pending => {
-                    // Nothing in flight: give the buffers back, so an idle
-                    // connection costs little memory. Under load this frees
-                    // and reallocates once per batch of messages, which the
-                    // allocator serves from its free list.
-                    if self.conn.pending_output() == 0 {
-                        self.conn.shrink_buffers();
-                    }
-                    return Poll::Pending;
-                }
+                // The buffers go back once the connection stays quiet
+                // (wsx_proto::Config::buffer_release_delay, through the timer), not
+                // here: under load that would free and reallocate them per
+                // batch of messages.
+                Poll::Pending => return Poll::Pending,
             };
             match read {
                 Ok(0) => self.conn.handle_eof(),

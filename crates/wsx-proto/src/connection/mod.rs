@@ -92,6 +92,11 @@ pub struct Connection {
     last_data_rx: Option<Instant>,
     /// A data frame was sent since the last idle check.
     sent_data: bool,
+    /// Something was queued since the last buffer release check.
+    sent_since_release: bool,
+    /// The latest time passed in: sends, which take no time, arm the
+    /// release check from it.
+    clock: Instant,
     /// permessage-deflate, when negotiated (the extension seam).
     #[cfg(feature = "deflate")]
     deflate: Option<Box<crate::deflate::Codec>>,
@@ -144,6 +149,8 @@ impl Connection {
             rtt: None,
             last_data_rx: None,
             sent_data: false,
+            sent_since_release: false,
+            clock: now,
             #[cfg(feature = "deflate")]
             deflate: None,
         }
@@ -214,6 +221,11 @@ impl Connection {
 
     /// Releases idle buffers (call when nothing is in flight) so that an idle
     /// connection holds as little memory as possible.
+    ///
+    /// A connection also does this by itself once it was quiet for
+    /// [`Config::buffer_release_delay`] (through
+    /// [`Connection::handle_timeout`]), so a busy connection keeps its
+    /// buffers and allocates nothing per message.
     pub fn shrink_buffers(&mut self) {
         if self.rx.is_empty() && self.cur.is_none() && self.rx.capacity() > 0 {
             self.rx = BytesMut::new();
@@ -239,6 +251,21 @@ impl Connection {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.state == State::Done {
             return;
+        }
+        self.clock = now;
+        if let (true, Some(delay)) = (
+            self.timers.is_expired(Timer::Release, now),
+            self.config.buffer_release_delay(),
+        ) {
+            let rx_next = self.last_rx.map(|t| t + delay);
+            let tx_next = std::mem::take(&mut self.sent_since_release).then_some(now + delay);
+            match rx_next.max(tx_next).filter(|t| *t > now) {
+                Some(next) => self.timers.set(Timer::Release, next),
+                None => {
+                    self.timers.clear(Timer::Release);
+                    self.shrink_buffers();
+                }
+            }
         }
         if self.timers.is_expired(Timer::Close, now) {
             self.end(
@@ -292,5 +319,36 @@ impl Connection {
                 }
             }
         }
+        // A connection that only sends gets here through its other timers.
+        if self.holds_buffers() {
+            self.arm_release(now);
+        }
+    }
+
+    /// Notes that something was queued to send: the buffers it used go back
+    /// once the connection is quiet.
+    pub(super) fn note_sent(&mut self) {
+        self.sent_since_release = true;
+        self.arm_release(self.clock);
+    }
+
+    /// Sets the buffer release check, unless it is set.
+    fn arm_release(&mut self, now: Instant) {
+        // A finished connection has no deadline.
+        let Some(delay) = self.config.buffer_release_delay() else {
+            return;
+        };
+        if self.state != State::Done && self.timers.get(Timer::Release).is_none() {
+            self.timers.set(Timer::Release, now + delay);
+        }
+    }
+
+    /// Whether [`Connection::shrink_buffers`] would have memory to give back.
+    fn holds_buffers(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        if self.deflate.as_ref().is_some_and(|c| c.holds_releasable()) {
+            return true;
+        }
+        self.rx.capacity() > 0 || self.out.holds_memory()
     }
 }

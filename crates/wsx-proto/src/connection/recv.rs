@@ -70,6 +70,8 @@ impl Connection {
     /// Notes that bytes were appended to [`Connection::recv_buffer`] at `now`.
     pub fn handle_received(&mut self, now: Instant) {
         self.last_rx = Some(now);
+        self.clock = now;
+        self.arm_release(now);
         if self.state == State::Done {
             self.rx.clear();
         }

@@ -98,6 +98,7 @@ impl Connection {
         }
         self.sent_data |= !prepared.is_control;
         self.out.push_payload(prepared.frame.clone());
+        self.note_sent();
         Ok(())
     }
 
@@ -141,6 +142,7 @@ impl Connection {
         if self.state != State::Open {
             return Err(SendError::Closed);
         }
+        self.clock = now;
         if let Some(f) = &frame {
             if !f.code.is_sendable() {
                 return Err(SendError::InvalidCloseCode(f.code));
@@ -178,6 +180,7 @@ impl Connection {
     pub(super) fn write_control(&mut self, op: OpCode, payload: &[u8]) {
         let h = self.header(op, 0, true, payload.len());
         self.out.push_frame_slice(&h, payload);
+        self.note_sent();
     }
 
     /// Queues a frame, sharing `payload` when it needs no masking.
@@ -185,6 +188,7 @@ impl Connection {
     fn write_frame_bytes(&mut self, op: OpCode, rsv: u8, fin: bool, payload: Bytes) {
         let h = self.header(op, rsv, fin, payload.len());
         self.out.push_frame(&h, payload);
+        self.note_sent();
     }
 }
 

@@ -14,11 +14,13 @@ pub(super) enum Timer {
     Ping,
     /// The next check of `Config::idle_timeout`.
     Idle,
+    /// The buffers go back to the allocator if nothing arrived since.
+    Release,
 }
 
 impl Timer {
-    /// `Idle` is the last variant.
-    const COUNT: usize = Timer::Idle as usize + 1;
+    /// `Release` is the last variant.
+    const COUNT: usize = Timer::Release as usize + 1;
 }
 
 /// A deadline per [`Timer`], each unset or set.
