@@ -42,6 +42,8 @@ struct Input {
     ping_interval_ms: Option<u8>,
     pong_timeout_ms: u8,
     close_timeout_ms: u8,
+    /// `Config::buffer_release_delay` in ms (plus one); `None`: off.
+    release_ms: Option<u8>,
     ops: Vec<Op>,
 }
 
@@ -228,6 +230,11 @@ fuzz_target!(|input: Input| {
         )
         .pong_timeout(Duration::from_millis(1 + u64::from(input.pong_timeout_ms)))
         .close_timeout(Duration::from_millis(1 + u64::from(input.close_timeout_ms)))
+        .buffer_release_delay(
+            input
+                .release_ms
+                .map(|ms| Duration::from_millis(1 + u64::from(ms))),
+        )
         .build()
         .expect("valid config");
     let mut now = Instant::now();

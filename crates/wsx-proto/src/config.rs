@@ -145,7 +145,8 @@ impl Config {
     /// the allocator once nothing was received or sent for this long
     /// (through [`crate::Connection::handle_timeout`]), so that an idle
     /// connection holds little memory while a busy one allocates nothing
-    /// per message. `None`: only when the caller asks
+    /// per message. While output waits for a peer that does not read, the
+    /// check repeats at this interval. `None`: only when the caller asks
     /// ([`crate::Connection::shrink_buffers`]). Default
     /// [`DEFAULT_BUFFER_RELEASE_DELAY`].
     pub fn buffer_release_delay(&self) -> Option<Duration> {
@@ -236,6 +237,7 @@ impl ConfigBuilder {
         if c.pong_timeout.is_zero()
             || c.close_timeout.is_zero()
             || c.idle_timeout == Some(Duration::ZERO)
+            || c.buffer_release_delay == Some(Duration::ZERO)
         {
             return Err(ConfigError("timeouts must be longer than zero"));
         }
