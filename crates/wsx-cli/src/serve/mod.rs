@@ -211,7 +211,7 @@ pub async fn run(args: ServeArgs) -> u8 {
         .with_http(wsx::server::HttpService::new(router))
         .serve_with(
             |_| Ok(()),
-            move |ws, accepted| modes::handle(state.clone(), ws, accepted),
+            move |ws, accepted| modes::handle(state.clone(), Box::new(ws), accepted),
         )
         .await;
     match result {

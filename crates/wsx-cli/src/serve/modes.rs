@@ -16,7 +16,11 @@ use wsx::{
     CloseCode, CloseFrame, MaybeTlsStream, Message,
 };
 
-type Ws = wsx::WebSocket<wsx::ServerStream<MaybeTlsStream>>;
+/// Boxed: a connection's task holds its handler's future for as long as the
+/// socket lives, and an `async fn` keeps its by-value arguments next to the
+/// futures it awaits; a pointer there instead of the 768-byte socket keeps
+/// an idle connection small.
+type Ws = Box<wsx::WebSocket<wsx::ServerStream<MaybeTlsStream>>>;
 
 /// What every connection of one `wsx serve` shares.
 pub struct State {
@@ -247,7 +251,7 @@ async fn broadcast(
         .envelope(envelope)
         .since(since)
         .name(peer.to_string());
-    let (result, closed, stats) = wsx_fanout::serve_member(fanout, ws, path, opts).await;
+    let (result, closed, stats) = wsx_fanout::serve_member(fanout, *ws, path, opts).await;
     let mut counts = Counts {
         msgs_in: stats.received,
         bytes_in: stats.bytes_in,
