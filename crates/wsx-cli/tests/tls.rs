@@ -243,7 +243,9 @@ fn probe_reports_tls_details_and_failures() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
-        text.contains("* tls: TLSv1_3") && text.contains("ALPN http/1.1"),
+        text.contains("* tls: TLSv1_3")
+            && text.contains("key exchange X25519MLKEM768")
+            && text.contains("ALPN http/1.1"),
         "{text}"
     );
     assert!(
@@ -303,4 +305,61 @@ fn probe_through_a_proxy() {
     );
     assert_ne!(out.status.code(), Some(0));
     assert!(all.contains("cannot connect to the proxy"), "{all}");
+}
+
+/// A full TLS handshake with `wsx serve` offering only `group`; the group the
+/// server chose.
+fn negotiated_group(
+    port: u16,
+    pem: &str,
+    group: &'static dyn wsx::tls::rustls::crypto::SupportedKxGroup,
+) -> wsx::tls::rustls::NamedGroup {
+    use std::sync::Arc;
+    use wsx::tls::rustls::{self, crypto::aws_lc_rs};
+    let provider = rustls::crypto::CryptoProvider {
+        kx_groups: vec![group],
+        ..aws_lc_rs::default_provider()
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in wsx::tls::load_certs(pem).unwrap() {
+        roots.add(cert).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = "localhost".try_into().unwrap();
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).unwrap();
+    }
+    conn.negotiated_key_exchange_group().unwrap().name()
+}
+
+#[test]
+fn wss_takes_the_post_quantum_hybrid_x25519mlkem768_and_still_x25519() {
+    use wsx::tls::rustls::{crypto::aws_lc_rs::kx_group, NamedGroup};
+    let groups = wsx::tls::key_exchange_groups();
+    assert_eq!(
+        groups.first().map(String::as_str),
+        Some("X25519MLKEM768"),
+        "{groups:?}"
+    );
+    let server = serve(&["--tls-self-signed"]);
+    let pem = std::env::temp_dir().join(format!("wsx-self-signed-{}.pem", server.port));
+    let pem = pem.to_str().unwrap();
+    // What Chromium and Firefox offer first.
+    assert_eq!(
+        negotiated_group(server.port, pem, kx_group::X25519MLKEM768),
+        NamedGroup::X25519MLKEM768
+    );
+    // A client without it is not refused.
+    assert_eq!(
+        negotiated_group(server.port, pem, kx_group::X25519),
+        NamedGroup::X25519
+    );
 }

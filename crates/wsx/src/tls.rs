@@ -1,9 +1,11 @@
 //! wss://: TLS through rustls.
 //!
-//! The crypto provider (ring) is chosen here and passed to every rustls
-//! builder explicitly, so no combination of features in an application's
+//! The crypto provider is chosen here and passed to every rustls builder
+//! explicitly, so no combination of features in an application's
 //! dependency graph can leave rustls without a process-wide default
-//! provider and panic at runtime.
+//! provider and panic at runtime: ring by default; aws-lc-rs with the
+//! `post-quantum` feature, which offers and prefers X25519MLKEM768 (falling
+//! back to X25519 and the NIST curves with peers that lack it).
 
 use crate::error::{Error, Kind, Result, TlsError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -21,8 +23,27 @@ pub use tokio_rustls;
 
 fn provider() -> Arc<CryptoProvider> {
     static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
-        .clone()
+    #[cfg(feature = "post-quantum")]
+    let make = rustls::crypto::aws_lc_rs::default_provider;
+    #[cfg(not(feature = "post-quantum"))]
+    let make = rustls::crypto::ring::default_provider;
+    P.get_or_init(|| Arc::new(make())).clone()
+}
+
+/// The key exchange groups wss:// offers (client) and accepts (server), in
+/// order of preference, e.g. `["X25519MLKEM768", "X25519", ...]` with the
+/// `post-quantum` feature.
+///
+/// ```
+/// let groups = wsx::tls::key_exchange_groups();
+/// assert!(groups.iter().any(|g| g == "X25519"));
+/// ```
+pub fn key_exchange_groups() -> Vec<String> {
+    provider()
+        .kx_groups
+        .iter()
+        .map(|g| format!("{:?}", g.name()))
+        .collect()
 }
 
 /// A TLS failure with nothing beneath it.

@@ -1,6 +1,6 @@
 //! The TLS session and the server's certificates in words: version,
-//! cipher, ALPN; each certificate's subject, issuer, names, validity and
-//! fingerprint, with a warning when it expires soon.
+//! cipher, key exchange group, ALPN; each certificate's subject, issuer,
+//! names, validity and fingerprint, with a warning when it expires soon.
 
 use super::record::ms_text;
 use std::time::Duration;
@@ -17,8 +17,11 @@ pub(super) fn tls_lines(session: &ClientConnection, elapsed: Duration) -> Vec<St
     let alpn = session.alpn_protocol().map_or("none".to_string(), |p| {
         String::from_utf8_lossy(p).into_owned()
     });
+    let kx = session
+        .negotiated_key_exchange_group()
+        .map_or("?".to_string(), |g| format!("{:?}", g.name()));
     let mut lines = vec![format!(
-        "* tls: {version}, {cipher}, ALPN {alpn} ({})",
+        "* tls: {version}, {cipher}, key exchange {kx}, ALPN {alpn} ({})",
         ms_text(elapsed)
     )];
     for (i, cert) in session
