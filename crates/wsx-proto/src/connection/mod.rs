@@ -97,6 +97,11 @@ pub struct Connection {
     /// The latest time passed in: sends, which take no time, arm the
     /// release check from it.
     clock: Instant,
+    /// How much the next read reserves (adapts to the traffic; recv.rs).
+    read_size: u32,
+    /// `rx`'s length and spare capacity when `recv_buffer` last handed it
+    /// out: `handle_received` sees how much the read brought.
+    read_mark: (usize, usize),
     /// permessage-deflate, when negotiated (the extension seam).
     #[cfg(feature = "deflate")]
     deflate: Option<Box<crate::deflate::Codec>>,
@@ -151,6 +156,8 @@ impl Connection {
             sent_data: false,
             sent_since_release: false,
             clock: now,
+            read_size: recv::READ_MIN as u32,
+            read_mark: (0, 0),
             #[cfg(feature = "deflate")]
             deflate: None,
         }

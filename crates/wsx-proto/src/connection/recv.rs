@@ -35,8 +35,14 @@ pub(super) struct Partial {
     compressed: bool,
 }
 
-/// Read at least this much per read call; big enough for many small frames.
-const READ_CHUNK: usize = 64 * 1024;
+/// The read size adapts to the traffic (as Netty's adaptive allocator): a
+/// read that fills what was reserved doubles the next, up to `READ_MAX`, so
+/// pipelined small frames still arrive many per call; a read that uses a
+/// quarter or less halves it, down to `READ_MIN`, so a connection that gets
+/// a message now and then keeps only a small buffer between them.
+pub(super) const READ_MIN: usize = 4 * 1024;
+/// See [`READ_MIN`].
+const READ_MAX: usize = 64 * 1024;
 /// Never reserve more than this ahead of data actually arriving, so a header
 /// announcing a large frame does not allocate its size up front.
 const MAX_RESERVE_AHEAD: usize = 256 * 1024;
@@ -54,21 +60,41 @@ impl Connection {
     /// The buffer to read the transport into, with spare capacity reserved.
     /// Append to it (e.g. `read_buf`), then call [`Connection::handle_received`].
     pub fn recv_buffer(&mut self) -> &mut BytesMut {
+        let size = self.read_size as usize;
         let want = match &self.cur {
             // Room for the rest of the current frame, within reason.
             Some(c) => (c.header.payload_len as usize)
                 .saturating_sub(self.rx.len())
-                .clamp(READ_CHUNK, MAX_RESERVE_AHEAD),
-            None => READ_CHUNK,
+                .clamp(size, MAX_RESERVE_AHEAD),
+            None => {
+                // Grown for traffic that has since slowed down: give it back
+                // (once per change of pace, not per message).
+                if self.rx.is_empty() && self.rx.capacity() > 2 * size {
+                    self.rx = BytesMut::new();
+                }
+                size
+            }
         };
         if self.rx.capacity() - self.rx.len() < want / 2 {
             self.rx.reserve(want);
         }
+        self.read_mark = (self.rx.len(), self.rx.capacity() - self.rx.len());
         &mut self.rx
     }
 
     /// Notes that bytes were appended to [`Connection::recv_buffer`] at `now`.
     pub fn handle_received(&mut self, now: Instant) {
+        // Adapt the next read's size to this one (after recv_buffer only).
+        let (start, spare) = std::mem::take(&mut self.read_mark);
+        if spare > 0 {
+            let got = self.rx.len().saturating_sub(start);
+            let size = self.read_size as usize;
+            if got >= spare {
+                self.read_size = (size * 2).min(READ_MAX) as u32;
+            } else if got * 4 <= size {
+                self.read_size = (size / 2).max(READ_MIN) as u32;
+            }
+        }
         self.last_rx = Some(now);
         self.clock = now;
         self.arm_release(now);
