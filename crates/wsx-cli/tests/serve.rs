@@ -486,3 +486,49 @@ fn send_frame_size_fragments_the_echo() {
     let joined: Vec<u8> = frames.into_iter().flat_map(|f| f.1).collect();
     assert_eq!(joined, text);
 }
+
+#[test]
+fn serve_raises_a_low_soft_file_limit_to_hold_its_connections() {
+    // Started with a soft limit of 64 descriptors (the hard one untouched),
+    // it must still hold 300 connections: it raises the soft limit itself.
+    let port = common::free_port();
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "ulimit -Sn 64 && exec {} serve --listen 127.0.0.1:{port}",
+                common::WSX
+            ),
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_listening(port);
+    let out = std::process::Command::new(common::WSX)
+        .args([
+            "bench",
+            &format!("ws://127.0.0.1:{port}/"),
+            "--mode",
+            "idle",
+            "-c",
+            "300",
+            "-d",
+            "1",
+            "--warmup",
+            "0",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(
+        v["connected"],
+        300,
+        "{v} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(v["errors"], 0, "{v}");
+}

@@ -129,6 +129,23 @@ pub struct ServeArgs {
 }
 
 /// Runs the server; returns the exit code.
+/// Every connection is a file descriptor, and the usual soft limit (1024) is
+/// far below what one process may hold: raise it to the hard limit, as Go's
+/// runtime and nginx's `worker_rlimit_nofile` do. The hard limit itself is
+/// the administrator's (README "Many connections").
+fn raise_file_limit() {
+    let before = rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft);
+    match (before, rlimit::increase_nofile_limit(u64::MAX)) {
+        (Ok(before), Ok(now)) if now > before => {
+            tracing::debug!("file descriptor limit raised from {before} to {now} (the hard limit)")
+        }
+        (_, Err(e)) => tracing::warn!(
+            "cannot raise the file descriptor limit ({e}): connections past it fail with \"too many open files\"; raise it with ulimit -n"
+        ),
+        _ => {}
+    }
+}
+
 pub async fn run(args: ServeArgs) -> u8 {
     let config = match server_config(&args) {
         Ok(c) => c,
@@ -144,6 +161,7 @@ pub async fn run(args: ServeArgs) -> u8 {
         }
     }
     let listen = args.listen;
+    raise_file_limit();
     let tls = match tls::tls_acceptor(&args.tls, listen, !args.no_http2) {
         Ok(t) => t,
         Err(e) => {
