@@ -30,9 +30,17 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// let c = DeflateConfig { window_bits: 12, no_context_takeover: true, ..Default::default() };
 /// assert_eq!(c.offer(), "permessage-deflate; client_max_window_bits=12; client_no_context_takeover");
 /// ```
+/// The default compression level, chosen by measurement (`bench/compare
+/// --only deflate --deflate-level N`, JSON-like echoes, 2026-12-06): level 3
+/// costs 0.59x (1 KiB) and 0.53x (16 KiB) the server CPU per message of zlib's
+/// default 6 for 6% and 9% more bytes on the wire; level 1 halves the CPU
+/// again but sends 34% and 59% more than 6. README "Compression" has the table.
+pub const DEFAULT_LEVEL: u32 = 3;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeflateConfig {
-    /// Compression level, 0 (store) to 9 (smallest). Default 6 (zlib's).
+    /// Compression level, 0 (store) to 9 (smallest). Default
+    /// [`DEFAULT_LEVEL`] (3).
     pub level: u32,
     /// Our compressor's LZ77 window, 2^bits bytes, 8-15. Default 15. A
     /// smaller window uses less memory and finds fewer repeats.
@@ -54,7 +62,7 @@ pub struct DeflateConfig {
 impl Default for DeflateConfig {
     fn default() -> Self {
         DeflateConfig {
-            level: 6,
+            level: DEFAULT_LEVEL,
             window_bits: 15,
             peer_window_bits: 15,
             no_context_takeover: false,

@@ -63,7 +63,11 @@ async fn handle(mut stream: TcpStream) {
         }
         match parse_request(&buf) {
             Ok(Some((req, consumed))) => {
-                let policy = Compression::Dedicated.to_deflate_config().expect("enabled");
+                let mut policy = Compression::Dedicated.to_deflate_config().expect("enabled");
+                // bench/compare --deflate-level sets it for both servers.
+                if let Some(level) = std::env::var("SOCKUDO_DEFLATE_LEVEL").ok().and_then(|v| v.parse().ok()) {
+                    policy.compression_level = level;
+                }
                 let negotiated = req.extensions.and_then(|offers| negotiate_server_deflate(offers, &policy));
                 let header = negotiated.as_ref().map(|n| n.to_response_header());
                 let response = build_response(&generate_accept_key(req.key), None, header.as_deref());

@@ -133,7 +133,7 @@ pub struct ConnectArgs {
     pub no_deflate: bool,
     /// Compression level when permessage-deflate is negotiated: 0 (none) to
     /// 9 (smallest, slowest).
-    #[arg(long, value_name = "0-9", default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    #[arg(long, value_name = "0-9", default_value_t = wsx::wsx_proto::deflate::DEFAULT_LEVEL, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub deflate_level: u32,
 }
 
