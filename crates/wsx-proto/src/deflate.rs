@@ -16,6 +16,13 @@ pub const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
 /// and appended again before inflating (RFC 7692 §7.2.1, §7.2.2).
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
+/// The default compression level, chosen by measurement (`bench/compare
+/// --only deflate --deflate-level N`, JSON-like echoes, 2026-12-06): level 3
+/// costs 0.59x (1 KiB) and 0.53x (16 KiB) the server CPU per message of zlib's
+/// default 6 for 6% and 9% more bytes on the wire; level 1 halves the CPU
+/// again but sends 34% and 59% more than 6. README "Compression" has the table.
+pub const DEFAULT_LEVEL: u32 = 3;
+
 /// What this endpoint offers (client) or accepts (server).
 ///
 /// Memory: a compressor holds about `2^(window_bits + 3)` bytes plus a
@@ -30,13 +37,6 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// let c = DeflateConfig { window_bits: 12, no_context_takeover: true, ..Default::default() };
 /// assert_eq!(c.offer(), "permessage-deflate; client_max_window_bits=12; client_no_context_takeover");
 /// ```
-/// The default compression level, chosen by measurement (`bench/compare
-/// --only deflate --deflate-level N`, JSON-like echoes, 2026-12-06): level 3
-/// costs 0.59x (1 KiB) and 0.53x (16 KiB) the server CPU per message of zlib's
-/// default 6 for 6% and 9% more bytes on the wire; level 1 halves the CPU
-/// again but sends 34% and 59% more than 6. README "Compression" has the table.
-pub const DEFAULT_LEVEL: u32 = 3;
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeflateConfig {
     /// Compression level, 0 (store) to 9 (smallest). Default
