@@ -49,6 +49,7 @@ async fn connect_tcp(plan: &Plan, i: usize) -> Result<MaybeTlsStream, String> {
 }
 
 pub(super) async fn open_raw(plan: &Plan, i: usize) -> Result<Opened, String> {
+    let _turn = plan.opening.acquire().await.map_err(|e| e.to_string())?;
     Ok((
         connect_tcp(plan, i).await?,
         BytesMut::with_capacity(64 * 1024),
@@ -100,6 +101,7 @@ async fn open_h2(plan: &Plan, i: usize) -> Result<Opened, String> {
 }
 
 pub(super) async fn open(plan: &Plan, i: usize) -> Result<Opened, String> {
+    let _turn = plan.opening.acquire().await.map_err(|e| e.to_string())?;
     if plan.h2.is_some() {
         return open_h2(plan, i).await;
     }
