@@ -145,29 +145,11 @@ impl Member {
 
 impl Drop for Member {
     fn drop(&mut self) {
-        let name = lock(&self.room.presence)
-            .remove(&self.id)
-            .unwrap_or_default();
         let Some(inner) = self.fanout.upgrade() else {
+            lock(&self.room.presence).remove(&self.id);
             return;
         };
-        inner.leave(&self.room);
-        #[cfg(feature = "redis")]
-        if inner.redis.is_some() {
-            let entry = inner.presence_entry(self.id, &name);
-            let room = self.room.name.clone();
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                let weak = self.fanout.clone();
-                rt.spawn(async move {
-                    if let Some(inner) = weak.upgrade() {
-                        if let Some(redis) = &inner.redis {
-                            let _ = redis.presence_remove(&room, &entry).await;
-                        }
-                    }
-                });
-            }
-        }
-        let _ = name;
+        inner.forget(&self.fanout, &self.room, self.id);
     }
 }
 
@@ -370,17 +352,28 @@ impl Fanout {
     {
         let inner = &self.inner;
         let room = inner.room(room, true);
-        // Undoes the count if the join fails.
-        struct Joining<'a>(&'a Inner, Option<Arc<Room>>);
+        let id = inner.next_member.fetch_add(1, Ordering::Relaxed);
+        // Undoes the count and the presence entry if the join fails.
+        struct Joining<'a>(&'a Arc<Inner>, Option<Arc<Room>>, u64);
         impl Drop for Joining<'_> {
             fn drop(&mut self) {
                 if let Some(room) = self.1.take() {
-                    self.0.leave(&room);
+                    self.0.forget(&Arc::downgrade(self.0), &room, self.2);
                 }
             }
         }
-        let mut joining = Joining(inner, Some(room.clone()));
-        let id = inner.next_member.fetch_add(1, Ordering::Relaxed);
+        let mut joining = Joining(inner, Some(room.clone()), id);
+        // Listed before it is told it joined: a client that has its
+        // `subscribed` finds itself in `presence` on every node.
+        lock(&room.presence).insert(id, opts.name.clone());
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &inner.redis {
+            let entry = inner.presence_entry(id, &opts.name);
+            let until = now_ms() + inner.config.presence_ttl.as_millis() as u64;
+            if let Err(e) = redis.presence_renew(&room.name, &[entry], until).await {
+                tracing::warn!("presence of a member of {} not recorded: {e}", room.name);
+            }
+        }
         let mut st = room.state.lock().await;
         let since = opts.since.as_ref().filter(|_| opts.envelope);
         if let Err(error) = inner.init(&room, &mut st, since.is_some()).await {
@@ -431,15 +424,6 @@ impl Fanout {
             Recovery::Unrecoverable { .. } => inner.metrics.unrecoverable.inc(),
             Recovery::Fresh => 0,
         };
-        lock(&room.presence).insert(id, opts.name.clone());
-        #[cfg(feature = "redis")]
-        if let Some(redis) = &inner.redis {
-            let entry = inner.presence_entry(id, &opts.name);
-            let until = now_ms() + inner.config.presence_ttl.as_millis() as u64;
-            if let Err(e) = redis.presence_renew(&room.name, &[entry], until).await {
-                tracing::warn!("presence of a member of {} not recorded: {e}", room.name);
-            }
-        }
         joining.1 = None;
         Ok(Member {
             fanout: Arc::downgrade(&self.inner),
@@ -528,6 +512,29 @@ impl Inner {
 
     /// One member fewer; with Redis, an empty room is forgotten here (its
     /// history is in Redis); in one process it stays while it has one.
+    /// A member is gone (left, or its join failed): off the presence list
+    /// here and, in the background, in Redis; one fewer in `room`.
+    fn forget(&self, weak: &Weak<Inner>, room: &Arc<Room>, id: u64) {
+        let name = lock(&room.presence).remove(&id).unwrap_or_default();
+        self.leave(room);
+        #[cfg(feature = "redis")]
+        if self.redis.is_some() {
+            let entry = self.presence_entry(id, &name);
+            let room = room.name.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let weak = weak.clone();
+                rt.spawn(async move {
+                    if let Some(inner) = weak.upgrade() {
+                        if let Some(redis) = &inner.redis {
+                            let _ = redis.presence_remove(&room, &entry).await;
+                        }
+                    }
+                });
+            }
+        }
+        let _ = (weak, name);
+    }
+
     fn leave(&self, room: &Arc<Room>) {
         let mut rooms = lock(&self.rooms);
         self.metrics.members.dec();
