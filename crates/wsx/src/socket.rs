@@ -63,7 +63,10 @@ pub struct WebSocket<S> {
     io: S,
     conn: Connection,
     timer: Option<Pin<Box<Sleep>>>,
-    timer_at: Option<Instant>,
+    /// `timer`'s deadline is the one wanted and has not fired yet (its
+    /// deadline is kept by the `Sleep`: no copy here, an idle connection
+    /// should be small).
+    timer_armed: bool,
     high_water: usize,
     protocol: Option<String>,
     /// How the connection ended, once it has (boxed: rarely set, and an
@@ -110,7 +113,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             io,
             conn,
             timer: None,
-            timer_at: None,
+            timer_armed: false,
             high_water: DEFAULT_WRITE_BUFFER_HIGH_WATER,
             protocol: None,
             closed: None,
@@ -349,20 +352,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         let Some(deadline) = deadline else {
             return false;
         };
-        if self.timer_at != Some(deadline) {
-            match &mut self.timer {
-                Some(t) => t.as_mut().reset(deadline),
-                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            }
-            self.timer_at = Some(deadline);
-        }
+        self.arm_timer(deadline);
         let timer = self.timer.as_mut().expect("armed");
         if timer.as_mut().poll(cx).is_ready() {
-            self.timer_at = None;
+            self.timer_armed = false;
             self.conn.handle_timeout(now());
             return true;
         }
         false
+    }
+
+    fn arm_timer(&mut self, deadline: Instant) {
+        match &mut self.timer {
+            Some(t) if self.timer_armed && t.deadline() == deadline => {}
+            Some(t) => t.as_mut().reset(deadline),
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+        self.timer_armed = true;
     }
 
     // ---- closing -------------------------------------------------------------
@@ -462,13 +468,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if Instant::now() >= deadline {
             return true;
         }
-        if self.timer_at != Some(deadline) {
-            match &mut self.timer {
-                Some(t) => t.as_mut().reset(deadline),
-                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            }
-            self.timer_at = Some(deadline);
-        }
+        self.arm_timer(deadline);
         let _ = self.timer.as_mut().expect("armed").as_mut().poll(cx);
         false
     }

@@ -7,7 +7,10 @@ use super::console::{next_console, ConsoleCmd};
 use super::metrics::{Counts, Metrics};
 use super::ServeArgs;
 use bytes::Bytes;
+use futures_sink::Sink;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Poll};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use wsx::{
@@ -103,37 +106,58 @@ impl State {
     }
 }
 
-/// Runs one connection in the mode of the server.
-pub async fn handle(state: Arc<State>, ws: Ws, accepted: Accepted<()>) {
+/// What a connection runs, with what only that mode needs (boxed: the
+/// connection's future keeps a slot for it).
+enum Mode {
+    Echo,
+    Broadcast(Box<str>),
+    Exec(Box<(String, Vec<(String, String)>)>),
+    ExecShared,
+}
+
+/// Runs one connection in the mode of the server. The set-up (request
+/// fields, the open line, metrics) runs before the future is made: the
+/// future lives as long as the connection, so it keeps only what the mode
+/// and the close line need, not the request.
+pub fn handle(
+    state: Arc<State>,
+    ws: Ws,
+    accepted: Accepted<()>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let peer = accepted.peer;
     let path = accepted.uri.path().to_string();
-    let query = accepted.uri.query().unwrap_or("").to_string();
-    let exec_env = state
-        .args
-        .exec
-        .as_ref()
-        .map(|_| cgi_env(&state.args, &accepted));
-    // The request's headers are not needed past this point: free them.
+    let mode = if state.args.broadcast {
+        Mode::Broadcast(accepted.uri.query().unwrap_or("").into())
+    } else if let Some(cmd) = &state.args.exec {
+        Mode::Exec(Box::new((cmd.clone(), cgi_env(&state.args, &accepted))))
+    } else if state.args.exec_shared.is_some() {
+        Mode::ExecShared
+    } else {
+        Mode::Echo
+    };
     drop(accepted);
     let http2 = ws.get_ref().is_http2();
     state.metrics.opened(http2);
     let extensions = ws.deflate().map_or("none", |d| d.response.as_str());
     let http = if http2 { "2 (CONNECT)" } else { "1.1 (101)" };
     tracing::info!(%peer, path, extensions, http, "open");
-    // The other modes are boxed: a connection's task is sized for the
-    // largest future it may run, and echo (the common, idle-heavy case)
-    // should not pay for a program's pipes.
-    let end = if state.args.broadcast {
-        Box::pin(broadcast(&state, ws, &path, &query, peer)).await
-    } else if let (Some(cmd), Some(env)) = (&state.args.exec, exec_env) {
-        Box::pin(exec_one(&state, ws, cmd, env)).await
-    } else if state.args.exec_shared.is_some() {
-        Box::pin(exec_shared(&state, ws)).await
-    } else {
-        echo(&state, ws).await
-    };
-    state.metrics.closed(end.code);
-    tracing::info!(%peer, path, code = end.code, reason = %end.reason, "close");
+    async move {
+        // All but echo are boxed: the future is sized for the largest mode
+        // it may run, and echo (the common, idle-heavy case) should not pay
+        // for a program's pipes or the console.
+        let end = match mode {
+            Mode::Broadcast(query) => Box::pin(broadcast(&state, ws, &path, &query, peer)).await,
+            Mode::Exec(exec) => {
+                let (cmd, env) = *exec;
+                Box::pin(exec_one(&state, ws, &cmd, env)).await
+            }
+            Mode::ExecShared => Box::pin(exec_shared(&state, ws)).await,
+            Mode::Echo if state.console.is_some() => Box::pin(echo_console(&state, ws)).await,
+            Mode::Echo => echo(&state, ws).await,
+        };
+        state.metrics.closed(end.code);
+        tracing::info!(%peer, path, code = end.code, reason = %end.reason, "close");
+    }
 }
 
 fn end_of(close: Option<wsx::Closed>, result: Result<(), wsx::Error>) -> End {
@@ -168,7 +192,44 @@ async fn next_data(
     }
 }
 
+/// Echo: every text and binary message back, queued without a flush
+/// (`recv` flushes before it waits, so pipelined echoes leave together).
+/// Written with the poll functions: no message is held across an await,
+/// and the future an idle connection keeps is a few words.
 async fn echo(state: &State, mut ws: Ws) -> End {
+    let mut counts = Counts::default();
+    let result = std::future::poll_fn(|cx| loop {
+        // Room first (above the high-water mark: write and wait), so the
+        // message read next is queued at once; a peer that does not read
+        // its echoes is not read either.
+        if let Err(e) = ready!(Pin::new(&mut *ws).poll_ready(cx)) {
+            return Poll::Ready(Err(e));
+        }
+        match ready!(ws.poll_recv(cx)) {
+            Ok(Some(msg @ (Message::Text(_) | Message::Binary(_)))) => {
+                let n = msg.len() as u64;
+                counts.msgs_in += 1;
+                counts.msgs_out += 1;
+                counts.bytes_in += n;
+                counts.bytes_out += n;
+                counts.maybe_flush(&state.metrics);
+                if let Err(e) = Pin::new(&mut *ws).start_send(msg) {
+                    return Poll::Ready(Err(e));
+                }
+            }
+            Ok(Some(Message::Pong(_))) => state.metrics.pong(),
+            Ok(Some(_)) => {}
+            Ok(None) => return Poll::Ready(Ok(())),
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    })
+    .await;
+    counts.flush(&state.metrics);
+    end_of(ws.close_info().cloned(), result)
+}
+
+/// Echo with `--console`: its commands go to every connection.
+async fn echo_console(state: &State, mut ws: Ws) -> End {
     let mut console = state.console.as_ref().map(|c| c.subscribe());
     let mut counts = Counts::default();
     let result = loop {

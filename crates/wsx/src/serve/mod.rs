@@ -551,21 +551,31 @@ impl<A: Acceptor> Server<A> {
                 refusals.clone()
             });
             let shared = shared.clone();
-            tasks.spawn(async move {
+            // A connection's task holds its future for the connection's
+            // life, so what only the start needs (the stream and address
+            // handed over, a refused connection's waits, the TLS and HTTP
+            // handshake: ~4 KiB) is in a box freed once the WebSocket is up.
+            // The handler's future is boxed on its own: inline, the task
+            // would keep slots for the socket and request handed to it.
+            let start = Box::pin(async move {
                 if let Some(refusals) = refusals {
                     let got = shared.stats.acquire_within_grace(max).await;
                     refusals.fetch_sub(1, Relaxed);
                     if !got {
                         shared.stats.refused_busy.fetch_add(1, Relaxed);
                         refuse_busy(tcp, max.unwrap_or(0)).await;
-                        return;
+                        return None;
                     }
                 }
-                let _guard = ActiveGuard(shared.stats.clone());
-                let Some((ws, accepted)) = shared.connection(tcp, peer).await else {
-                    return;
-                };
-                (shared.handler)(ws.close_on(shared.token.clone()), accepted).await;
+                let guard = ActiveGuard(shared.stats.clone());
+                let (ws, accepted) = shared.connection(tcp, peer).await?;
+                let ws = ws.close_on(shared.token.clone());
+                Some((guard, Box::pin((shared.handler)(ws, accepted))))
+            });
+            tasks.spawn(async move {
+                if let Some((_guard, handler)) = start.await {
+                    handler.await;
+                }
             });
         }
         // Shutting down: the listener closes now (no new connections, not
