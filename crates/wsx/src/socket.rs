@@ -32,6 +32,10 @@ pub const HTTP2_CLOSE_LINGER: Duration = Duration::from_millis(500);
 /// still needs one read per batch (a smaller one cost a second read syscall).
 const STACK_READ: usize = 32 * 1024;
 
+/// A read at least this large means large messages: the next read goes
+/// straight to the heap buffer (see `WebSocket::reading_large`).
+const LARGE_READ: usize = 8 * 1024;
+
 /// Most `IoSlice`s handed to one vectored write.
 const MAX_IOVECS: usize = 64;
 
@@ -83,6 +87,11 @@ pub struct WebSocket<S> {
     drain_limit: Option<Duration>,
     /// `recv` already returned the end (Ok(None) or the error).
     end_reported: bool,
+    /// The last read was large (messages of many KiB are arriving): read
+    /// straight into the receive buffer even when a message has just taken
+    /// all of it, instead of onto the stack and copying. Cleared when the
+    /// connection gives its buffers back (quiet; `buffer_release_delay`).
+    reading_large: bool,
     /// Set by [`WebSocket::close_on`]: when it fires, close with 1001.
     shutdown: Option<Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>>,
 }
@@ -122,6 +131,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             read_eof: false,
             drain_limit: None,
             end_reported: false,
+            reading_large: false,
             shutdown: None,
         }
     }
@@ -314,7 +324,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     fn poll_read_in(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let n = if self.conn.has_recv_buffer() {
+        let n = if self.conn.has_recv_buffer() || self.reading_large {
             let buf = self.conn.recv_buffer();
             ready!(tokio_util::io::poll_read_buf(
                 Pin::new(&mut self.io),
@@ -333,6 +343,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
             data.len()
         };
+        self.reading_large = n >= LARGE_READ;
         if n == 0 {
             self.read_eof = true;
         } else {
@@ -357,6 +368,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if timer.as_mut().poll(cx).is_ready() {
             self.timer_armed = false;
             self.conn.handle_timeout(now());
+            if !self.conn.has_recv_buffer() {
+                // Quiet long enough to give the buffer back: wait on the
+                // stack again.
+                self.reading_large = false;
+            }
             return true;
         }
         false
