@@ -510,8 +510,6 @@ impl Inner {
         room
     }
 
-    /// One member fewer; with Redis, an empty room is forgotten here (its
-    /// history is in Redis); in one process it stays while it has one.
     /// A member is gone (left, or its join failed): off the presence list
     /// here and, in the background, in Redis; one fewer in `room`.
     fn forget(&self, weak: &Weak<Inner>, room: &Arc<Room>, id: u64) {
@@ -535,6 +533,8 @@ impl Inner {
         let _ = (weak, name);
     }
 
+    /// One member fewer; with Redis, an empty room is forgotten here (its
+    /// history is in Redis); in one process it stays while it has one.
     fn leave(&self, room: &Arc<Room>) {
         let mut rooms = lock(&self.rooms);
         self.metrics.members.dec();

@@ -207,6 +207,15 @@ impl Counts {
         *self = Counts::default();
     }
 
+    /// One message of `bytes` received and sent back.
+    pub fn echoed(&mut self, bytes: u64, m: &Metrics) {
+        self.msgs_in += 1;
+        self.msgs_out += 1;
+        self.bytes_in += bytes;
+        self.bytes_out += bytes;
+        self.maybe_flush(m);
+    }
+
     pub fn maybe_flush(&mut self, m: &Metrics) {
         if self.msgs_in + self.msgs_out >= 256 {
             self.flush(m);

@@ -207,12 +207,7 @@ async fn echo(state: &State, mut ws: Ws) -> End {
         }
         match ready!(ws.poll_recv(cx)) {
             Ok(Some(msg @ (Message::Text(_) | Message::Binary(_)))) => {
-                let n = msg.len() as u64;
-                counts.msgs_in += 1;
-                counts.msgs_out += 1;
-                counts.bytes_in += n;
-                counts.bytes_out += n;
-                counts.maybe_flush(&state.metrics);
+                counts.echoed(msg.len() as u64, &state.metrics);
                 if let Err(e) = Pin::new(&mut *ws).start_send(msg) {
                     return Poll::Ready(Err(e));
                 }
@@ -253,12 +248,7 @@ async fn echo_console(state: &State, mut ws: Ws) -> End {
             }
             r = ws.recv() => match r {
                 Ok(Some(msg @ (Message::Text(_) | Message::Binary(_)))) => {
-                    let n = msg.len() as u64;
-                    counts.msgs_in += 1;
-                    counts.msgs_out += 1;
-                    counts.bytes_in += n;
-                    counts.bytes_out += n;
-                    counts.maybe_flush(&state.metrics);
+                    counts.echoed(msg.len() as u64, &state.metrics);
                     // Queue without flushing: recv() flushes before it waits,
                     // so pipelined echoes leave together.
                     if let Err(e) = ws.feed(msg).await {
