@@ -57,3 +57,42 @@ fn bursts_grow_the_reads_and_quiet_traffic_shrinks_them() {
         "still {calm} bytes after the traffic calmed"
     );
 }
+
+/// A run of large frames, each arriving in two reads split at `cut`: from
+/// the second frame on, the buffer has room for the whole frame before its
+/// first byte is read, so the second read lands right behind the first and
+/// nothing that arrived is copied to a bigger buffer. (Before, whether a
+/// 64 KiB echo copied its message once, twice or not at all depended on
+/// where the reads happened to split it.)
+fn large_frames_arrive_without_copies(payload: usize, cut: usize) {
+    let t0 = Instant::now();
+    let mut c = Connection::server(Config::default(), t0);
+    let frame = to(Role::Server, FIN | BINARY, &vec![9u8; payload]);
+    let cut = cut.min(frame.len() - 1);
+    for i in 0..6 {
+        let start = c.recv_buffer().as_ptr() as usize + c.recv_buffer().len();
+        assert_eq!(read(&mut c, &frame[..cut], t0), 0);
+        // The rest goes where the first part ended: same allocation.
+        let at = {
+            let b = c.recv_buffer();
+            b.as_ptr() as usize + b.len()
+        };
+        if i > 0 {
+            assert_eq!(
+                at,
+                start + cut,
+                "frame {i} of {payload} bytes, cut at {cut}: the first part was moved"
+            );
+        }
+        assert_eq!(read(&mut c, &frame[cut..], t0), 1);
+    }
+}
+
+#[test]
+fn large_frames_split_across_reads_are_not_copied() {
+    for payload in [16 << 10, 65_536, 100_000, 200_000] {
+        for cut in [1, 2, 14, 4096, 8192, 32_768, 65_000, 65_536, 150_000] {
+            large_frames_arrive_without_copies(payload, cut);
+        }
+    }
+}

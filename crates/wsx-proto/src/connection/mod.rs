@@ -99,6 +99,9 @@ pub struct Connection {
     clock: Instant,
     /// How much the next read reserves (adapts to the traffic; recv.rs).
     read_size: u32,
+    /// Wire length of the last data frame longer than a read: the next
+    /// frame gets room for as much before its first byte arrives (recv.rs).
+    frame_hint: u32,
     /// `rx`'s length and spare capacity when `recv_buffer` last handed it
     /// out: `handle_received` sees how much the read brought.
     read_mark: (usize, usize),
@@ -157,6 +160,7 @@ impl Connection {
             sent_since_release: false,
             clock: now,
             read_size: recv::READ_MIN as u32,
+            frame_hint: 0,
             read_mark: (0, 0),
             #[cfg(feature = "deflate")]
             deflate: None,
@@ -236,6 +240,8 @@ impl Connection {
     pub fn shrink_buffers(&mut self) {
         if self.rx.is_empty() && self.cur.is_none() && self.rx.capacity() > 0 {
             self.rx = BytesMut::new();
+            // Quiet since: the next read starts small again.
+            self.frame_hint = 0;
         }
         self.out.shrink_if_empty();
         // Mid-message, the inflater holds the message's state: keep it.

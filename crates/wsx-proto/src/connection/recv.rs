@@ -61,22 +61,38 @@ impl Connection {
     /// Append to it (e.g. `read_buf`), then call [`Connection::handle_received`].
     pub fn recv_buffer(&mut self) -> &mut BytesMut {
         let size = self.read_size as usize;
-        let want = match &self.cur {
+        match &self.cur {
             // Room for the rest of the current frame, within reason.
-            Some(c) => (c.header.payload_len as usize)
-                .saturating_sub(self.rx.len())
-                .clamp(size, MAX_RESERVE_AHEAD),
+            Some(c) => {
+                let want = (c.header.payload_len as usize)
+                    .saturating_sub(self.rx.len())
+                    .clamp(size, MAX_RESERVE_AHEAD);
+                if self.rx.capacity() - self.rx.len() < want / 2 {
+                    self.rx.reserve(want);
+                }
+            }
+            // Between frames: what is buffered is at most part of a header.
             None => {
+                let hint = self.frame_hint as usize;
+                let want = size.max(hint);
                 // Grown for traffic that has since slowed down: give it back
                 // (once per change of pace, not per message).
-                if self.rx.is_empty() && self.rx.capacity() > 2 * size {
+                if self.rx.is_empty() && self.rx.capacity() > 2 * want {
                     self.rx = BytesMut::new();
                 }
-                size
+                if hint > size {
+                    // Large frames: room for a whole one like the last, now,
+                    // which copies next to nothing. Growing the buffer once
+                    // the frame has half arrived would copy that half (and
+                    // whether it did would depend on how the bytes arrived).
+                    if self.rx.capacity() < want {
+                        self.rx.reserve(want.saturating_sub(self.rx.len()));
+                    }
+                } else if self.rx.capacity() - self.rx.len() < want / 2 {
+                    // Small frames, many per read: top up at half.
+                    self.rx.reserve(want);
+                }
             }
-        };
-        if self.rx.capacity() - self.rx.len() < want / 2 {
-            self.rx.reserve(want);
         }
         self.read_mark = (self.rx.len(), self.rx.capacity() - self.rx.len());
         &mut self.rx
@@ -169,6 +185,11 @@ impl Connection {
                 text,
             });
             return Ok(None);
+        }
+        // Data frames come in runs of like sizes: the next gets room for one
+        // like this (on the wire, header included at its largest).
+        if !header.opcode.is_control() {
+            self.frame_hint = (len + FrameHeader::MAX_LEN).min(MAX_RESERVE_AHEAD) as u32;
         }
         let payload = self.rx.split_to(len).freeze();
         self.handle_frame(header, payload)
