@@ -35,6 +35,9 @@ const STACK_READ: usize = 32 * 1024;
 /// A read at least this large means large messages: the next read goes
 /// straight to the heap buffer (see `WebSocket::reading_large`).
 const LARGE_READ: usize = 8 * 1024;
+/// While reads keep bringing data, the timer and the shutdown signal are
+/// polled every this many reads (and before every wait).
+const WATCH_EVERY_READS: u8 = 16;
 
 /// Most `IoSlice`s handed to one vectored write.
 const MAX_IOVECS: usize = 64;
@@ -92,6 +95,9 @@ pub struct WebSocket<S> {
     /// all of it, instead of onto the stack and copying. Cleared when the
     /// connection gives its buffers back (quiet; `buffer_release_delay`).
     reading_large: bool,
+    /// Reads that brought data since the timer and the shutdown signal were
+    /// last polled (`poll_watchers`).
+    reads_unwatched: u8,
     /// Set by [`WebSocket::close_on`]: when it fires, close with 1001.
     shutdown: Option<Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>>,
 }
@@ -132,6 +138,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             drain_limit: None,
             end_reported: false,
             reading_large: false,
+            reads_unwatched: 0,
             shutdown: None,
         }
     }
@@ -266,19 +273,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 }
                 return Poll::Ready(Ok(Some(ev)));
             }
-            if let Some(signal) = &mut self.shutdown {
-                if signal.as_mut().poll(cx).is_ready() {
-                    self.shutdown = None;
-                    if !self.conn.is_closing() {
-                        let frame = CloseFrame::new(
-                            wsx_proto::CloseCode::GOING_AWAY,
-                            "server shutting down",
-                        );
-                        let _ = self.conn.close(Some(frame), now());
-                    }
-                    continue;
-                }
-            }
             // Need input. First push out what is queued (replies, our own
             // messages): a Pending here only means the socket is full.
             let backed_up = match self.poll_write_out(cx) {
@@ -290,21 +284,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                 Poll::Pending => true,
             };
-            if self.poll_timer(cx) {
+            // The timer and the shutdown signal must be polled (registered
+            // with this waker) before every wait; while reads keep bringing
+            // data, every few reads is enough for a peer that never lets up
+            // to still meet its deadlines. (Polling them before every read
+            // cost as much as parsing a small message.)
+            if self.reads_unwatched >= WATCH_EVERY_READS && self.poll_watchers(cx) {
                 continue;
             }
             // Stop reading while the peer does not read our replies: TCP
             // then pushes back on it, and our queue stays bounded.
-            if backed_up && self.conn.pending_output() > self.high_water {
-                return Poll::Pending;
-            }
-            let read = match self.poll_read_in(cx) {
-                Poll::Ready(r) => r,
+            let read = if backed_up && self.conn.pending_output() > self.high_water {
+                Poll::Pending
+            } else {
+                self.poll_read_in(cx)
+            };
+            let read = match read {
+                Poll::Ready(r) => {
+                    self.reads_unwatched = self.reads_unwatched.saturating_add(1);
+                    r
+                }
                 // The buffers go back once the connection stays quiet
                 // (wsx_proto::Config::buffer_release_delay, through the timer), not
                 // here: under load that would free and reallocate them per
                 // batch of messages.
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if self.poll_watchers(cx) {
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
             };
             match read {
                 Ok(0) => self.conn.handle_eof(),
@@ -350,6 +359,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             self.conn.handle_received(now());
         }
         Poll::Ready(Ok(n))
+    }
+
+    /// Polls the shutdown signal and the timer (registering the waker with
+    /// both); returns true if either fired and the connection acted on it.
+    fn poll_watchers(&mut self, cx: &mut Context<'_>) -> bool {
+        self.reads_unwatched = 0;
+        if let Some(signal) = &mut self.shutdown {
+            if signal.as_mut().poll(cx).is_ready() {
+                self.shutdown = None;
+                if !self.conn.is_closing() {
+                    let frame =
+                        CloseFrame::new(wsx_proto::CloseCode::GOING_AWAY, "server shutting down");
+                    let _ = self.conn.close(Some(frame), now());
+                }
+                return true;
+            }
+        }
+        self.poll_timer(cx)
     }
 
     /// Arms the timer for the connection's next deadline; returns true if
