@@ -99,8 +99,9 @@ pub struct Connection {
     clock: Instant,
     /// How much the next read reserves (adapts to the traffic; recv.rs).
     read_size: u32,
-    /// Wire length of the last data frame longer than a read: the next
-    /// frame gets room for as much before its first byte arrives (recv.rs).
+    /// Wire length of the last data frame (at most 256 KiB): when it is
+    /// more than a read, the next frame gets room for as much before its
+    /// first byte arrives (recv.rs).
     frame_hint: u32,
     /// `rx`'s length and spare capacity when `recv_buffer` last handed it
     /// out: `handle_received` sees how much the read brought.
