@@ -3,6 +3,8 @@
 //! be honoured (the socket looks at them every few reads, not only before it
 //! waits).
 
+mod common;
+
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -26,10 +28,7 @@ struct Flood {
 
 impl Flood {
     fn new(coop: bool) -> (Self, Arc<Mutex<Vec<u8>>>) {
-        let key = [1u8, 2, 3, 4];
-        let mut frame = vec![0x82, 0x80 | 20];
-        frame.extend_from_slice(&key);
-        frame.extend((0..20u8).map(|i| i ^ key[i as usize % 4]));
+        let frame = common::masked(common::OP_BINARY, &[7; 20]);
         let written = Arc::new(Mutex::new(Vec::new()));
         let flood = Flood {
             frame,

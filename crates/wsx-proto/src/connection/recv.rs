@@ -61,15 +61,11 @@ impl Connection {
     /// Append to it (e.g. `read_buf`), then call [`Connection::handle_received`].
     pub fn recv_buffer(&mut self) -> &mut BytesMut {
         let size = self.read_size as usize;
-        match &self.cur {
+        let (want, whole_frame) = match &self.cur {
             // Room for the rest of the current frame, within reason.
             Some(c) => {
-                let want = (c.header.payload_len as usize)
-                    .saturating_sub(self.rx.len())
-                    .clamp(size, MAX_RESERVE_AHEAD);
-                if self.rx.capacity() - self.rx.len() < want / 2 {
-                    self.rx.reserve(want);
-                }
+                let rest = (c.header.payload_len as usize).saturating_sub(self.rx.len());
+                (rest.clamp(size, MAX_RESERVE_AHEAD), false)
             }
             // Between frames: what is buffered is at most part of a header.
             None => {
@@ -80,19 +76,21 @@ impl Connection {
                 if self.rx.is_empty() && self.rx.capacity() > 2 * want {
                     self.rx = BytesMut::new();
                 }
-                if hint > size {
-                    // Large frames: room for a whole one like the last, now,
-                    // which copies next to nothing. Growing the buffer once
-                    // the frame has half arrived would copy that half (and
-                    // whether it did would depend on how the bytes arrived).
-                    if self.rx.capacity() < want {
-                        self.rx.reserve(want.saturating_sub(self.rx.len()));
-                    }
-                } else if self.rx.capacity() - self.rx.len() < want / 2 {
-                    // Small frames, many per read: top up at half.
-                    self.rx.reserve(want);
-                }
+                (want, hint > size)
             }
+        };
+        if whole_frame {
+            // Large frames: room for a whole one like the last, now, which
+            // copies next to nothing. Growing the buffer once the frame has
+            // half arrived would copy that half (and whether it did would
+            // depend on how the bytes arrived). `want` counts the part of a
+            // header already here.
+            if self.rx.capacity() < want {
+                self.rx.reserve(want.saturating_sub(self.rx.len()));
+            }
+        } else if self.rx.capacity() - self.rx.len() < want / 2 {
+            // Top up at half: small frames come many per read.
+            self.rx.reserve(want);
         }
         self.read_mark = (self.rx.len(), self.rx.capacity() - self.rx.len());
         &mut self.rx
