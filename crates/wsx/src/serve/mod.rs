@@ -4,7 +4,6 @@
 //! fast path; plain HTTP through hyper to an [`HttpService`].
 
 mod h2;
-mod tasks;
 
 use crate::accept::{accept_with, read_first, send_and_close, First, Incoming, ServerConfig};
 use crate::error::Result;
@@ -16,9 +15,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tasks::Tasks;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wsx_proto::handshake::{Accept, HandshakeError, Upgrade};
@@ -32,8 +31,7 @@ const MAX_PENDING_REFUSALS: usize = 1024;
 /// check that connected and hung up) frees its slot for it.
 const ADMISSION_GRACE: Duration = Duration::from_millis(100);
 
-/// How often a quiet accept loop frees the memory of ended connection tasks
-/// (a busy one does it as it spawns, see [`Tasks`]).
+/// How often a quiet accept loop frees the memory of ended connection tasks.
 const REAP_EVERY: Duration = Duration::from_secs(1);
 
 /// `Retry-After` of the 503 sent past `max_connections`, in seconds: soon
@@ -514,11 +512,11 @@ impl<A: Acceptor> Server<A> {
         });
         let stats = &shared.stats;
         let refusals = Arc::new(AtomicUsize::new(0));
-        let mut tasks = Tasks::new();
+        let mut tasks = JoinSet::new();
         // One waiter for the whole loop, not one registered and dropped per accept.
         let stop = shared.token.cancelled();
         tokio::pin!(stop);
-        // Ended tasks are swept as tasks are spawned, and at least once a
+        // Ended tasks are reaped at the next accept, and at least once a
         // second, so a quiet server does not keep their memory.
         let mut reap = tokio::time::interval(REAP_EVERY);
         reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -527,9 +525,7 @@ impl<A: Acceptor> Server<A> {
                 biased;
                 _ = &mut stop => break,
                 _ = reap.tick() => {
-                    if tasks.len() > 0 {
-                        tasks.sweep();
-                    }
+                    while tasks.try_join_next().is_some() {}
                     continue;
                 }
                 r = self.listener.accept() => match r {
@@ -540,6 +536,9 @@ impl<A: Acceptor> Server<A> {
                     }
                 },
             };
+            // Reaped without waiting: waiting on the set would wake this
+            // loop (and retry accept) at every close.
+            while tasks.try_join_next().is_some() {}
             let _ = tcp.set_nodelay(true);
             let max = shared.config.max_connections;
             let admitted = stats.try_acquire(max);
@@ -591,17 +590,15 @@ impl<A: Acceptor> Server<A> {
                 "shutting down: sent 1001 to every connection, waiting up to {timeout:?} for them to close"
             );
         }
-        if tokio::time::timeout(timeout, tasks.join_all())
-            .await
-            .is_err()
-        {
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(timeout, drain).await.is_err() {
             let left = stats.active.load(Relaxed);
             tracing::warn!(
                 connections = left,
                 "shutdown: {left} connection(s) still open after {timeout:?}; dropping them (handlers that never poll recv() do not see the 1001)"
             );
             tasks.abort_all();
-            tasks.join_all().await;
+            while tasks.join_next().await.is_some() {}
         }
         Ok(())
     }
