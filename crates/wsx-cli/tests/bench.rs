@@ -266,3 +266,40 @@ fn wss_with_the_servers_certificate() {
         "{v}"
     );
 }
+
+/// The open loop (`--rate`) with messages larger than the server can echo
+/// at that rate: it must end on time. It used to write everything due
+/// before reading, while the server (rightly) stopped reading until its
+/// echoes were read: both waited for ever.
+#[test]
+fn open_loop_past_the_servers_pace_ends_on_time() {
+    let server = serve(&[]);
+    let url = server.url();
+    let mut child = Command::new(WSX)
+        .args([
+            "bench", &url, "-c", "4", "-s", "65536", "--rate", "20000", "-d", "2", "--warmup", "0",
+            "--json",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wsx bench");
+    let started = std::time::Instant::now();
+    // 2 s of sending, then at most 10 s for the echoes still due.
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("wsx bench --rate still running after 30 s (a 2 s run)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bad JSON ({e}): {stdout}"));
+    assert_eq!(v["errors"], 0, "{v}");
+    assert!(v["messages"].as_u64().unwrap() > 0, "{v}");
+    // Latency counts from the schedule: past the server's pace it grows.
+    assert!(v["latency_ms"]["p50"].as_f64().unwrap() > 0.0, "{v}");
+}

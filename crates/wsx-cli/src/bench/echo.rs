@@ -7,11 +7,30 @@ use super::plan::{Clock, Plan};
 use super::wire::Rx;
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
+use std::task::Poll;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use wsx::MaybeTlsStream;
+
+/// Open loop: most bytes queued for writing. Messages past it stay due (their
+/// latency still counts from their scheduled time) instead of piling up in
+/// memory when the server falls behind.
+const MAX_QUEUED: usize = 1 << 20;
+
+/// Open loop: how long echoes may keep the run going after `-d` has passed.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// What one step of the open loop did.
+enum Step {
+    /// Read this many bytes (0: the server closed).
+    Read(usize),
+    /// Messages are due.
+    Due,
+}
 
 /// The state of one connection's echo loop.
 pub(super) struct EchoLoop<'a> {
@@ -24,6 +43,8 @@ pub(super) struct EchoLoop<'a> {
     next_send: Instant,
     /// Frames to write next.
     wbuf: Vec<u8>,
+    /// Open loop: how much of `wbuf` is already written.
+    written: usize,
     /// When each message still awaiting its echo was sent (or scheduled).
     sent_at: VecDeque<Instant>,
     sent: u64,
@@ -51,6 +72,7 @@ impl<'a> EchoLoop<'a> {
             interval,
             next_send: Instant::now(),
             wbuf: Vec::with_capacity(frames[0].len() * plan.args.depth),
+            written: 0,
             sent_at: VecDeque::with_capacity(plan.args.depth),
             sent: 0,
             echoed: 0,
@@ -82,16 +104,13 @@ impl<'a> EchoLoop<'a> {
         loop {
             let n = match self.interval {
                 None => tcp.read_buf(rx.buffer()).await.map_err(|e| e.to_string())?,
-                Some(iv) => {
-                    tokio::select! {
-                        r = tcp.read_buf(rx.buffer()) => r.map_err(|e| e.to_string())?,
-                        _ = tokio::time::sleep_until(self.next_send), if !self.stop_sending => {
-                            self.queue_due(iv);
-                            self.write(tcp).await?;
-                            continue;
-                        }
+                Some(iv) => match self.open_step(tcp, rx).await? {
+                    Step::Read(n) => n,
+                    Step::Due => {
+                        self.queue_due(iv);
+                        continue;
                     }
-                }
+                },
             };
             if n == 0 {
                 return Err(format!(
@@ -104,9 +123,10 @@ impl<'a> EchoLoop<'a> {
             rx.received(now);
             let new_echoes = self.take_echoes(rx, now, hist)?;
             self.report_echoes(new_echoes);
-            // Pongs the Connection queued for the server's pings.
+            // Pongs the Connection queued for the server's pings (the open
+            // loop writes them with its next step).
             rx.take_output(&mut self.wbuf);
-            if !self.wbuf.is_empty() {
+            if self.interval.is_none() && !self.wbuf.is_empty() {
                 self.write(tcp).await?;
             }
             self.report_wire();
@@ -130,10 +150,69 @@ impl<'a> EchoLoop<'a> {
         self.sent += 1;
     }
 
-    /// Open loop: queues every message whose time has come.
+    /// Open loop: one step. Writes what it can of the queue, then reads;
+    /// reading never waits on writing, because a server stops reading while
+    /// its echoes are not read (a `write_all` first deadlocked with any
+    /// server that pushes back). Ends the run with an error when echoes are
+    /// still missing [`DRAIN_GRACE`] after `-d`.
+    async fn open_step(&mut self, tcp: &mut MaybeTlsStream, rx: &mut Rx) -> Result<Step, String> {
+        let wake_at = if self.stop_sending {
+            self.clock.end + DRAIN_GRACE
+        } else {
+            self.next_send
+        };
+        let timer = tokio::time::sleep_until(wake_at);
+        tokio::pin!(timer);
+        std::future::poll_fn(|cx| {
+            while self.written < self.wbuf.len() {
+                match Pin::new(&mut *tcp).poll_write(cx, &self.wbuf[self.written..]) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err("the server stopped taking data".to_string()))
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        self.written += n;
+                        self.wire_out += n as u64;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.to_string())),
+                    Poll::Pending => break,
+                }
+            }
+            if self.written == self.wbuf.len() {
+                self.wbuf.clear();
+                self.written = 0;
+            }
+            match tokio_util::io::poll_read_buf(Pin::new(&mut *tcp), cx, rx.buffer()) {
+                Poll::Ready(Ok(n)) => return Poll::Ready(Ok(Step::Read(n))),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.to_string())),
+                Poll::Pending => {}
+            }
+            // Past the cap, wait for the queue to drain before queuing more.
+            if (self.stop_sending || self.wbuf.len() < MAX_QUEUED)
+                && timer.as_mut().poll(cx).is_ready()
+            {
+                if self.stop_sending {
+                    return Poll::Ready(Err(format!(
+                        "{} echoes still missing {}s after the run ended: the server stopped answering",
+                        self.sent_at.len(),
+                        DRAIN_GRACE.as_secs()
+                    )));
+                }
+                return Poll::Ready(Ok(Step::Due));
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Open loop: queues every message whose time has come (up to
+    /// [`MAX_QUEUED`] bytes waiting to be written).
     fn queue_due(&mut self, iv: Duration) {
         let now = Instant::now();
-        while self.next_send <= now && self.sent_at.len() < 100_000 && self.may_send() {
+        while self.next_send <= now
+            && self.sent_at.len() < 100_000
+            && self.wbuf.len() < MAX_QUEUED
+            && self.may_send()
+        {
             self.queue(self.next_send);
             self.next_send += iv;
         }
