@@ -53,7 +53,8 @@ enum Closing {
     AwaitPeerEof,
     /// Half-close our side.
     Shutdown,
-    /// Read until the peer's EOF so our close frame is not lost to a reset.
+    /// Read until the peer's EOF so our close frame is not lost to a reset
+    /// (after an unclean close, or on an HTTP/2 stream).
     Drain,
     Done,
 }
@@ -474,12 +475,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                         Poll::Pending if !timed_out => return Poll::Pending,
                         _ => {}
                     }
-                    self.closing = if self.read_eof || timed_out {
-                        Closing::Done
-                    } else {
-                        self.shorten_close_deadline();
-                        Closing::Drain
-                    };
+                    // After both close frames the peer sends no more data
+                    // (RFC 6455 §5.5.1), so closing cannot reset away our
+                    // frame: no wait for its EOF (a read and a wake-up per
+                    // connection). HTTP/2 streams still wait for the peer's
+                    // end of stream, else dropping one would reset it.
+                    let clean = self.closed.as_ref().is_some_and(|c| c.is_clean());
+                    self.closing =
+                        if self.read_eof || timed_out || (clean && self.drain_limit.is_none()) {
+                            Closing::Done
+                        } else {
+                            self.shorten_close_deadline();
+                            Closing::Drain
+                        };
                 }
                 Closing::Drain => {
                     if timed_out || self.read_eof {

@@ -310,6 +310,42 @@ async fn close_answered_before_the_timeout_is_clean() {
     assert_at(at, secs(4), "clean close");
 }
 
+/// A server ends TCP after a clean close and returns at once, even while the
+/// client keeps its side open: the client sent its close frame, so nothing
+/// can follow that a reset would cost. After a protocol error it still
+/// reads until the client's EOF (at most the close timeout), so that its
+/// 1002 is not lost to a reset of data the client was still sending.
+#[tokio::test(start_paused = true)]
+async fn server_ends_at_once_after_a_clean_close_and_drains_after_an_error() {
+    for clean in [true, false] {
+        let (ws, mut peer) = server_pair(&ServerConfig::default(), b"").await;
+        let start = Instant::now();
+        let task = recv_once(ws, start);
+        let bytes = if clean {
+            masked(OP_CLOSE, &close_payload(1000, ""))
+        } else {
+            frame(OP_TEXT, true, b"unmasked", None) // 1002: clients must mask
+        };
+        send_raw(&mut peer, &bytes).await;
+        let f = read_frame(&mut peer).await.unwrap();
+        assert_eq!(f.close_code(), Some(if clean { 1000 } else { 1002 }));
+        // The server's FIN, in both cases; the peer never closes its side
+        // (it is dropped only at the end).
+        expect_eof(&mut peer).await;
+        let (ws, r, at) = task.await.unwrap();
+        if clean {
+            assert_eq!(r.unwrap(), None);
+            assert!(ws.close_info().unwrap().is_clean());
+            assert_at(at, secs(0), "clean close, client's side still open");
+        } else {
+            let err = r.expect_err("protocol error");
+            assert!(err.is_protocol(), "{err}");
+            assert_at(at, secs(5), "drain after 1002, up to the close timeout");
+        }
+        drop(peer);
+    }
+}
+
 // ---- handshake timeouts ------------------------------------------------------
 
 #[tokio::test(start_paused = true)]
