@@ -342,16 +342,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 buf
             ))?
         } else {
-            // No buffer (the connection was idle): read onto the stack first,
-            // so that waiting costs no heap memory; allocate once data is here.
-            let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); STACK_READ];
-            let mut rb = ReadBuf::uninit(&mut stack);
-            ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
-            let data = rb.filled();
-            if !data.is_empty() {
-                self.conn.recv_buffer().extend_from_slice(data);
-            }
-            data.len()
+            ready!(self.poll_read_via_stack(cx))?
         };
         self.reading_large = n >= LARGE_READ;
         if n == 0 {
@@ -360,6 +351,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             self.conn.handle_received(now());
         }
         Poll::Ready(Ok(n))
+    }
+
+    /// No buffer (the connection was idle): read onto the stack first, so
+    /// that waiting costs no heap memory; allocate once data is here.
+    ///
+    /// Out of line on purpose: inlined, its 32 KiB array made every
+    /// `poll_recv` call probe eight stack pages, per message.
+    #[inline(never)]
+    fn poll_read_via_stack(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); STACK_READ];
+        let mut rb = ReadBuf::uninit(&mut stack);
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
+        let data = rb.filled();
+        if !data.is_empty() {
+            self.conn.recv_buffer().extend_from_slice(data);
+        }
+        Poll::Ready(Ok(data.len()))
     }
 
     /// Polls the shutdown signal and the timer (registering the waker with
