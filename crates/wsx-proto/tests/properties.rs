@@ -443,3 +443,99 @@ proptest! {
         prop_assert!(a == ignored, "\n whole {}\n  sent {}", summary(&a), summary(&ignored));
     }
 }
+
+/// One frame as a peer might send it, well-formed or not: a first byte that
+/// is usually a whole text or binary frame (the receiver's fast path) and
+/// sometimes anything else, masked or not, a length in the 7-bit or the
+/// 16-bit form (minimal or not), and a payload that is UTF-8 or not.
+fn raw_frame() -> impl Strategy<Value = Vec<u8>> {
+    let b0 = prop_oneof![
+        4 => Just(FIN | TEXT),
+        4 => Just(FIN | BINARY),
+        1 => Just(TEXT),
+        1 => Just(BINARY),
+        1 => Just(FIN | CONT),
+        1 => Just(FIN | PING),
+        1 => Just(FIN | PONG),
+        1 => Just(FIN | CLOSE),
+        1 => Just(FIN | 0x40 | TEXT),
+        1 => Just(FIN | 0x10 | BINARY),
+        1 => any::<u8>(),
+    ];
+    let len = prop_oneof![4 => 0usize..130, 1 => 126usize..400];
+    let payload = prop_oneof![
+        Just(None),
+        Just(Some("héllo wörld ✓ ".as_bytes())),
+        Just(Some(&b"\xff\xfe bad"[..])),
+        Just(Some(&[0xe2, 0x9c][..])),
+    ];
+    (
+        b0,
+        prop::bool::weighted(0.9),
+        any::<bool>(),
+        len,
+        payload,
+        any::<u64>(),
+        any::<[u8; 4]>(),
+    )
+        .prop_map(|(b0, masked, long_form, len, pattern, seed, key)| {
+            let data: Vec<u8> = match pattern {
+                None => big_bytes(len, seed),
+                Some(p) => p.iter().copied().cycle().take(len).collect(),
+            };
+            let mut v = vec![b0];
+            let m = if masked { 0x80 } else { 0 };
+            if len < 126 && !long_form {
+                v.push(m | len as u8);
+            } else {
+                v.push(m | 126);
+                v.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            if masked {
+                v.extend_from_slice(&key);
+                v.extend(data.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+            } else {
+                v.extend_from_slice(&data);
+            }
+            v
+        })
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// The receiver parses a whole single-frame message at the front of its
+    /// buffer on a fast path and anything else on the general one. Fed all
+    /// at once, frames take the fast path where they can; fed a byte at a
+    /// time, never (the header comes in before the payload). Both must give
+    /// the same events and send the same bytes, well-formed input or not,
+    /// within the limits or not.
+    #[test]
+    fn fast_path_agrees_with_general_path(
+        server in any::<bool>(),
+        frames in proptest::collection::vec(raw_frame(), 1..5),
+        small_limits in any::<bool>(),
+    ) {
+        let t0 = Instant::now();
+        let role = if server { Role::Server } else { Role::Client };
+        let config = || if small_limits {
+            Config::builder().max_frame_size(100).max_message_size(150).build().unwrap()
+        } else {
+            Config::default()
+        };
+        let bytes = frames.concat();
+        let mut whole = conn(role, config(), t0);
+        let mut a = feed(&mut whole, &bytes, t0);
+        let mut bytewise = conn(role, config(), t0);
+        let mut b = Vec::new();
+        for byte in &bytes {
+            b.extend(feed(&mut bytewise, std::slice::from_ref(byte), t0));
+        }
+        whole.handle_eof();
+        a.extend(poll_all(&mut whole));
+        bytewise.handle_eof();
+        b.extend(poll_all(&mut bytewise));
+        prop_assert!(a == b, "\n   whole {}\nbytewise {}", summary(&a), summary(&b));
+        prop_assert_eq!(drain(&mut whole), drain(&mut bytewise));
+    }
+}

@@ -160,6 +160,14 @@ impl Connection {
             if self.state == State::Done {
                 return None;
             }
+            match self.whole_data_frame() {
+                Some(Ok(ev)) => return Some(ev),
+                Some(Err(e)) => {
+                    self.fail(e);
+                    continue;
+                }
+                None => {}
+            }
             let before = self.rx.len();
             match self.step() {
                 Ok(Some(ev)) => return Some(ev),
@@ -173,6 +181,77 @@ impl Connection {
                 Err(e) => self.fail(e),
             }
         }
+    }
+
+    /// The common case, parsed without the general machinery: a whole
+    /// text or binary message in one frame (FIN, no RSV bits, up to 64 KiB)
+    /// at the front of `rx`, between messages. `None` leaves everything else
+    /// (a partial frame, a control frame, a fragment, compression, anything
+    /// `step` would refuse) to `step`, with nothing consumed; what this
+    /// accepts, `step` would accept too, with the same event.
+    #[inline]
+    fn whole_data_frame(&mut self) -> Option<Result<Event, ProtocolError>> {
+        if self.cur.is_some() || self.msg.is_some() || self.config.deliver_fragments() {
+            return None;
+        }
+        let b = &self.rx[..];
+        if b.len() < 2 {
+            return None;
+        }
+        // RFC 6455 §5.2: FIN 0x80 with opcode text 0x1 or binary 0x2.
+        let text = match b[0] {
+            0x81 => true,
+            0x82 => false,
+            _ => return None,
+        };
+        // Clients mask every frame, servers none (§5.1).
+        let masked = b[1] & 0x80 != 0;
+        if masked != (self.role == Role::Server) {
+            return None;
+        }
+        let (len, mut n) = match b[1] & 0x7f {
+            127 => return None,
+            126 if b.len() >= 4 => (usize::from(u16::from_be_bytes([b[2], b[3]])), 4),
+            126 => return None,
+            len => (usize::from(len), 2),
+        };
+        let key = if masked {
+            let k = b.get(n..n + 4)?;
+            n += 4;
+            Some([k[0], k[1], k[2], k[3]])
+        } else {
+            None
+        };
+        if b.len() - n < len
+            || len > self.config.max_frame_size()
+            || len > self.config.max_message_size()
+        {
+            return None;
+        }
+        let mut frame = self.rx.split_to(n + len);
+        if let Some(key) = key {
+            apply_mask(&mut frame[n..], key, 0);
+        }
+        if text {
+            let ok = self
+                .utf8
+                .feed(&frame[n..])
+                .and_then(|()| self.utf8.finish());
+            if ok.is_err() {
+                return Some(Err(ProtocolError::InvalidUtf8));
+            }
+        }
+        self.frame_hint = (len + FrameHeader::MAX_LEN).min(MAX_RESERVE_AHEAD) as u32;
+        self.last_data_rx = self.last_rx;
+        // Advancing the shared `Bytes` is a pointer bump; advancing `rx`
+        // past the header on its own would cost a second `BytesMut` update.
+        let mut payload = frame.freeze();
+        payload.advance(n);
+        Some(Ok(if text {
+            Event::Text(Utf8Bytes::from_validated(payload))
+        } else {
+            Event::Binary(payload)
+        }))
     }
 
     /// Parses at most one frame (or the part of one that has arrived).

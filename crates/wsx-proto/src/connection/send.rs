@@ -61,12 +61,20 @@ impl Connection {
 
     /// Encodes a data message as one frame, or as several when it is longer
     /// than `Config::send_frame_size`; `rsv` goes on the first frame.
+    #[inline]
     fn write_message(&mut self, op: OpCode, rsv: u8, payload: Bytes) {
         let limit = self.config.send_frame_size().unwrap_or(usize::MAX);
         if payload.len() <= limit {
             self.write_frame_bytes(op, rsv, true, payload);
             return;
         }
+        self.write_fragmented(op, rsv, payload, limit);
+    }
+
+    /// The rare case of [`Connection::write_message`], out of line so the
+    /// common one inlines.
+    #[inline(never)]
+    fn write_fragmented(&mut self, op: OpCode, rsv: u8, payload: Bytes, limit: usize) {
         let mut rest = payload;
         let mut first = true;
         while !rest.is_empty() {
