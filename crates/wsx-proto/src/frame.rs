@@ -214,7 +214,7 @@ impl FrameHeader {
 /// `payload` may be only the start of the frame's payload (usually none of
 /// it): the caller then queues the rest, as [`crate::OutBuf`] does to share
 /// a large unmasked payload instead of copying it.
-#[inline]
+#[inline(always)]
 pub(crate) fn encode_frame_into(header: &FrameHeader, payload: &[u8], out: &mut BytesMut) {
     debug_assert!(payload.len() as u64 <= header.payload_len);
     let mut hb = [0u8; FrameHeader::MAX_LEN];

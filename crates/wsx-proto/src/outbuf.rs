@@ -32,7 +32,7 @@ impl OutBuf {
 
     /// Appends a frame, sharing `payload` instead of copying it when it is
     /// large and needs no masking.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_frame(&mut self, header: &FrameHeader, payload: Bytes) {
         if header.mask.is_some() || payload.len() < ZERO_COPY_MIN {
             encode_frame_into(header, &payload, &mut self.tail);

@@ -61,7 +61,7 @@ impl Connection {
 
     /// Encodes a data message as one frame, or as several when it is longer
     /// than `Config::send_frame_size`; `rsv` goes on the first frame.
-    #[inline]
+    #[inline(always)]
     fn write_message(&mut self, op: OpCode, rsv: u8, payload: Bytes) {
         let limit = self.config.send_frame_size().unwrap_or(usize::MAX);
         if payload.len() <= limit {
@@ -192,7 +192,7 @@ impl Connection {
     }
 
     /// Queues a frame, sharing `payload` when it needs no masking.
-    #[inline]
+    #[inline(always)]
     fn write_frame_bytes(&mut self, op: OpCode, rsv: u8, fin: bool, payload: Bytes) {
         let h = self.header(op, rsv, fin, payload.len());
         self.out.push_frame(&h, payload);
