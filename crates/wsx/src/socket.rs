@@ -239,22 +239,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Polls for the next message; see [`WebSocket::recv`].
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>>> {
-        Poll::Ready(match ready!(self.poll_event(cx))? {
-            Some(Event::Text(t)) => Ok(Some(Message::Text(t))),
-            Some(Event::Binary(b)) => Ok(Some(Message::Binary(b))),
-            Some(Event::Ping(b)) => Ok(Some(Message::Ping(b))),
-            Some(Event::Pong(b)) => Ok(Some(Message::Pong(b))),
-            Some(Event::Fragment(_)) => Err(Error::new(Kind::Unsupported(
-                "recv() got a fragment: with deliver_fragments on, use recv_event()".into(),
-            ))),
-            Some(Event::Closed(c)) if c.is_clean() => Ok(None),
-            Some(Event::Closed(c)) => Err(Error::new(Kind::Closed(Box::new(c)))),
-            None => Ok(None),
-        })
+        self.poll_next(cx, message_of)
     }
 
     /// Polls for the next event; see [`WebSocket::recv_event`].
     pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Event>>> {
+        self.poll_next(cx, |ev| Ok(Some(ev)))
+    }
+
+    /// The loop of [`WebSocket::poll_event`], handing each event to `map`
+    /// where it is produced: `poll_recv` turns it into a message there,
+    /// instead of moving it out (an `Event` is 96 bytes) and matching again.
+    #[inline(always)]
+    fn poll_next<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        map: impl FnOnce(Event) -> Result<Option<T>>,
+    ) -> Poll<Result<Option<T>>> {
         loop {
             if self.closed.is_some() {
                 // Finish the TCP side of the close before reporting the end,
@@ -265,14 +266,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 }
                 self.end_reported = true;
                 let c = self.closed.as_deref().expect("closed").clone();
-                return Poll::Ready(Ok(Some(Event::Closed(c))));
+                return Poll::Ready(map(Event::Closed(c)));
             }
             if let Some(ev) = self.conn.poll_event() {
                 if let Event::Closed(c) = ev {
                     self.start_closing(c);
                     continue;
                 }
-                return Poll::Ready(Ok(Some(ev)));
+                return Poll::Ready(map(ev));
             }
             // Need input. First push out what is queued (replies, our own
             // messages): a Pending here only means the socket is full.
@@ -747,6 +748,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     pub(crate) fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         self.poll_flush_all(cx)
+    }
+}
+
+/// What [`WebSocket::poll_recv`] returns for an event.
+#[inline]
+fn message_of(ev: Event) -> Result<Option<Message>> {
+    match ev {
+        Event::Text(t) => Ok(Some(Message::Text(t))),
+        Event::Binary(b) => Ok(Some(Message::Binary(b))),
+        Event::Ping(b) => Ok(Some(Message::Ping(b))),
+        Event::Pong(b) => Ok(Some(Message::Pong(b))),
+        Event::Fragment(_) => Err(Error::new(Kind::Unsupported(
+            "recv() got a fragment: with deliver_fragments on, use recv_event()".into(),
+        ))),
+        Event::Closed(c) if c.is_clean() => Ok(None),
+        Event::Closed(c) => Err(Error::new(Kind::Closed(Box::new(c)))),
     }
 }
 
