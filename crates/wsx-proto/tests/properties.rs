@@ -483,19 +483,11 @@ fn raw_frame() -> impl Strategy<Value = Vec<u8>> {
                 None => big_bytes(len, seed),
                 Some(p) => p.iter().copied().cycle().take(len).collect(),
             };
-            let mut v = vec![b0];
-            let m = if masked { 0x80 } else { 0 };
-            if len < 126 && !long_form {
-                v.push(m | len as u8);
-            } else {
-                v.push(m | 126);
-                v.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            if masked {
-                v.extend_from_slice(&key);
-                v.extend(data.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-            } else {
-                v.extend_from_slice(&data);
+            let mut v = encode_frame(b0, masked.then_some(key), &data);
+            if long_form && len < 126 {
+                // The same length in the 16-bit form (not the minimal one).
+                v[1] = (v[1] & 0x80) | 126;
+                v.splice(2..2, (len as u16).to_be_bytes());
             }
             v
         })

@@ -184,52 +184,39 @@ impl Connection {
     }
 
     /// The common case, parsed without the general machinery: a whole
-    /// text or binary message in one frame (FIN, no RSV bits, up to 64 KiB)
-    /// at the front of `rx`, between messages. `None` leaves everything else
-    /// (a partial frame, a control frame, a fragment, compression, anything
-    /// `step` would refuse) to `step`, with nothing consumed; what this
-    /// accepts, `step` would accept too, with the same event.
+    /// text or binary message in one frame (FIN, no RSV bits) at the front
+    /// of `rx`, between messages, within the limits. `None` leaves
+    /// everything else (a partial frame, a control frame, a fragment,
+    /// compression, anything `step` would refuse) to `step`, with nothing
+    /// consumed; what this accepts, `step` would accept too, with the same
+    /// event.
     #[inline]
     fn whole_data_frame(&mut self) -> Option<Result<Event, ProtocolError>> {
         if self.cur.is_some() || self.msg.is_some() || self.config.deliver_fragments() {
             return None;
         }
-        let b = &self.rx[..];
-        if b.len() < 2 {
+        let Ok(Some((h, n))) = FrameHeader::decode(&self.rx) else {
             return None;
-        }
-        // RFC 6455 §5.2: FIN 0x80 with opcode text 0x1 or binary 0x2.
-        let text = match b[0] {
-            0x81 => true,
-            0x82 => false,
+        };
+        let text = match h.opcode {
+            OpCode::TEXT => true,
+            OpCode::BINARY => false,
             _ => return None,
         };
-        // Clients mask every frame, servers none (§5.1).
-        let masked = b[1] & 0x80 != 0;
-        if masked != (self.role == Role::Server) {
+        // Clients mask every frame, servers none (RFC 6455 §5.1).
+        if !h.fin || h.rsv != 0 || h.mask.is_some() != (self.role == Role::Server) {
             return None;
         }
-        let (len, mut n) = match b[1] & 0x7f {
-            127 => return None,
-            126 if b.len() >= 4 => (usize::from(u16::from_be_bytes([b[2], b[3]])), 4),
-            126 => return None,
-            len => (usize::from(len), 2),
-        };
-        let key = if masked {
-            let k = b.get(n..n + 4)?;
-            n += 4;
-            Some([k[0], k[1], k[2], k[3]])
-        } else {
-            None
-        };
-        if b.len() - n < len
-            || len > self.config.max_frame_size()
-            || len > self.config.max_message_size()
+        let len = h.payload_len;
+        if len > (self.rx.len() - n) as u64
+            || len > self.config.max_frame_size() as u64
+            || len > self.config.max_message_size() as u64
         {
             return None;
         }
+        let len = len as usize;
         let mut frame = self.rx.split_to(n + len);
-        if let Some(key) = key {
+        if let Some(key) = h.mask {
             apply_mask(&mut frame[n..], key, 0);
         }
         if text {
