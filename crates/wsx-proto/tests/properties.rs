@@ -446,8 +446,8 @@ proptest! {
 
 /// One frame as a peer might send it, well-formed or not: a first byte that
 /// is usually a whole text or binary frame (the receiver's fast path) and
-/// sometimes anything else, masked or not, a length in the 7-bit or the
-/// 16-bit form (minimal or not), and a payload that is UTF-8 or not.
+/// sometimes anything else, masked or not, a length in the 7-, 16- or
+/// 64-bit form (minimal or not), and a payload that is UTF-8 or not.
 fn raw_frame() -> impl Strategy<Value = Vec<u8>> {
     let b0 = prop_oneof![
         4 => Just(FIN | TEXT),
@@ -472,7 +472,7 @@ fn raw_frame() -> impl Strategy<Value = Vec<u8>> {
     (
         b0,
         prop::bool::weighted(0.9),
-        any::<bool>(),
+        0u8..3,
         len,
         payload,
         any::<u64>(),
@@ -484,10 +484,18 @@ fn raw_frame() -> impl Strategy<Value = Vec<u8>> {
                 Some(p) => p.iter().copied().cycle().take(len).collect(),
             };
             let mut v = encode_frame(b0, masked.then_some(key), &data);
-            if long_form && len < 126 {
-                // The same length in the 16-bit form (not the minimal one).
-                v[1] = (v[1] & 0x80) | 126;
-                v.splice(2..2, (len as u16).to_be_bytes());
+            // The same length in a longer form than the minimal one: 16-bit
+            // (form 1, when it is 7-bit) or 64-bit (form 2).
+            let minimal = if len < 126 { 0 } else { 1 };
+            if long_form > minimal {
+                let old = if minimal == 0 { 0 } else { 2 };
+                let new: Vec<u8> = if long_form == 1 {
+                    (len as u16).to_be_bytes().to_vec()
+                } else {
+                    (len as u64).to_be_bytes().to_vec()
+                };
+                v[1] = (v[1] & 0x80) | if long_form == 1 { 126 } else { 127 };
+                v.splice(2..2 + old, new);
             }
             v
         })
