@@ -42,7 +42,14 @@ pub fn free_port() -> u16 {
 /// Waits (up to 10 s) until something accepts TCP connections on `port`.
 pub fn wait_listening(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    // A connect to a port nobody listens on can still succeed when the
+    // kernel picks that same port as the source (TCP self-connect): that
+    // probe proves nothing, so it counts as not listening yet.
+    let listening = || {
+        TcpStream::connect(("127.0.0.1", port))
+            .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
+    };
+    while !listening() {
         assert!(
             Instant::now() < deadline,
             "server on port {port} did not start"
