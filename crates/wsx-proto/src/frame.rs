@@ -180,7 +180,7 @@ impl FrameHeader {
 
     /// Encodes the header into `out` with the minimal length encoding (§5.2)
     /// and returns the number of bytes written.
-    #[inline]
+    #[inline(always)]
     pub fn encode(&self, out: &mut [u8; Self::MAX_LEN]) -> usize {
         out[0] = if self.fin { FIN } else { 0 } | (self.rsv & RSV_MASK) | self.opcode.0;
         let mask_bit = if self.mask.is_some() { MASK } else { 0 };

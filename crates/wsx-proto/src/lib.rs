@@ -77,6 +77,7 @@ impl Message {
         Message::Binary(b.into())
     }
     /// The payload length in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         match self {
             Message::Text(t) => t.len(),

@@ -196,24 +196,28 @@ pub struct Counts {
     pub msgs_out: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Echoed messages count both in and out: kept once, split at the flush.
+    pub echoes: u64,
+    pub echo_bytes: u64,
 }
 
 impl Counts {
     pub fn flush(&mut self, m: &Metrics) {
-        m.msgs_in.inc_by(self.msgs_in);
-        m.msgs_out.inc_by(self.msgs_out);
-        m.bytes_in.inc_by(self.bytes_in);
-        m.bytes_out.inc_by(self.bytes_out);
+        m.msgs_in.inc_by(self.msgs_in + self.echoes);
+        m.msgs_out.inc_by(self.msgs_out + self.echoes);
+        m.bytes_in.inc_by(self.bytes_in + self.echo_bytes);
+        m.bytes_out.inc_by(self.bytes_out + self.echo_bytes);
         *self = Counts::default();
     }
 
     /// One message of `bytes` received and sent back.
+    #[inline]
     pub fn echoed(&mut self, bytes: u64, m: &Metrics) {
-        self.msgs_in += 1;
-        self.msgs_out += 1;
-        self.bytes_in += bytes;
-        self.bytes_out += bytes;
-        self.maybe_flush(m);
+        self.echoes += 1;
+        self.echo_bytes += bytes;
+        if self.echoes >= 128 {
+            self.flush(m);
+        }
     }
 
     pub fn maybe_flush(&mut self, m: &Metrics) {

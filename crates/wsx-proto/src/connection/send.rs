@@ -14,6 +14,7 @@ use std::time::Instant;
 impl Connection {
     /// Queues a message. Text and binary are refused once a close frame was
     /// sent or received; so are pings and pongs.
+    #[inline]
     pub fn send(&mut self, msg: Message) -> Result<(), SendError> {
         self.send_with(msg, true)
     }
