@@ -7,7 +7,7 @@ use futures_sink::Sink;
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -100,7 +100,18 @@ pub struct WebSocket<S> {
     /// last polled (`poll_watchers`).
     reads_unwatched: u8,
     /// Set by [`WebSocket::close_on`]: when it fires, close with 1001.
-    shutdown: Option<Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>>,
+    shutdown: Option<Box<Shutdown>>,
+    /// The waker both watchers (the armed timer, the shutdown signal) hold
+    /// from their last poll, which returned pending: until one fires or the
+    /// deadline moves, reading their state is enough (`poll_watchers`).
+    watched: Option<Waker>,
+}
+
+/// The shutdown signal: the token, for a cheap look, and its future, polled
+/// to register the task's waker.
+struct Shutdown {
+    token: tokio_util::sync::CancellationToken,
+    wait: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
 }
 
 impl<S> std::fmt::Debug for WebSocket<S> {
@@ -141,6 +152,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             reading_large: false,
             reads_unwatched: 0,
             shutdown: None,
+            watched: None,
         }
     }
 
@@ -150,7 +162,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// hyper), pass [`crate::server::ServerHandle::shutdown_token`] or a token of
     /// your own.
     pub fn close_on(mut self, token: tokio_util::sync::CancellationToken) -> Self {
-        self.shutdown = Some(Box::pin(token.cancelled_owned()));
+        let wait = Box::pin(token.clone().cancelled_owned());
+        self.shutdown = Some(Box::new(Shutdown { token, wait }));
+        self.watched = None;
         self
     }
 
@@ -375,8 +389,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// both); returns true if either fired and the connection acted on it.
     fn poll_watchers(&mut self, cx: &mut Context<'_>) -> bool {
         self.reads_unwatched = 0;
+        let deadline = self.next_deadline();
+        // Polling them again with the same waker would only register it
+        // again (~350 instructions, per wait): when both already hold it and
+        // the deadline did not move, their state says whether one fired.
+        let registered = self
+            .watched
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+            && deadline.is_none_or(|d| self.timer_armed_for(d));
+        if registered {
+            let cancelled = self
+                .shutdown
+                .as_ref()
+                .is_some_and(|s| s.token.is_cancelled());
+            let elapsed = deadline.is_some() && self.timer.as_ref().is_some_and(|t| t.is_elapsed());
+            if !cancelled && !elapsed {
+                return false;
+            }
+        }
+        self.watched = None;
         if let Some(signal) = &mut self.shutdown {
-            if signal.as_mut().poll(cx).is_ready() {
+            if signal.wait.as_mut().poll(cx).is_ready() {
                 self.shutdown = None;
                 if !self.conn.is_closing() {
                     let frame =
@@ -386,17 +420,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 return true;
             }
         }
-        self.poll_timer(cx)
+        if self.poll_timer(cx, deadline) {
+            return true;
+        }
+        self.watched = Some(cx.waker().clone());
+        false
     }
 
-    /// Arms the timer for the connection's next deadline; returns true if
-    /// it fired (and the connection handled it).
-    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let deadline = match (self.conn.poll_timeout(), self.close_deadline) {
+    /// The connection's next deadline: its own timers and the close deadline.
+    fn next_deadline(&self) -> Option<Instant> {
+        match (self.conn.poll_timeout(), self.close_deadline) {
             (Some(a), Some(b)) => Some(Instant::from_std(a).min(b)),
             (Some(a), None) => Some(Instant::from_std(a)),
             (None, b) => b,
-        };
+        }
+    }
+
+    /// The timer is armed for `deadline` and has been polled since.
+    fn timer_armed_for(&self, deadline: Instant) -> bool {
+        self.timer_armed
+            && self
+                .timer
+                .as_ref()
+                .is_some_and(|t| t.deadline() == deadline)
+    }
+
+    /// Arms the timer for `deadline` (the connection's next one); returns
+    /// true if it fired (and the connection handled it).
+    fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) -> bool {
         let Some(deadline) = deadline else {
             return false;
         };
@@ -751,9 +802,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 }
 
-/// What [`WebSocket::poll_recv`] returns for an event.
-#[inline]
+/// What [`WebSocket::poll_recv`] returns for an event: data inline, the
+/// rest (with its error building) out of line, so the common case costs a move.
+#[inline(always)]
 fn message_of(ev: Event) -> Result<Option<Message>> {
+    match ev {
+        Event::Text(t) => Ok(Some(Message::Text(t))),
+        Event::Binary(b) => Ok(Some(Message::Binary(b))),
+        ev => other_message_of(ev),
+    }
+}
+
+#[inline(never)]
+fn other_message_of(ev: Event) -> Result<Option<Message>> {
     match ev {
         Event::Text(t) => Ok(Some(Message::Text(t))),
         Event::Binary(b) => Ok(Some(Message::Binary(b))),
