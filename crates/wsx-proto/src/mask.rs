@@ -28,7 +28,13 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
             let v = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) ^ k;
             w.copy_from_slice(&v.to_ne_bytes());
         }
-        return apply_mask_scalar(words.into_remainder(), key, 0);
+        // Whole words keep the key's phase; so does a 4-byte step.
+        let rest = words.into_remainder();
+        if let Some((w, tail)) = rest.split_first_chunk_mut::<4>() {
+            *w = (u32::from_ne_bytes(*w) ^ u32::from_ne_bytes(key)).to_ne_bytes();
+            return apply_mask_scalar(tail, key, 0);
+        }
+        return apply_mask_scalar(rest, key, 0);
     }
     apply_mask_blocks(buf, key);
 }
@@ -60,11 +66,12 @@ pub fn apply_mask_scalar(buf: &mut [u8], key: [u8; 4], offset: usize) {
     }
 }
 
+/// The key as seen from `offset` bytes into the payload (the bytes rotated
+/// left), as integer arithmetic: a slice rotation is a call when not inlined.
 #[inline]
 fn rotate(key: [u8; 4], offset: usize) -> [u8; 4] {
-    let mut k = key;
-    k.rotate_left(offset & 3);
-    k
+    let shift = 8 * (offset & 3) as u32;
+    u32::from_le_bytes(key).rotate_right(shift).to_le_bytes()
 }
 
 #[cfg(test)]
