@@ -813,6 +813,9 @@ fn message_of(ev: Event) -> Result<Option<Message>> {
     }
 }
 
+/// The whole mapping, of which [`message_of`] repeats the data arms inline.
+/// (One inline match with cold error builders measured +15 instructions
+/// per echo: the 96-byte `Closed` arm then moves through the hot path.)
 #[inline(never)]
 fn other_message_of(ev: Event) -> Result<Option<Message>> {
     match ev {
