@@ -467,8 +467,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     fn arm_timer(&mut self, deadline: Instant) {
+        if self.timer_armed_for(deadline) {
+            return;
+        }
         match &mut self.timer {
-            Some(t) if self.timer_armed && t.deadline() == deadline => {}
             Some(t) => t.as_mut().reset(deadline),
             None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
         }
