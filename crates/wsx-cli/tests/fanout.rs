@@ -152,12 +152,7 @@ async fn two_serve_processes_share_rooms_presence_and_positions_on_redis() {
 fn redis_that_does_not_answer_is_a_clear_start_up_error() {
     let port = free_port();
     let out = Command::new(env!("CARGO_BIN_EXE_wsx"))
-        .args([
-            "serve",
-            "--broadcast",
-            "--listen",
-            &format!("127.0.0.1:{}", free_port()),
-        ])
+        .args(["serve", "--broadcast", "--listen", "127.0.0.1:0"])
         .args(["--redis", &format!("redis://127.0.0.1:{port}")])
         .output()
         .unwrap();

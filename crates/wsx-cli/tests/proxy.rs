@@ -7,7 +7,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{free_port, serve, wait_listening, WSX};
+use common::{free_port, serve, spawn_listening, wait_listening, WSX};
 
 struct Child(std::process::Child);
 
@@ -19,16 +19,13 @@ impl Drop for Child {
 }
 
 fn proxy(to: u16, extra: &[&str]) -> (Child, u16) {
-    let port = free_port();
-    let child = Command::new(WSX)
-        .args(["proxy", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--to", &format!("ws://127.0.0.1:{to}")])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_listening(port);
+    let (child, port) = spawn_listening(
+        Command::new(WSX)
+            .args(["proxy", "--listen", "127.0.0.1:0"])
+            .args(["--to", &format!("ws://127.0.0.1:{to}")])
+            .args(extra)
+            .stdout(Stdio::piped()),
+    );
     (Child(child), port)
 }
 

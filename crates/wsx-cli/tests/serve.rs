@@ -334,17 +334,14 @@ async fn deflate_is_negotiated_unless_turned_off() {
 
 /// `wsx serve --console ARGS...` with a pipe on its stdin.
 fn serve_console(args: &[&str]) -> (common::Server, std::process::ChildStdin) {
-    let port = common::free_port();
-    let mut child = Command::new(common::WSX)
-        .arg("serve")
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--console"])
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn wsx serve");
+    let (mut child, port) = common::spawn_listening(
+        Command::new(common::WSX)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--console"])
+            .args(args)
+            .stdin(std::process::Stdio::piped()),
+    );
     let stdin = child.stdin.take().unwrap();
-    common::wait_listening(port);
     (common::Server { child, port }, stdin)
 }
 
@@ -491,19 +488,13 @@ fn send_frame_size_fragments_the_echo() {
 fn serve_raises_a_low_soft_file_limit_to_hold_its_connections() {
     // Started with a soft limit of 64 descriptors (the hard one untouched),
     // it must still hold 300 connections: it raises the soft limit itself.
-    let port = common::free_port();
-    let mut child = std::process::Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "ulimit -Sn 64 && exec {} serve --listen 127.0.0.1:{port}",
-                common::WSX
-            ),
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    common::wait_listening(port);
+    let (mut child, port) = common::spawn_listening(std::process::Command::new("sh").args([
+        "-c",
+        &format!(
+            "ulimit -Sn 64 && exec {} serve --listen 127.0.0.1:0",
+            common::WSX
+        ),
+    ]));
     let out = std::process::Command::new(common::WSX)
         .args([
             "bench",

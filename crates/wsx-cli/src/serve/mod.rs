@@ -147,7 +147,7 @@ fn raise_file_limit() {
     }
 }
 
-pub async fn run(args: ServeArgs) -> u8 {
+pub async fn run(mut args: ServeArgs) -> u8 {
     let config = match server_config(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -163,6 +163,17 @@ pub async fn run(args: ServeArgs) -> u8 {
     }
     let listen = args.listen;
     raise_file_limit();
+    let server = match wsx::Server::bind(listen).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wsx: cannot listen on {listen}: {e} (is another server using the port? pick another with --listen)");
+            return 2;
+        }
+    };
+    // With port 0 the kernel picks one: the log, the test page address and
+    // the self-signed certificate's file name say the one it picked.
+    let listen = server.local_addr().unwrap_or(listen);
+    args.listen = listen;
     let tls = match tls::tls_acceptor(&args.tls, listen, !args.no_http2) {
         Ok(t) => t,
         Err(e) => {
@@ -174,13 +185,6 @@ pub async fn run(args: ServeArgs) -> u8 {
         ("wss", "https")
     } else {
         ("ws", "http")
-    };
-    let server = match wsx::Server::bind(listen).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("wsx: cannot listen on {listen}: {e} (is another server using the port? pick another with --listen)");
-            return 2;
-        }
     };
     let handle = server.handle();
     let metrics = Arc::new(metrics::Metrics::default());

@@ -58,19 +58,73 @@ pub fn wait_listening(port: u16) {
     }
 }
 
-/// Starts `wsx serve --listen 127.0.0.1:PORT ARGS...` and waits until it listens.
+/// Spawns `cmd`, which listens on `127.0.0.1:0`, and returns it with the
+/// port it says (on stderr) the kernel gave it. A port picked free and
+/// released before the child binds it can be taken in between (by another
+/// test's server or a client's source port: CI saw "connection refused"
+/// right after such a start); a port the kernel picks at bind cannot.
+/// Its stderr is drained on a thread, so it never blocks on a full pipe.
+pub fn spawn_listening(cmd: &mut Command) -> (Child, u16) {
+    use std::io::BufRead;
+    let mut child = cmd.stderr(Stdio::piped()).spawn().expect("spawn");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        let mut seen = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let Some(t) = &tx else { continue };
+            match logged_port(&line) {
+                Some(port) => {
+                    let _ = t.send(Ok(port));
+                    tx = None;
+                }
+                None => seen.push_str(&format!("{line}\n")),
+            }
+        }
+        if let Some(t) = tx {
+            let _ = t.send(Err(seen));
+        }
+    });
+    let fail = |child: &mut Child, why: String| -> ! {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{why}")
+    };
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok(port)) => (child, port),
+        Ok(Err(log)) => fail(
+            &mut child,
+            format!("exited before listening; stderr:\n{log}"),
+        ),
+        Err(_) => fail(
+            &mut child,
+            "did not say where it listens within 10 s".into(),
+        ),
+    }
+}
+
+/// The port in `... listening on ws://127.0.0.1:PORT, ...` (wsx serve) or
+/// `wsx proxy: ws://127.0.0.1:PORT -> ...`.
+fn logged_port(line: &str) -> Option<u16> {
+    if !(line.contains(" listening on ") || line.starts_with("wsx proxy: ")) {
+        return None;
+    }
+    let rest = &line[line.find("://127.0.0.1:")? + "://127.0.0.1:".len()..];
+    let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok().filter(|p| *p != 0)
+}
+
+/// Starts `wsx serve --listen 127.0.0.1:0 ARGS...` and waits until it listens.
 pub fn serve(args: &[&str]) -> Server {
-    let port = free_port();
-    let child = Command::new(WSX)
-        .arg("serve")
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(args)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn wsx serve");
-    let server = Server { child, port };
-    wait_listening(port);
-    server
+    let (child, port) = spawn_listening(
+        Command::new(WSX)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args),
+    );
+    Server { child, port }
 }
 
 /// A reverse proxy that forwards like nginx without the WebSocket lines:
