@@ -24,6 +24,16 @@ async fn a_flood_with_a_stalled_viewer_stays_bounded_and_ctrl_c_stops_it() {
     let stalled = attach(srv.addr, s.id()).await;
     let mut reader = attach(srv.addr, s.id()).await;
     reader.scrollback = 1000;
+    // The flood reaching the reader at all can take a while on a loaded
+    // machine (CI saw nothing in the first second, once): wait for it, then
+    // hold it to every second.
+    let attached = reader.frames;
+    assert!(
+        reader
+            .until(Duration::from_secs(10), |v| v.frames > attached)
+            .await,
+        "the reading viewer received no output within 10 s of attaching"
+    );
     let rss_before = rss_kib();
     let mut peak = rss_before;
     for second in 0..5 {
