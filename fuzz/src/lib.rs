@@ -15,7 +15,7 @@ use std::io::IoSlice;
 use wsx_proto::close::CloseFrame;
 use wsx_proto::frame::{FrameHeader, OpCode};
 use wsx_proto::mask::apply_mask;
-use wsx_proto::{Closed, Connection, DataKind, Event, Role};
+use wsx_proto::{Closed, Connection, DataKind, Event, Message, Polled, Role, SendError};
 
 /// One frame the connection wrote, payload unmasked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -407,21 +407,14 @@ pub fn small_config(flags: u8) -> wsx_proto::Config {
 /// The `connection_server` / `connection_client` target: `input[0]` is the
 /// chunk separator, `input[1]` the [`small_config`] flags, the rest the
 /// peer's byte stream, fed in chunks that end after each separator byte.
-pub fn fuzz_connection(role: Role, input: &[u8]) {
-    let [sep, flags, ref stream @ ..] = *input else {
-        return;
-    };
-    let config = small_config(flags);
-    let fragments = config.deliver_fragments();
-    let mut ev = EventChecker::for_config(&config);
-    // Bit 7: permessage-deflate negotiated, so RSV1 frames are inflated.
-    // Inflated fragments may then exceed max_frame_size (the frame limit
-    // is on the wire); messages still may not exceed max_message_size.
-    let deflate = flags & 0x80 != 0;
-    if deflate {
-        ev.limits = Some((config.max_message_size(), config.max_message_size()));
-    }
-    let now = std::time::Instant::now();
+/// A connection for the fuzzers: `role`, `config`, and permessage-deflate
+/// negotiated (with its own default offer) when `deflate`.
+pub fn new_connection(
+    role: Role,
+    config: wsx_proto::Config,
+    deflate: bool,
+    now: std::time::Instant,
+) -> Connection {
     let mut conn = match role {
         Role::Server => Connection::server(config, now),
         Role::Client => Connection::client(config, [0; 32], now),
@@ -443,6 +436,101 @@ pub fn fuzz_connection(role: Role, input: &[u8]) {
         };
         conn.enable_deflate(negotiated);
     }
+    conn
+}
+
+/// `poll_in_place` against `poll_event` on the same input (laid out as for
+/// [`fuzz_connection`]): the same events, a held message read as the owned
+/// one; with every data message echoed (held ones by `echo_held`, owned ones
+/// by `send`), the same results and the same bytes written.
+pub fn fuzz_in_place(role: Role, input: &[u8]) {
+    let [sep, flags, ref stream @ ..] = *input else {
+        return;
+    };
+    let config = small_config(flags);
+    let deflate = flags & 0x80 != 0;
+    let max = [0, 1, 20, 125, 4095, usize::MAX][usize::from(sep / 7 % 6)];
+    let echo = sep & 0x80 != 0;
+    let now = std::time::Instant::now();
+    let mut owned = new_connection(role, config.clone(), deflate, now);
+    let mut held = new_connection(role, config, deflate, now);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let data_of = |e: &Event| match e {
+        Event::Text(t) => Some(Message::Text(t.clone())),
+        Event::Binary(d) => Some(Message::Binary(d.clone())),
+        _ => None,
+    };
+    let mut run = |owned: &mut Connection, held: &mut Connection| {
+        while let Some(e) = owned.poll_event() {
+            let sent = match data_of(&e) {
+                Some(m) if echo => Some(owned.send(m)),
+                _ => None,
+            };
+            a.push((e, sent));
+        }
+        while let Some(p) = held.poll_in_place(max) {
+            match p {
+                Polled::Held(h) => {
+                    let m = held.held_message().expect("Held with nothing held");
+                    assert_eq!(held.held().map(<[u8]>::len), Some(h.len));
+                    assert_eq!(m.len(), h.len);
+                    let e = match m {
+                        Message::Text(t) => Event::Text(t),
+                        Message::Binary(d) => Event::Binary(d),
+                        m => panic!("held a control message: {m:?}"),
+                    };
+                    assert!(h.len <= max, "held {} bytes, max {max}", h.len);
+                    b.push((e, echo.then(|| held.echo_held())));
+                }
+                Polled::Event(e) => {
+                    let sent = match data_of(&e) {
+                        Some(m) if echo => Some(held.send(m)),
+                        _ => None,
+                    };
+                    b.push((e, sent));
+                }
+            }
+        }
+        assert_eq!(held.echo_held(), Err(SendError::NothingHeld));
+    };
+    for chunk in chunks(stream, sep) {
+        owned.handle_data(chunk, now);
+        held.handle_data(chunk, now);
+        run(&mut owned, &mut held);
+    }
+    owned.handle_eof();
+    held.handle_eof();
+    run(&mut owned, &mut held);
+    assert_eq!(a, b, "poll_in_place and poll_event disagree");
+    let wire = |c: &mut Connection| {
+        let out = c.transmit();
+        let mut v = Vec::new();
+        while out.has_remaining() {
+            let n = out.chunk().len();
+            v.extend_from_slice(out.chunk());
+            out.advance(n);
+        }
+        v
+    };
+    assert_eq!(wire(&mut owned), wire(&mut held), "written bytes differ");
+}
+
+pub fn fuzz_connection(role: Role, input: &[u8]) {
+    let [sep, flags, ref stream @ ..] = *input else {
+        return;
+    };
+    let config = small_config(flags);
+    let fragments = config.deliver_fragments();
+    let mut ev = EventChecker::for_config(&config);
+    // Bit 7: permessage-deflate negotiated, so RSV1 frames are inflated.
+    // Inflated fragments may then exceed max_frame_size (the frame limit
+    // is on the wire); messages still may not exceed max_message_size.
+    let deflate = flags & 0x80 != 0;
+    if deflate {
+        ev.limits = Some((config.max_message_size(), config.max_message_size()));
+    }
+    let now = std::time::Instant::now();
+    let mut conn = new_connection(role, config, deflate, now);
     let mut out = OutputChecker::new(role);
     // Total queued output when Closed was seen: it may never grow after.
     let mut frozen: Option<usize> = None;

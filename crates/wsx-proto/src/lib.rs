@@ -44,8 +44,8 @@ pub mod utf8;
 pub use close::{CloseCode, CloseFrame};
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use connection::{
-    CloseCause, Closed, Connection, DataKind, Event, Fragment, Initiator, PreparedMessage, Role,
-    SendError,
+    CloseCause, Closed, Connection, DataKind, Event, Fragment, Held, Initiator, Polled,
+    PreparedMessage, Role, SendError,
 };
 pub use error::ProtocolError;
 pub use frame::OpCode;

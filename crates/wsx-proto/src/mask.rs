@@ -14,7 +14,7 @@
 /// wsx_proto::mask::apply_mask(&mut data, [0x37, 0xfa, 0x21, 0x3d], 0);
 /// assert_eq!(data, [0x7f, 0x9f, 0x4d, 0x51, 0x58]);
 /// ```
-#[inline]
+#[inline(always)]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate(key, offset);
     if buf.len() < 32 {

@@ -26,6 +26,7 @@ pub struct OutBuf {
 
 impl OutBuf {
     /// Appends a frame, copying (and masking, for a client) `payload`.
+    #[inline(always)]
     pub(crate) fn push_frame_slice(&mut self, header: &FrameHeader, payload: &[u8]) {
         encode_frame_into(header, payload, &mut self.tail);
     }

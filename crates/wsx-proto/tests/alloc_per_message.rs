@@ -1,13 +1,15 @@
 //! The receive and send paths of a small message allocate nothing per message
 //! once the connection's buffers are warm: counted with a counting allocator
 //! while a server connection echoes thousands of masked 20-byte and 1 KiB
-//! messages (text and binary, one frame and several per read).
+//! messages (text and binary, one frame and several per read), both as
+//! owned messages (`poll_event`, `send`) and in place (`poll_in_place`,
+//! `echo_held`).
 
 use bytes::{Buf, BufMut, BytesMut};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Instant;
-use wsx_proto::{Config, Connection, Event, Message};
+use wsx_proto::{Config, Connection, Event, Message, Polled};
 
 struct Counting;
 
@@ -68,12 +70,25 @@ fn client_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: [u8; 4]) {
 
 /// Feeds `wire` to the server in reads of `per_read` bytes, echoes every
 /// message and drains what it sends into `sink` (reused). Returns messages seen.
-fn echo(server: &mut Connection, wire: &[u8], per_read: usize, sink: &mut BytesMut) -> usize {
+fn echo(
+    server: &mut Connection,
+    wire: &[u8],
+    per_read: usize,
+    sink: &mut BytesMut,
+    in_place: bool,
+) -> usize {
     let now = Instant::now();
     let mut seen = 0;
     for chunk in wire.chunks(per_read) {
         server.recv_buffer().put_slice(chunk);
         server.handle_received(now);
+        while let Some(p) = in_place.then(|| server.poll_in_place(usize::MAX)).flatten() {
+            match p {
+                Polled::Held(_) => server.echo_held().unwrap(),
+                Polled::Event(other) => panic!("unexpected {other:?}"),
+            }
+            seen += 1;
+        }
         while let Some(ev) = server.poll_event() {
             let msg = match ev {
                 Event::Text(t) => Message::Text(t),
@@ -97,7 +112,7 @@ fn echo(server: &mut Connection, wire: &[u8], per_read: usize, sink: &mut BytesM
     seen
 }
 
-fn check(size: usize, per_read_msgs: usize) {
+fn check(size: usize, per_read_msgs: usize, in_place: bool) {
     let mut server = Connection::server(Config::default(), Instant::now());
     let text = "a".repeat(size);
     let binary = vec![0xa5u8; size];
@@ -113,37 +128,49 @@ fn check(size: usize, per_read_msgs: usize) {
 
     // Warm-up: buffers grow to their working size (which the counter sees).
     let start = allocs();
-    assert_eq!(echo(&mut server, &wire, per_read, &mut sink), 200);
+    assert_eq!(echo(&mut server, &wire, per_read, &mut sink, in_place), 200);
     assert!(allocs() > start, "the counter saw no allocation at all");
     for _ in 0..10 {
-        assert_eq!(echo(&mut server, &wire, per_read, &mut sink), 200);
+        assert_eq!(echo(&mut server, &wire, per_read, &mut sink, in_place), 200);
     }
     let before = allocs();
     let rounds = 50;
     for _ in 0..rounds {
-        assert_eq!(echo(&mut server, &wire, per_read, &mut sink), 200);
+        assert_eq!(echo(&mut server, &wire, per_read, &mut sink, in_place), 200);
     }
     let n = allocs() - before;
     let messages = rounds * 200;
-    println!("{size} B, {per_read_msgs} per read: {n} allocations for {messages} messages");
+    println!("{size} B, {per_read_msgs} per read, in place {in_place}: {n} allocations for {messages} messages");
     assert_eq!(
         n, 0,
-        "{size}-byte echo, {per_read_msgs} messages per read: {n} allocations in {messages} messages"
+        "{size}-byte echo, {per_read_msgs} messages per read, in place {in_place}: {n} allocations in {messages} messages"
     );
 }
 
 #[test]
 fn small_messages_one_per_read() {
-    check(20, 1);
+    check(20, 1, false);
 }
 
 #[test]
 fn small_messages_sixteen_per_read() {
-    check(20, 16);
+    check(20, 16, false);
 }
 
 #[test]
 fn one_kib_messages() {
-    check(1024, 1);
-    check(1024, 16);
+    check(1024, 1, false);
+    check(1024, 16, false);
+}
+
+#[test]
+fn in_place_small_messages() {
+    check(20, 1, true);
+    check(20, 16, true);
+}
+
+#[test]
+fn in_place_one_kib_messages() {
+    check(1024, 1, true);
+    check(1024, 16, true);
 }

@@ -60,6 +60,7 @@ pub mod client;
 mod error;
 mod http;
 pub mod http2;
+mod in_place;
 mod proxy;
 pub mod reconnect;
 mod serve;
@@ -96,6 +97,7 @@ pub mod server {
 // modules above (`server`, `client`, `broadcast`, `reconnect`, `tls`, `axum`).
 pub use client::connect;
 pub use error::{Error, Result, TlsError};
+pub use in_place::{HeldMessage, Incoming};
 pub use server::{accept, Server, ServerConfig};
 pub use socket::{TrySendError, WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER, HTTP2_CLOSE_LINGER};
 pub use split::{WsReader, WsWriter};

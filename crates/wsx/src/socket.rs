@@ -1,6 +1,7 @@
 //! [`WebSocket`]: a `wsx_proto::Connection` driven over an async stream.
 
 use crate::error::{Error, Kind, Result};
+use crate::in_place::{HeldMessage, Incoming};
 use bytes::Buf;
 use futures_core::Stream;
 use futures_sink::Sink;
@@ -11,7 +12,7 @@ use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
-use wsx_proto::{CloseFrame, Closed, Connection, Event, Fragment, Message, Role};
+use wsx_proto::{CloseFrame, Closed, Connection, Event, Fragment, Held, Message, Polled, Role};
 
 /// Default write-buffer high-water mark: `send`/`feed` wait while more than
 /// this many bytes are queued for the socket. 1 MiB absorbs bursts without
@@ -253,22 +254,81 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Polls for the next message; see [`WebSocket::recv`].
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>>> {
-        self.poll_next(cx, message_of)
+        self.poll_next::<Event, _>(cx, 0, message_of)
     }
 
     /// Polls for the next event; see [`WebSocket::recv_event`].
     pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Event>>> {
-        self.poll_next(cx, |ev| Ok(Some(ev)))
+        self.poll_next::<Event, _>(cx, 0, |ev| Ok(Some(ev)))
+    }
+
+    /// Receives the next message as [`WebSocket::recv`] does, except that a
+    /// whole one-frame text or binary message of at most `max` bytes is
+    /// read where it arrived ([`Incoming::Held`]): no `Bytes` is split off
+    /// for it, so no reference count is taken and dropped per message.
+    /// Read it, or [`HeldMessage::echo`] it, before the next receive.
+    ///
+    /// ```no_run
+    /// # async fn f(mut ws: wsx::WebSocket<tokio::net::TcpStream>) -> wsx::Result<()> {
+    /// use wsx::Incoming;
+    /// while let Some(incoming) = ws.recv_in_place(4096).await? {
+    ///     match incoming {
+    ///         Incoming::Held(msg) => println!("{} bytes", msg.data().len()),
+    ///         Incoming::Message(msg) => println!("{msg:?}"),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`WebSocket::recv`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as [`WebSocket::recv`].
+    pub async fn recv_in_place(&mut self, max: usize) -> Result<Option<Incoming<'_, S>>> {
+        let got = poll_fn(|cx| self.poll_got(cx, max)).await?;
+        Ok(got.map(|g| self.incoming(g)))
+    }
+
+    /// Polls for the next message; see [`WebSocket::recv_in_place`].
+    #[inline]
+    pub fn poll_recv_in_place(
+        &mut self,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<Result<Option<Incoming<'_, S>>>> {
+        let got = ready!(self.poll_got(cx, max));
+        Poll::Ready(got.map(|g| g.map(|g| self.incoming(g))))
+    }
+
+    /// The loop of `poll_recv_in_place`, giving back nothing borrowed (a
+    /// borrow returned from inside the loop would hold `self` for all of it).
+    #[inline(always)]
+    fn poll_got(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<Result<Option<Got>>> {
+        self.poll_next::<Polled, _>(cx, max, |p| match p {
+            Polled::Held(h) => Ok(Some(Got::Held(h))),
+            Polled::Event(ev) => Ok(message_of(ev)?.map(Got::Message)),
+        })
+    }
+
+    fn incoming(&mut self, got: Got) -> Incoming<'_, S> {
+        match got {
+            Got::Held(held) => Incoming::Held(HeldMessage::new(&mut self.conn, held)),
+            Got::Message(m) => Incoming::Message(m),
+        }
     }
 
     /// The loop of [`WebSocket::poll_event`], handing each event to `map`
     /// where it is produced: `poll_recv` turns it into a message there,
     /// instead of moving it out (an `Event` is 96 bytes) and matching again.
+    /// `E` says what is taken from the connection: events, or events and
+    /// held messages (of at most `max` bytes).
     #[inline(always)]
-    fn poll_next<T>(
+    fn poll_next<E: Take, T>(
         &mut self,
         cx: &mut Context<'_>,
-        map: impl FnOnce(Event) -> Result<Option<T>>,
+        max: usize,
+        map: impl FnOnce(E) -> Result<Option<T>>,
     ) -> Poll<Result<Option<T>>> {
         loop {
             if self.closed.is_some() {
@@ -280,14 +340,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 }
                 self.end_reported = true;
                 let c = self.closed.as_deref().expect("closed").clone();
-                return Poll::Ready(map(Event::Closed(c)));
+                return Poll::Ready(map(E::end(c)));
             }
-            if let Some(ev) = self.conn.poll_event() {
-                if let Event::Closed(c) = ev {
-                    self.start_closing(c);
-                    continue;
+            if let Some(ev) = E::take(&mut self.conn, max) {
+                match ev.closed() {
+                    Ok(c) => {
+                        self.start_closing(c);
+                        continue;
+                    }
+                    Err(ev) => return Poll::Ready(map(ev)),
                 }
-                return Poll::Ready(map(ev));
             }
             // Need input. First push out what is queued (replies, our own
             // messages): a Pending here only means the socket is full.
@@ -802,6 +864,55 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub(crate) fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         self.poll_flush_all(cx)
     }
+}
+
+/// What `poll_next` takes from the connection.
+trait Take: Sized {
+    fn take(conn: &mut Connection, max: usize) -> Option<Self>;
+    /// The end of the connection, taken out (to finish closing first).
+    fn closed(self) -> std::result::Result<Closed, Self>;
+    /// The end, as this.
+    fn end(c: Closed) -> Self;
+}
+
+impl Take for Event {
+    #[inline(always)]
+    fn take(conn: &mut Connection, _: usize) -> Option<Self> {
+        conn.poll_event()
+    }
+    #[inline(always)]
+    fn closed(self) -> std::result::Result<Closed, Self> {
+        match self {
+            Event::Closed(c) => Ok(c),
+            ev => Err(ev),
+        }
+    }
+    fn end(c: Closed) -> Self {
+        Event::Closed(c)
+    }
+}
+
+impl Take for Polled {
+    #[inline(always)]
+    fn take(conn: &mut Connection, max: usize) -> Option<Self> {
+        conn.poll_in_place(max)
+    }
+    #[inline(always)]
+    fn closed(self) -> std::result::Result<Closed, Self> {
+        match self {
+            Polled::Event(Event::Closed(c)) => Ok(c),
+            p => Err(p),
+        }
+    }
+    fn end(c: Closed) -> Self {
+        Polled::Event(Event::Closed(c))
+    }
+}
+
+/// A message of `poll_recv_in_place`, before it borrows the socket.
+enum Got {
+    Held(Held),
+    Message(Message),
 }
 
 /// What [`WebSocket::poll_recv`] returns for an event: data inline, the

@@ -1,13 +1,14 @@
 //! `WebSocket::recv` and `WebSocket::send` allocate nothing per message once
 //! warm: a server socket (keepalive on, as `wsx serve` runs it) echoes
 //! thousands of masked 20-byte and 1 KiB messages over an in-memory stream,
-//! counted with a counting allocator on the one runtime thread.
+//! counted with a counting allocator on the one runtime thread; so do
+//! `WebSocket::recv_in_place` and `HeldMessage::echo`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wsx::{Message, WebSocket};
+use wsx::{Incoming, Message, WebSocket};
 use wsx_proto::{Config, Connection};
 
 struct Counting;
@@ -62,7 +63,7 @@ fn client_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: [u8; 4]) {
 
 /// The echo loop `wsx serve` runs, on one message at a time (`recv`, `send`),
 /// with the test's client side driven on the same thread.
-async fn check(size: usize) {
+async fn check(size: usize, in_place: bool) {
     let (server_io, mut client_io) = tokio::io::duplex(1 << 20);
     let config = Config::builder()
         .ping_interval(Some(Duration::from_secs(30)))
@@ -82,6 +83,14 @@ async fn check(size: usize) {
     let mut round = async |ws: &mut WebSocket<tokio::io::DuplexStream>| {
         for part in [&frames[..split], &frames[split..]] {
             client_io.write_all(part).await.unwrap();
+            if in_place {
+                match ws.recv_in_place(4095).await.unwrap().unwrap() {
+                    Incoming::Held(m) => m.echo().unwrap(),
+                    Incoming::Message(m) => panic!("not held: {m:?}"),
+                }
+                ws.flush().await.unwrap();
+                continue;
+            }
             let m = ws.recv().await.unwrap().unwrap();
             assert!(matches!(m, Message::Text(_) | Message::Binary(_)));
             ws.send(m).await.unwrap();
@@ -100,11 +109,14 @@ async fn check(size: usize) {
         round(&mut ws).await;
     }
     let n = allocs() - before;
-    println!("{size} B: {n} allocations for {} messages", 2 * rounds);
+    println!(
+        "{size} B, in place {in_place}: {n} allocations for {} messages",
+        2 * rounds
+    );
     assert_eq!(
         n,
         0,
-        "{size}-byte echo: {n} allocations in {} messages",
+        "{size}-byte echo, in place {in_place}: {n} allocations in {} messages",
         2 * rounds
     );
 }
@@ -116,7 +128,9 @@ fn small_and_one_kib_messages_allocate_nothing() {
         .build()
         .unwrap();
     rt.block_on(async {
-        check(20).await;
-        check(1024).await;
+        for in_place in [false, true] {
+            check(20, in_place).await;
+            check(1024, in_place).await;
+        }
     });
 }

@@ -101,6 +101,86 @@ async fn text_and_binary_round_trips() {
     close_clean(&mut ws).await;
 }
 
+/// An echo server on `recv_in_place(max)`: held messages echoed in place
+/// (after checking what they say of themselves), the rest owned.
+async fn in_place_echo_server(max: usize) -> SocketAddr {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = server.accept_tcp().await {
+            let config = server.config().clone();
+            tokio::spawn(async move {
+                let mut ws =
+                    wsx::server::accept_with(tcp, &config, |_| Ok(Accept::default())).await?;
+                while let Some(incoming) = ws.recv_in_place(max).await? {
+                    match incoming {
+                        wsx::Incoming::Held(m) => {
+                            assert!(m.data().len() <= max);
+                            let owned = m.to_message();
+                            assert_eq!(owned.len(), m.data().len());
+                            assert_eq!(m.text().is_some(), matches!(owned, Message::Text(_)));
+                            assert_eq!(m.kind() == wsx::DataKind::Text, m.text().is_some());
+                            m.echo()?;
+                        }
+                        wsx::Incoming::Message(m @ (Message::Text(_) | Message::Binary(_))) => {
+                            ws.send(m).await?;
+                        }
+                        wsx::Incoming::Message(_) => {}
+                    }
+                }
+                Ok::<_, wsx::Error>(())
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn in_place_echo_returns_every_message_in_order() {
+    let addr = in_place_echo_server(100).await;
+    let mut ws = wsx::connect(&url(addr)).await.unwrap();
+    let pattern = |n: usize| -> Message {
+        Message::binary((0..n).map(|i| (i * 7 % 256) as u8).collect::<Vec<_>>())
+    };
+    let messages = vec![
+        text("hello"),
+        text(""),
+        text("héllo wörld ✓ 🦀"),
+        text("x".repeat(101)),
+        pattern(100),
+        pattern(101),
+        pattern(70_000),
+        Message::binary(Bytes::new()),
+    ];
+    for m in &messages {
+        ws.send(m.clone()).await.unwrap();
+        let echo = ws.recv().await.unwrap().expect("echo");
+        assert!(echo == *m, "echo of a {}-byte message differs", m.len());
+    }
+    // Pipelined, with pings between: all sent, then all received.
+    for m in &messages {
+        ws.feed(Message::Ping(Bytes::from_static(b"p")))
+            .await
+            .unwrap();
+        ws.feed(m.clone()).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    for m in &messages {
+        let echo = loop {
+            match ws.recv().await.unwrap().expect("echo") {
+                Message::Pong(p) => assert_eq!(&p[..], b"p"),
+                echo => break echo,
+            }
+        };
+        assert!(
+            echo == *m,
+            "pipelined echo of a {}-byte message differs",
+            m.len()
+        );
+    }
+    close_clean(&mut ws).await;
+}
+
 #[tokio::test]
 async fn ping_from_the_client_is_answered_by_the_server() {
     let addr = echo_server(ServerConfig::default()).await;

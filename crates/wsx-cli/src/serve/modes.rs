@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use wsx::{
     broadcast::{Broadcast, BroadcastConfig},
     server::Accepted,
-    CloseCode, CloseFrame, MaybeTlsStream, Message,
+    CloseCode, CloseFrame, Incoming, MaybeTlsStream, Message,
 };
 
 /// Boxed: a connection's task holds its handler's future for as long as the
@@ -196,6 +196,11 @@ async fn next_data(
 /// (`recv` flushes before it waits, so pipelined echoes leave together).
 /// Written with the poll functions: no message is held across an await,
 /// and the future an idle connection keeps is a few words.
+/// Up to this size an echoed message is copied from the receive buffer
+/// to the send buffer; larger ones are shared (no copy), which costs a
+/// reference count and pays off only past a copy of this size.
+const ECHO_IN_PLACE_MAX: usize = 4 * 1024 - 1;
+
 async fn echo(state: &State, mut ws: Ws) -> End {
     let mut counts = Counts::default();
     let result = std::future::poll_fn(|cx| loop {
@@ -205,14 +210,22 @@ async fn echo(state: &State, mut ws: Ws) -> End {
         if let Err(e) = ready!(Pin::new(&mut *ws).poll_ready(cx)) {
             return Poll::Ready(Err(e));
         }
-        match ready!(ws.poll_recv(cx)) {
-            Ok(Some(msg @ (Message::Text(_) | Message::Binary(_)))) => {
+        // Small messages are echoed from where they arrived; large ones
+        // come owned and go back without a copy.
+        match ready!(ws.poll_recv_in_place(cx, ECHO_IN_PLACE_MAX)) {
+            Ok(Some(Incoming::Held(msg))) => {
+                counts.echoed(msg.data().len() as u64, &state.metrics);
+                if let Err(e) = msg.echo() {
+                    return Poll::Ready(Err(e));
+                }
+            }
+            Ok(Some(Incoming::Message(msg @ (Message::Text(_) | Message::Binary(_))))) => {
                 counts.echoed(msg.len() as u64, &state.metrics);
                 if let Err(e) = Pin::new(&mut *ws).start_send(msg) {
                     return Poll::Ready(Err(e));
                 }
             }
-            Ok(Some(Message::Pong(_))) => state.metrics.pong(),
+            Ok(Some(Incoming::Message(Message::Pong(_)))) => state.metrics.pong(),
             Ok(Some(_)) => {}
             Ok(None) => return Poll::Ready(Ok(())),
             Err(e) => return Poll::Ready(Err(e)),

@@ -118,4 +118,8 @@ pub enum SendError {
     /// a new message before the previous one's last fragment.
     #[error("fragment out of sequence: {0}")]
     FragmentSequence(&'static str),
+    /// [`Connection::echo_held`](crate::Connection::echo_held) with no
+    /// message held.
+    #[error("no received message is held: echo_held goes right after poll_in_place returned Polled::Held")]
+    NothingHeld,
 }

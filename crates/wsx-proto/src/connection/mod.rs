@@ -9,16 +9,18 @@
 //! [`Connection::send_fragment`], [`Connection::close`].
 //!
 //! This file holds the state and the timers' handling; `recv.rs` the input,
-//! `send.rs` the commands and frame writing, `event.rs` the public event
+//! `in_place.rs` messages read where they arrived, `send.rs` the commands and frame writing, `event.rs` the public event
 //! types, `prepared.rs` [`PreparedMessage`], `timers.rs` the deadlines.
 
 mod event;
+mod in_place;
 mod prepared;
 mod recv;
 mod send;
 mod timers;
 
 pub use event::{CloseCause, Closed, DataKind, Event, Fragment, Initiator, SendError};
+pub use in_place::{Held, Polled};
 pub use prepared::PreparedMessage;
 
 use crate::close::{CloseCode, CloseFrame};
@@ -74,6 +76,8 @@ pub struct Connection {
     rng: Option<Box<ChaCha12Rng>>,
     state: State,
     rx: BytesMut,
+    /// The message `poll_in_place` holds at the front of `rx`.
+    held: in_place::HeldAt,
     eof: bool,
     cur: Option<recv::Current>,
     msg: Option<recv::Partial>,
@@ -143,6 +147,7 @@ impl Connection {
             rng,
             state: State::Open,
             rx: BytesMut::new(),
+            held: Default::default(),
             eof: false,
             cur: None,
             msg: None,

@@ -152,7 +152,9 @@ impl Connection {
 
     /// The next event, parsing buffered input as needed. `None`: feed more
     /// input (or the connection is over and `Closed` was already reported).
+    /// A message [`Connection::poll_in_place`] held is let go first.
     pub fn poll_event(&mut self) -> Option<Event> {
+        self.release_held();
         loop {
             if let Some(closed) = self.pending_closed.take() {
                 return Some(Event::Closed(*closed));
@@ -192,6 +194,30 @@ impl Connection {
     /// event.
     #[inline]
     fn whole_data_frame(&mut self) -> Option<Result<Event, ProtocolError>> {
+        let (n, len, text) = match self.whole_data_frame_at_front(usize::MAX)? {
+            Ok(f) => f,
+            Err(e) => return Some(Err(e)),
+        };
+        // Advancing the shared `Bytes` is a pointer bump; advancing `rx`
+        // past the header on its own would cost a second `BytesMut` update.
+        let mut payload = self.rx.split_to(n + len).freeze();
+        payload.advance(n);
+        Some(Ok(if text {
+            Event::Text(Utf8Bytes::from_validated(payload))
+        } else {
+            Event::Binary(payload)
+        }))
+    }
+
+    /// The checks of [`Connection::whole_data_frame`] for a payload of at
+    /// most `max` bytes, then the payload unmasked and validated where it
+    /// lies: `(header length, payload length, text)`, nothing consumed
+    /// (on an error, the frame is consumed).
+    #[inline(always)]
+    pub(super) fn whole_data_frame_at_front(
+        &mut self,
+        max: usize,
+    ) -> Option<Result<(usize, usize, bool), ProtocolError>> {
         if self.cur.is_some() || self.msg.is_some() || self.config.deliver_fragments() {
             return None;
         }
@@ -211,34 +237,25 @@ impl Connection {
         if len > (self.rx.len() - n) as u64
             || len > self.config.max_frame_size() as u64
             || len > self.config.max_message_size() as u64
+            || len > max as u64
         {
             return None;
         }
         let len = len as usize;
-        let mut frame = self.rx.split_to(n + len);
+        let payload = &mut self.rx[n..n + len];
         if let Some(key) = h.mask {
-            apply_mask(&mut frame[n..], key, 0);
+            apply_mask(payload, key, 0);
         }
         if text {
-            let ok = self
-                .utf8
-                .feed(&frame[n..])
-                .and_then(|()| self.utf8.finish());
+            let ok = self.utf8.feed(payload).and_then(|()| self.utf8.finish());
             if ok.is_err() {
+                self.rx.advance(n + len);
                 return Some(Err(ProtocolError::InvalidUtf8));
             }
         }
         self.frame_hint = (len + FrameHeader::MAX_LEN).min(MAX_RESERVE_AHEAD) as u32;
         self.last_data_rx = self.last_rx;
-        // Advancing the shared `Bytes` is a pointer bump; advancing `rx`
-        // past the header on its own would cost a second `BytesMut` update.
-        let mut payload = frame.freeze();
-        payload.advance(n);
-        Some(Ok(if text {
-            Event::Text(Utf8Bytes::from_validated(payload))
-        } else {
-            Event::Binary(payload)
-        }))
+        Some(Ok((n, len, text)))
     }
 
     /// Parses at most one frame (or the part of one that has arrived).
@@ -526,7 +543,7 @@ impl Connection {
 
     /// Fails the connection (RFC 6455 §7.1.7): send a close frame with the
     /// error's code unless one was sent, and stop reading.
-    fn fail(&mut self, e: ProtocolError) {
+    pub(super) fn fail(&mut self, e: ProtocolError) {
         if self.state == State::Open {
             let frame = CloseFrame::new(e.close_code(), short_reason(&e));
             self.write_close(Some(&frame));
@@ -552,6 +569,7 @@ impl Connection {
         };
         self.state = State::Done;
         self.rx = BytesMut::new();
+        self.held = Default::default();
         self.cur = None;
         self.msg = None;
         self.timers.clear_all();
