@@ -10,7 +10,7 @@ use crate::WebSocket;
 
 /// A message from [`WebSocket::recv_in_place`].
 #[derive(Debug)]
-pub enum Incoming<'a, S> {
+pub enum Received<'a, S> {
     /// A text or binary message read in place, in the receive buffer.
     Held(HeldMessage<'a, S>),
     /// Any other message (fragmented, compressed, larger than asked, a

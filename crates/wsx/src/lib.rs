@@ -97,7 +97,7 @@ pub mod server {
 // modules above (`server`, `client`, `broadcast`, `reconnect`, `tls`, `axum`).
 pub use client::connect;
 pub use error::{Error, Result, TlsError};
-pub use in_place::{HeldMessage, Incoming};
+pub use in_place::{HeldMessage, Received};
 pub use server::{accept, Server, ServerConfig};
 pub use socket::{TrySendError, WebSocket, DEFAULT_WRITE_BUFFER_HIGH_WATER, HTTP2_CLOSE_LINGER};
 pub use split::{WsReader, WsWriter};

@@ -1,7 +1,7 @@
 //! [`WebSocket`]: a `wsx_proto::Connection` driven over an async stream.
 
 use crate::error::{Error, Kind, Result};
-use crate::in_place::{HeldMessage, Incoming};
+use crate::in_place::{HeldMessage, Received};
 use bytes::Buf;
 use futures_core::Stream;
 use futures_sink::Sink;
@@ -264,17 +264,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Receives the next message as [`WebSocket::recv`] does, except that a
     /// whole one-frame text or binary message of at most `max` bytes is
-    /// read where it arrived ([`Incoming::Held`]): no `Bytes` is split off
+    /// read where it arrived ([`Received::Held`]): no `Bytes` is split off
     /// for it, so no reference count is taken and dropped per message.
     /// Read it, or [`HeldMessage::echo`] it, before the next receive.
     ///
     /// ```no_run
     /// # async fn f(mut ws: wsx::WebSocket<tokio::net::TcpStream>) -> wsx::Result<()> {
-    /// use wsx::Incoming;
-    /// while let Some(incoming) = ws.recv_in_place(4096).await? {
-    ///     match incoming {
-    ///         Incoming::Held(msg) => println!("{} bytes", msg.data().len()),
-    ///         Incoming::Message(msg) => println!("{msg:?}"),
+    /// use wsx::Received;
+    /// while let Some(received) = ws.recv_in_place(4096).await? {
+    ///     match received {
+    ///         Received::Held(msg) => println!("{} bytes", msg.data().len()),
+    ///         Received::Message(msg) => println!("{msg:?}"),
     ///     }
     /// }
     /// # Ok(()) }
@@ -285,9 +285,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///
     /// # Cancel safety
     /// Cancel safe, as [`WebSocket::recv`].
-    pub async fn recv_in_place(&mut self, max: usize) -> Result<Option<Incoming<'_, S>>> {
+    pub async fn recv_in_place(&mut self, max: usize) -> Result<Option<Received<'_, S>>> {
         let got = poll_fn(|cx| self.poll_got(cx, max)).await?;
-        Ok(got.map(|g| self.incoming(g)))
+        Ok(got.map(|g| self.received(g)))
     }
 
     /// Polls for the next message; see [`WebSocket::recv_in_place`].
@@ -296,9 +296,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         &mut self,
         cx: &mut Context<'_>,
         max: usize,
-    ) -> Poll<Result<Option<Incoming<'_, S>>>> {
+    ) -> Poll<Result<Option<Received<'_, S>>>> {
         let got = ready!(self.poll_got(cx, max));
-        Poll::Ready(got.map(|g| g.map(|g| self.incoming(g))))
+        Poll::Ready(got.map(|g| g.map(|g| self.received(g))))
     }
 
     /// The loop of `poll_recv_in_place`, giving back nothing borrowed (a
@@ -311,10 +311,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         })
     }
 
-    fn incoming(&mut self, got: Got) -> Incoming<'_, S> {
+    fn received(&mut self, got: Got) -> Received<'_, S> {
         match got {
-            Got::Held(held) => Incoming::Held(HeldMessage::new(&mut self.conn, held)),
-            Got::Message(m) => Incoming::Message(m),
+            Got::Held(held) => Received::Held(HeldMessage::new(&mut self.conn, held)),
+            Got::Message(m) => Received::Message(m),
         }
     }
 

@@ -8,7 +8,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wsx::{Incoming, Message, WebSocket};
+use wsx::{Message, Received, WebSocket};
 use wsx_proto::{Config, Connection};
 
 struct Counting;
@@ -85,8 +85,8 @@ async fn check(size: usize, in_place: bool) {
             client_io.write_all(part).await.unwrap();
             if in_place {
                 match ws.recv_in_place(4095).await.unwrap().unwrap() {
-                    Incoming::Held(m) => m.echo().unwrap(),
-                    Incoming::Message(m) => panic!("not held: {m:?}"),
+                    Received::Held(m) => m.echo().unwrap(),
+                    Received::Message(m) => panic!("not held: {m:?}"),
                 }
                 ws.flush().await.unwrap();
                 continue;

@@ -114,7 +114,7 @@ async fn in_place_echo_server(max: usize) -> SocketAddr {
                     wsx::server::accept_with(tcp, &config, |_| Ok(Accept::default())).await?;
                 while let Some(incoming) = ws.recv_in_place(max).await? {
                     match incoming {
-                        wsx::Incoming::Held(m) => {
+                        wsx::Received::Held(m) => {
                             assert!(m.data().len() <= max);
                             let owned = m.to_message();
                             assert_eq!(owned.len(), m.data().len());
@@ -122,10 +122,10 @@ async fn in_place_echo_server(max: usize) -> SocketAddr {
                             assert_eq!(m.kind() == wsx::DataKind::Text, m.text().is_some());
                             m.echo()?;
                         }
-                        wsx::Incoming::Message(m @ (Message::Text(_) | Message::Binary(_))) => {
+                        wsx::Received::Message(m @ (Message::Text(_) | Message::Binary(_))) => {
                             ws.send(m).await?;
                         }
-                        wsx::Incoming::Message(_) => {}
+                        wsx::Received::Message(_) => {}
                     }
                 }
                 Ok::<_, wsx::Error>(())

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use wsx::{
     broadcast::{Broadcast, BroadcastConfig},
     server::Accepted,
-    CloseCode, CloseFrame, Incoming, MaybeTlsStream, Message,
+    CloseCode, CloseFrame, MaybeTlsStream, Message, Received,
 };
 
 /// Boxed: a connection's task holds its handler's future for as long as the
@@ -213,19 +213,19 @@ async fn echo(state: &State, mut ws: Ws) -> End {
         // Small messages are echoed from where they arrived; large ones
         // come owned and go back without a copy.
         match ready!(ws.poll_recv_in_place(cx, ECHO_IN_PLACE_MAX)) {
-            Ok(Some(Incoming::Held(msg))) => {
+            Ok(Some(Received::Held(msg))) => {
                 counts.echoed(msg.data().len() as u64, &state.metrics);
                 if let Err(e) = msg.echo() {
                     return Poll::Ready(Err(e));
                 }
             }
-            Ok(Some(Incoming::Message(msg @ (Message::Text(_) | Message::Binary(_))))) => {
+            Ok(Some(Received::Message(msg @ (Message::Text(_) | Message::Binary(_))))) => {
                 counts.echoed(msg.len() as u64, &state.metrics);
                 if let Err(e) = Pin::new(&mut *ws).start_send(msg) {
                     return Poll::Ready(Err(e));
                 }
             }
-            Ok(Some(Incoming::Message(Message::Pong(_)))) => state.metrics.pong(),
+            Ok(Some(Received::Message(Message::Pong(_)))) => state.metrics.pong(),
             Ok(Some(_)) => {}
             Ok(None) => return Poll::Ready(Ok(())),
             Err(e) => return Poll::Ready(Err(e)),
