@@ -451,6 +451,7 @@ pub fn fuzz_in_place(role: Role, input: &[u8]) {
     let deflate = flags & 0x80 != 0;
     let max = [0, 1, 20, 125, 4095, usize::MAX][usize::from(sep / 7 % 6)];
     let echo = sep & 0x80 != 0;
+    let upkeep = sep & 0x40 != 0;
     let now = std::time::Instant::now();
     let mut owned = new_connection(role, config.clone(), deflate, now);
     let mut held = new_connection(role, config, deflate, now);
@@ -471,6 +472,10 @@ pub fn fuzz_in_place(role: Role, input: &[u8]) {
         while let Some(p) = held.poll_in_place(max) {
             match p {
                 Polled::Held(h) => {
+                    if upkeep {
+                        // Consumes what earlier messages left skipped.
+                        held.shrink_buffers();
+                    }
                     let m = held.held_message().expect("Held with nothing held");
                     assert_eq!(held.held().map(<[u8]>::len), Some(h.len));
                     assert_eq!(m.len(), h.len);

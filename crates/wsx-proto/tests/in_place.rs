@@ -206,3 +206,24 @@ fn echo_held_is_refused_with_nothing_held_and_after_a_close() {
     c.close(None, Instant::now()).unwrap();
     assert_eq!(c.echo_held(), Err(SendError::Closed));
 }
+
+#[test]
+fn a_held_message_survives_buffer_upkeep() {
+    // The first message read in place is skipped lazily; upkeep between
+    // polls (giving buffers back, reserving for a read) consumes the skip
+    // and must leave the second, still held, intact.
+    let mut input = Vec::new();
+    frame(&mut input, true, 0x1, b"first", [1, 2, 3, 4]);
+    frame(&mut input, true, 0x2, b"second!", [5, 6, 7, 8]);
+    let mut c = server_with(&input);
+    assert!(matches!(c.poll_in_place(100), Some(Polled::Held(_))));
+    assert!(matches!(c.poll_in_place(100), Some(Polled::Held(_))));
+    c.shrink_buffers();
+    assert_eq!(c.held(), Some(&b"second!"[..]));
+    let _ = c.recv_buffer();
+    c.handle_received(Instant::now());
+    assert_eq!(c.held(), Some(&b"second!"[..]));
+    c.echo_held().unwrap();
+    assert_eq!(wire(&mut c), b"\x82\x07second!");
+    assert!(c.poll_in_place(100).is_none());
+}

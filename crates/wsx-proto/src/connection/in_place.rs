@@ -56,12 +56,13 @@ impl Connection {
     pub fn poll_in_place(&mut self, max: usize) -> Option<Polled> {
         self.release_held();
         if self.pending_closed.is_none() && self.state != State::Done {
-            match self.whole_data_frame_at_front(max) {
+            match self.whole_data_frame_at_front(self.skip, max) {
                 Some(Ok((n, len, text))) => {
+                    let start = self.skip + n;
                     self.held = HeldAt {
-                        start: n as u8,
+                        start,
                         text,
-                        end: n + len,
+                        end: start + len,
                     };
                     let kind = if text {
                         DataKind::Text
@@ -81,7 +82,7 @@ impl Connection {
     /// it holds one (until the next poll).
     pub fn held(&self) -> Option<&[u8]> {
         let h = &self.held;
-        (h.end != 0).then(|| &self.rx[h.start as usize..h.end])
+        (h.end != 0).then(|| &self.rx[h.start..h.end])
     }
 
     /// An owned copy of the held message, as [`Connection::poll_event`]
@@ -101,7 +102,7 @@ impl Connection {
     #[inline]
     pub fn echo_held(&mut self) -> Result<(), SendError> {
         let HeldAt { start, text, end } = self.held;
-        let (start, len) = (start as usize, end.wrapping_sub(start as usize));
+        let len = end.wrapping_sub(start);
         let plain = end != 0
             && self.state == State::Open
             && self.send_partial.is_none()
@@ -143,8 +144,23 @@ impl Connection {
     pub fn release_held(&mut self) {
         let end = std::mem::take(&mut self.held).end;
         if end != 0 {
-            // `rx` was cleared if the connection ended since.
-            self.rx.advance(end.min(self.rx.len()));
+            // Advanced past later, with the rest of the batch.
+            self.skip = end;
+        }
+    }
+
+    /// Advances `rx` past what was read in place (one `BytesMut` update for
+    /// a batch of messages: one per message cost ~35 instructions each).
+    #[inline(always)]
+    pub(super) fn consume_skipped(&mut self) {
+        let skip = std::mem::take(&mut self.skip);
+        if skip != 0 {
+            self.rx.advance(skip.min(self.rx.len()));
+            // A message still held lies past what was skipped.
+            if self.held.end != 0 {
+                self.held.start -= skip;
+                self.held.end -= skip;
+            }
         }
     }
 
@@ -160,12 +176,10 @@ impl Connection {
     }
 }
 
-/// Where the held message lies in `rx` (`end` 0: none held).
+/// Where the held message's payload lies in `rx` (`end` 0: none held).
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct HeldAt {
-    /// Header length.
-    start: u8,
+    start: usize,
     text: bool,
-    /// Header and payload length.
     end: usize,
 }

@@ -76,8 +76,11 @@ pub struct Connection {
     rng: Option<Box<ChaCha12Rng>>,
     state: State,
     rx: BytesMut,
-    /// The message `poll_in_place` holds at the front of `rx`.
+    /// The message `poll_in_place` holds in `rx`.
     held: in_place::HeldAt,
+    /// Bytes at the front of `rx` already read in place: advanced past
+    /// once per batch (`consume_skipped`), not once per message.
+    skip: usize,
     eof: bool,
     cur: Option<recv::Current>,
     msg: Option<recv::Partial>,
@@ -148,6 +151,7 @@ impl Connection {
             state: State::Open,
             rx: BytesMut::new(),
             held: Default::default(),
+            skip: 0,
             eof: false,
             cur: None,
             msg: None,
@@ -244,6 +248,7 @@ impl Connection {
     /// [`Connection::handle_timeout`]), so a busy connection keeps its
     /// buffers and allocates nothing per message.
     pub fn shrink_buffers(&mut self) {
+        self.consume_skipped();
         if self.rx.is_empty() && self.cur.is_none() && self.rx.capacity() > 0 {
             self.rx = BytesMut::new();
             // Quiet since: the next read starts small again.

@@ -80,6 +80,7 @@ impl Connection {
     /// The buffer to read the transport into, with spare capacity reserved.
     /// Append to it (e.g. `read_buf`), then call [`Connection::handle_received`].
     pub fn recv_buffer(&mut self) -> &mut BytesMut {
+        self.consume_skipped();
         let size = self.read_size as usize;
         let (want, whole_frame) = match &self.cur {
             // Room for the rest of the current frame, within reason.
@@ -141,6 +142,8 @@ impl Connection {
         self.arm_release(now);
         if self.state == State::Done {
             self.rx.clear();
+            self.skip = 0;
+            self.held = Default::default();
         }
     }
 
@@ -155,6 +158,7 @@ impl Connection {
     /// A message [`Connection::poll_in_place`] held is let go first.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.release_held();
+        self.consume_skipped();
         loop {
             if let Some(closed) = self.pending_closed.take() {
                 return Some(Event::Closed(*closed));
@@ -194,7 +198,8 @@ impl Connection {
     /// event.
     #[inline]
     fn whole_data_frame(&mut self) -> Option<Result<Event, ProtocolError>> {
-        let (n, len, text) = match self.whole_data_frame_at_front(usize::MAX)? {
+        debug_assert_eq!(self.skip, 0, "poll_event consumes what was skipped first");
+        let (n, len, text) = match self.whole_data_frame_at_front(0, usize::MAX)? {
             Ok(f) => f,
             Err(e) => return Some(Err(e)),
         };
@@ -209,19 +214,21 @@ impl Connection {
         }))
     }
 
-    /// The checks of [`Connection::whole_data_frame`] for a payload of at
-    /// most `max` bytes, then the payload unmasked and validated where it
-    /// lies: `(header length, payload length, text)`, nothing consumed
-    /// (on an error, the frame is consumed).
+    /// The checks of [`Connection::whole_data_frame`] for a frame `base`
+    /// bytes into `rx` with a payload of at most `max` bytes, then the
+    /// payload unmasked and validated where it lies: `(header length,
+    /// payload length, text)`, nothing consumed (on an error, the frame is
+    /// marked consumed: `skip`).
     #[inline(always)]
     pub(super) fn whole_data_frame_at_front(
         &mut self,
+        base: usize,
         max: usize,
     ) -> Option<Result<(usize, usize, bool), ProtocolError>> {
         if self.cur.is_some() || self.msg.is_some() || self.config.deliver_fragments() {
             return None;
         }
-        let Ok(Some((h, n))) = FrameHeader::decode(&self.rx) else {
+        let Ok(Some((h, n))) = FrameHeader::decode(&self.rx[base..]) else {
             return None;
         };
         let text = match h.opcode {
@@ -234,7 +241,7 @@ impl Connection {
             return None;
         }
         let len = h.payload_len;
-        if len > (self.rx.len() - n) as u64
+        if len > (self.rx.len() - base - n) as u64
             || len > self.config.max_frame_size() as u64
             || len > self.config.max_message_size() as u64
             || len > max as u64
@@ -242,14 +249,14 @@ impl Connection {
             return None;
         }
         let len = len as usize;
-        let payload = &mut self.rx[n..n + len];
+        let payload = &mut self.rx[base + n..base + n + len];
         if let Some(key) = h.mask {
             apply_mask(payload, key, 0);
         }
         if text {
             let ok = self.utf8.feed(payload).and_then(|()| self.utf8.finish());
             if ok.is_err() {
-                self.rx.advance(n + len);
+                self.skip = base + n + len;
                 return Some(Err(ProtocolError::InvalidUtf8));
             }
         }
@@ -569,6 +576,7 @@ impl Connection {
         };
         self.state = State::Done;
         self.rx = BytesMut::new();
+        self.skip = 0;
         self.held = Default::default();
         self.cur = None;
         self.msg = None;
