@@ -9,8 +9,9 @@
 //! [`Connection::send_fragment`], [`Connection::close`].
 //!
 //! This file holds the state and the timers' handling; `recv.rs` the input,
-//! `in_place.rs` messages read where they arrived, `send.rs` the commands and frame writing, `event.rs` the public event
-//! types, `prepared.rs` [`PreparedMessage`], `timers.rs` the deadlines.
+//! `in_place.rs` messages read where they arrived, `send.rs` the commands and
+//! frame writing, `event.rs` the public event types, `prepared.rs`
+//! [`PreparedMessage`], `timers.rs` the deadlines.
 
 mod event;
 mod in_place;
