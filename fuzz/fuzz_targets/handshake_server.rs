@@ -178,8 +178,12 @@ fuzz_target!(|input: &[u8]| {
 
 /// The head as an HTTP/2 extended CONNECT.
 fn check_extended_connect(req: &http::Request<()>, limit: u8) {
-    let protocol = [None, Some("websocket"), Some("WebSocket"), Some("webtransport")]
-        [usize::from(limit & 3)];
+    let protocol = [
+        None,
+        Some("websocket"),
+        Some("WebSocket"),
+        Some("webtransport"),
+    ][usize::from(limit & 3)];
     let mut h2 = http::Request::new(());
     *h2.method_mut() = if limit & 4 == 0 {
         http::Method::CONNECT
@@ -224,7 +228,10 @@ fn check_extended_connect(req: &http::Request<()>, limit: u8) {
             }
             let (mut client, _) = ClientHandshake::extended_connect(&creq);
             let done = client.handle_response(r.status(), r.headers().clone(), Default::default());
-            assert!(done.is_ok(), "our HTTP/2 client rejects the answer: {done:?}");
+            assert!(
+                done.is_ok(),
+                "our HTTP/2 client rejects the answer: {done:?}"
+            );
             if let Some(p) = offered.first() {
                 let accept = Accept {
                     protocol: Some(p.to_string()),

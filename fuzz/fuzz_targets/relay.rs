@@ -60,7 +60,11 @@ fuzz_target!(|input: &[u8]| {
         f.encode(f.header.mask, &mut out);
         let wire = &data[at..at + f.wire_len];
         if out.len() == f.wire_len {
-            assert_eq!(&out[..], wire, "re-encoded frame differs from its wire bytes");
+            assert_eq!(
+                &out[..],
+                wire,
+                "re-encoded frame differs from its wire bytes"
+            );
         } else {
             // A non-minimal length form comes back minimal: same frame, fewer bytes.
             assert!(out.len() < f.wire_len);
