@@ -2,34 +2,17 @@
 //! the owned path (`poll_event`, `send`): the same messages, the same
 //! bytes written, and the refusals.
 
-use bytes::Buf;
+mod common;
+
+use common::{drain as wire, encode_frame};
 use proptest::prelude::*;
 use std::time::Instant;
 use wsx_proto::{Config, Connection, DataKind, Event, Held, Message, Polled, SendError};
 
-/// A masked client frame.
+/// A masked client frame, appended to `out`.
 fn frame(out: &mut Vec<u8>, fin: bool, opcode: u8, payload: &[u8], key: [u8; 4]) {
-    out.push(if fin { 0x80 } else { 0 } | opcode);
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&key);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-}
-
-fn wire(c: &mut Connection) -> Vec<u8> {
-    let out = c.transmit();
-    let mut v = Vec::new();
-    while out.has_remaining() {
-        let n = out.chunk().len();
-        v.extend_from_slice(out.chunk());
-        out.advance(n);
-    }
-    v
+    let b0 = if fin { 0x80 } else { 0 } | opcode;
+    out.extend(encode_frame(b0, Some(key), payload));
 }
 
 /// What a client sends: one-frame messages, fragmented ones, pings,
