@@ -61,7 +61,8 @@ fn printed(mut p: Child, lines: usize) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
         if let Ok(s) = rx.recv_timeout(Duration::from_millis(100)) {
-            last = s;
+            // Only whole lines: a read can end inside one.
+            last = s[..s.rfind('\n').map_or(0, |i| i + 1)].to_string();
             if last.lines().count() >= lines {
                 break;
             }

@@ -250,7 +250,7 @@ impl Output {
                 .unwrap_or_default(),
                 (Event::Conn(c), true) => serde_json::to_string(c).unwrap_or_default(),
             };
-            let _ = writeln!(self.out, "{line}");
+            write_line(&mut self.out, line);
         }
         if let Some((file, payloads)) = &mut self.record {
             let json = match e {
@@ -271,10 +271,19 @@ impl Output {
                 Event::Conn(c) => serde_json::to_string(c),
             };
             if let Ok(j) = json {
-                let _ = writeln!(file, "{j}");
+                write_line(file, j);
             }
         }
     }
+}
+
+/// Writes `line` and its newline with one `write_all`: the buffer then
+/// reaches the file only at line ends, so a reader following the file
+/// (`tail -f | jq`) never sees half an event (`writeln!` writes in
+/// pieces, and a full buffer went out mid-line).
+fn write_line(to: &mut impl Write, mut line: String) {
+    line.push('\n');
+    let _ = to.write_all(line.as_bytes());
 }
 
 /// Relays every connection `server` accepts to `config.upstream`, reporting
