@@ -24,9 +24,7 @@
 //! server.handle_data(&bytes, now);
 //! assert_eq!(server.poll_event(), Some(Event::Text("hi".into())));
 //! ```
-// One exception, allowed where it stands: calling the mask loop compiled
-// for the vector width the CPU was found to have (mask.rs).
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod close;
