@@ -335,3 +335,47 @@ pub async fn serve(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::write_line;
+    use std::io::{BufWriter, Write};
+
+    /// Records each write that reaches it, as a file would see them.
+    #[derive(Debug, Default)]
+    struct Writes(Vec<Vec<u8>>);
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn events_reach_the_file_only_as_whole_lines() {
+        // A small buffer, lines shorter and longer than it.
+        let mut out = BufWriter::with_capacity(64, Writes::default());
+        let mut expected = Vec::new();
+        for n in [10usize, 50, 30, 100, 5, 63, 64, 200, 1] {
+            let line = format!("{{\"n\":\"{}\"}}", "x".repeat(n));
+            expected.extend_from_slice(line.as_bytes());
+            expected.push(b'\n');
+            write_line(&mut out, line);
+        }
+        let writes = out.into_inner().unwrap().0;
+        assert!(writes.len() > 1, "the buffer filled and was written out");
+        for w in &writes {
+            assert_eq!(
+                w.last(),
+                Some(&b'\n'),
+                "a write ended mid-line: {:?}",
+                String::from_utf8_lossy(w)
+            );
+        }
+        assert_eq!(writes.concat(), expected);
+    }
+}
